@@ -1,0 +1,35 @@
+# Everything from nothing: `make test` and `make quickstart` create the virtualenv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= 2
+
+.PHONY: install quickstart test lint services bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+quickstart: install
+	$(BIN)/sink quickstart
+
+services:
+	bash .ci/services
+
+lint: install
+	$(BIN)/ruff check sink tests benchmarks
+	$(BIN)/lint-imports
+
+test: install services lint
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -p no:cacheprovider
+
+bench: install services
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .quickstart build *.egg-info

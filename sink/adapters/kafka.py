@@ -1,0 +1,194 @@
+"""The Kafka edge: a group consumer with manual commits (worker.Source) and an idempotent producer
+for dead-letter records and reports (routing.Publisher). Errors are classified by KafkaError code."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from ..errors import BrokerUnavailable, DeadLetterUnavailable, FatalError
+from ..model import Coord, RawRecord
+
+log = logging.getLogger("sink.kafka")
+
+TP = tuple[str, int]
+Headers = list[tuple[str, bytes | None]]
+
+# Commit failures that mean "the group moved on": the revoke path already settled what it could.
+_COMMIT_REBALANCED = (
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+)
+
+
+def consumer_config(bootstrap: str, group_id: str, overrides: Mapping[str, str]) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "client.id": f"kafka-sql-sink-{group_id}",
+    }
+    config.update(overrides)
+    config["enable.auto.commit"] = False  # offsets move only when records settled: not negotiable
+    return config
+
+
+def to_raw(message: Message) -> RawRecord:
+    _kind, timestamp = message.timestamp()
+    headers = tuple(message.headers() or ())
+    return RawRecord(
+        Coord(message.topic(), message.partition(), message.offset()),
+        message.key(),
+        message.value(),
+        headers,
+        timestamp if timestamp >= 0 else None,
+    )
+
+
+class KafkaSource:
+    """worker.Source over confluent_kafka.Consumer."""
+
+    def __init__(self, config: Mapping[str, Any], topics: tuple[str, ...], topics_regex: str | None) -> None:
+        self._consumer = Consumer(dict(config))
+        self._topics = (
+            [topics_regex if topics_regex.startswith("^") else "^" + topics_regex] if topics_regex else list(topics)
+        )
+        self._paused: list[TopicPartition] = []
+
+    def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
+        def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            on_assign([(p.topic, p.partition) for p in partitions])
+
+        def revoked(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            on_revoke([(p.topic, p.partition) for p in partitions])
+
+        self._consumer.subscribe(self._topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+
+    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
+        records = []
+        for message in self._consumer.consume(num_messages=max_records, timeout=timeout):
+            error = message.error()
+            if error is None:
+                records.append(to_raw(message))
+            else:
+                self._on_error(error)
+        return records
+
+    @staticmethod
+    def _on_error(error: KafkaError) -> None:
+        if error.fatal():
+            raise FatalError(f"Kafka consumer: {error.str()}")
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        # librdkafka reconnects by itself; an unreachable broker is an outage to wait out, not a stop.
+        log.warning("Kafka consumer: %s", error.str())
+
+    def commit(self, offsets: Mapping[TP, int]) -> None:
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        for attempt in range(5):
+            try:
+                self._consumer.commit(offsets=partitions, asynchronous=False)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.code() in _COMMIT_REBALANCED:
+                    log.info("commit skipped, the group is rebalancing: %s", error.str())
+                    return
+                if not error.retriable() or attempt == 4:
+                    raise BrokerUnavailable(f"offset commit failed: {error.str()}") from None
+                time.sleep(0.2 * 2**attempt)
+
+    def pause(self) -> None:
+        self._paused = self._consumer.assignment()
+        if self._paused:
+            self._consumer.pause(self._paused)
+
+    def resume(self) -> None:
+        if self._paused:
+            self._consumer.resume(self._paused)
+        self._paused = []
+
+    def lag(self) -> int | None:
+        """Records behind the end of the log, from the high watermarks cached from fetches."""
+        try:
+            assignment = self._consumer.assignment()
+            if not assignment:
+                return 0
+            total = 0
+            for position in self._consumer.position(assignment):
+                _low, high = self._consumer.get_watermark_offsets(position, cached=True)
+                if high < 0 or position.offset < 0:
+                    return None
+                total += max(0, high - position.offset)
+            return total
+        except (KafkaException, RuntimeError):
+            return None
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()  # leaves the group at once instead of waiting for the session to expire
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("closing the consumer: %s", exc)
+
+    def committed(self, partitions: list[TP], timeout: float = 10.0) -> dict[TP, int]:
+        result = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
+        return {(tp.topic, tp.partition): tp.offset for tp in result}
+
+
+class KafkaPublisher:
+    """routing.Publisher: idempotent producer, acks=all; `flush` blocks until every record is acked."""
+
+    def __init__(self, bootstrap: str, overrides: Mapping[str, str], flush_timeout_s: float = 60.0) -> None:
+        config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "client.id": "kafka-sql-sink-producer",
+        }
+        config.update(overrides)
+        self._producer = Producer(config)
+        self._flush_timeout = flush_timeout_s
+
+    def publish(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        timestamp: int | None,
+        on_done: Callable[[Exception | None], None],
+    ) -> None:
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            on_done(None if error is None else KafkaException(error))
+
+        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers, "on_delivery": delivered}
+        if timestamp is not None:
+            kwargs["timestamp"] = timestamp
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+                break
+            except BufferError:  # local queue full: serve delivery reports, then try again
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def flush(self) -> None:
+        deadline = time.monotonic() + self._flush_timeout
+        while self._producer.flush(1.0) > 0:
+            if time.monotonic() > deadline:
+                raise DeadLetterUnavailable(
+                    f"{len(self._producer)} dead-letter/report records not acknowledged after "
+                    f"{self._flush_timeout:.0f} s"
+                )
+
+    def close(self) -> None:
+        self._producer.flush(5.0)

@@ -1,0 +1,118 @@
+"""Per-table buffers that close on count, age or schema change; last write wins by key.
+
+A batch keeps every row (each needs its outcome) but is written as *units*: one per primary key,
+holding "delete first?" and the final row. Insert mode never merges two inserts of one key (the
+second must fail as it would on its own), so such a batch is written in several *segments*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Batch, Op, Row, TableSpec
+from .schema import merge_inferred
+
+
+@dataclass(slots=True)
+class Unit:
+    """All rows of one key in one segment, collapsed to the statements that produce the final state."""
+
+    key: Any
+    rows: list[Row] = field(default_factory=list)
+    delete_first: bool = False
+    final: Row | None = None  # the row to insert/upsert/update after the optional delete
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        if row.op is Op.DELETE:
+            self.delete_first, self.final = True, None
+        else:
+            self.final = row
+
+
+def segments(rows: tuple[Row, ...], insert_mode: bool) -> Iterator[list[Unit]]:
+    """Rows as lists of units, in order. A segment never holds a key twice except as delete+write."""
+    units: dict[Any, Unit] = {}
+    for row in rows:
+        key = _unit_key(row)
+        unit = units.get(key)
+        if unit is not None and insert_mode and unit.final is not None and row.op is Op.UPSERT:
+            yield list(units.values())
+            units, unit = {}, None
+        if unit is None:
+            unit = units[key] = Unit(key)
+        unit.add(row)
+    if units:
+        yield list(units.values())
+
+
+def _unit_key(row: Row) -> Any:
+    # Without a primary key every record is its own unit.
+    return tuple(row.key.values()) if row.key else row.coord
+
+
+@dataclass(slots=True)
+class _Buffer:
+    spec: TableSpec
+    schema_id: Any
+    inferred: bool
+    opened_at: float
+    rows: list[Row] = field(default_factory=list)
+
+    def accepts(self, row: Row) -> bool:
+        if row.op is Op.DELETE or (self.inferred and row.inferred):
+            return True
+        return row.schema_id == self.schema_id and row.spec == self.spec
+
+    def add(self, row: Row) -> None:
+        merge = row.op is Op.UPSERT and row.inferred and self.inferred
+        if merge and any(self.spec.column(c.name) != c for c in row.spec.columns):
+            self.spec = merge_inferred(self.spec, row.spec.columns)
+        self.rows.append(row)
+
+    def close(self) -> Batch:
+        return Batch(self.spec.name, self.spec, tuple(self.rows), self.inferred)
+
+
+class Batcher:
+    """Buffers rows per table. `add` returns the batches it closed; `due` those past their age."""
+
+    def __init__(self, max_rows: int, max_wait_ms: int, clock: Callable[[], float]) -> None:
+        self.max_rows = max_rows
+        self.max_wait = max_wait_ms / 1000
+        self.clock = clock
+        self._buffers: dict[str, _Buffer] = {}
+
+    def __len__(self) -> int:
+        return sum(len(b.rows) for b in self._buffers.values())
+
+    def add(self, row: Row) -> list[Batch]:
+        closed = []
+        buffer = self._buffers.get(row.table)
+        if buffer is not None and not buffer.accepts(row):
+            closed.append(self._close(row.table))
+            buffer = None
+        if buffer is None:
+            buffer = self._open(row)
+        buffer.add(row)
+        if len(buffer.rows) >= self.max_rows:
+            closed.append(self._close(row.table))
+        return closed
+
+    def due(self) -> list[Batch]:
+        deadline = self.clock() - self.max_wait
+        return [self._close(t) for t, b in list(self._buffers.items()) if b.opened_at <= deadline]
+
+    def drain(self) -> list[Batch]:
+        return [self._close(table) for table in list(self._buffers)]
+
+    def _open(self, row: Row) -> _Buffer:
+        inferred = row.inferred or row.op is Op.DELETE
+        buffer = _Buffer(row.spec, row.schema_id, inferred, self.clock())
+        self._buffers[row.table] = buffer
+        return buffer
+
+    def _close(self, table: str) -> Batch:
+        return self._buffers.pop(table).close()

@@ -1,0 +1,182 @@
+"""Command line and composition root: the only module that wires the stages to the adapters.
+
+sink run   [--env-file F ...]   consume, write, commit until SIGTERM/SIGINT
+sink check [--env-file F ...]   validate the configuration, reach broker, registry and database
+sink quickstart                 embedded broker + SQLite, sample orders in, rows out, a summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from .batch import Batcher
+from .config import Settings, load_settings
+from .errors import ConfigError, FatalError, SinkError
+from .formats import make_decoder
+from .logs import setup_logging
+from .pipeline import Preparer, Writer, WriteRules
+from .routing import OutcomeRouter, RoutingRules
+from .transforms import MappingRules, RowMapper
+from .worker import LoopRules, Worker
+
+log = logging.getLogger("sink")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "quickstart":
+        from .quickstart import quickstart
+
+        return quickstart()
+    try:
+        settings = load_settings(args.env_file or ())
+    except ConfigError as exc:
+        print(f"sink: configuration error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    setup_logging(settings.log_level, settings.log_format)
+    if args.command == "check":
+        return check(settings)
+    return run(settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sink", description="Kafka topics into SQL tables.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "consume and write until stopped"),
+        ("check", "validate and reach every service"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument(
+            "--env-file",
+            action="append",
+            metavar="FILE",
+            help="env file with SINK_* settings; repeatable, later wins",
+        )
+    commands.add_parser("quickstart", help="run the sink end to end on an embedded broker and SQLite")
+    return parser
+
+
+# ------------------------------------------------------------------------------ run
+
+
+def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
+    """Wire a worker from settings; also return what must be closed afterwards."""
+    from .adapters.db import SqlStore, create_engine
+    from .adapters.kafka import KafkaPublisher, KafkaSource, consumer_config
+
+    store = SqlStore(create_engine(settings.database_url.get_secret_value()))
+    registry = _registry(settings)
+    preparer = Preparer(
+        make_decoder(settings.key_format, registry),
+        make_decoder(settings.value_format, registry),
+        RowMapper(_mapping_rules(settings)),
+    )
+    writer = Writer(store, WriteRules(settings.insert_mode, settings.auto_create, settings.auto_evolve))
+    routing = _routing_rules(settings)
+    publisher = None
+    if routing.dlq_topic or routing.result_topic or routing.error_topic:
+        publisher = KafkaPublisher(settings.bootstrap_servers, settings.producer_config())
+    source = KafkaSource(
+        consumer_config(settings.bootstrap_servers, settings.effective_group_id, settings.consumer_config()),
+        settings.topics,
+        settings.topics_regex,
+    )
+    worker = Worker(
+        source,
+        preparer,
+        writer,
+        Batcher(settings.batch_size, settings.batch_max_wait_ms, time.monotonic),
+        OutcomeRouter(routing, publisher),
+        _loop_rules(settings),
+        time.monotonic,
+        time.sleep,
+    )
+    closeables = [c for c in (publisher, store) if c is not None]
+    return worker, closeables
+
+
+def _registry(settings: Settings):  # type: ignore[no-untyped-def]
+    if not settings.uses_registry or not settings.schema_registry_url:
+        return None
+    from .adapters.registry import RegistrySchemaSource
+
+    return RegistrySchemaSource(settings.schema_registry_url, settings.registry_config())
+
+
+def _mapping_rules(s: Settings) -> MappingRules:
+    return MappingRules(
+        s.table_name_format, s.pk_mode, s.pk_fields, s.fields_include, s.fields_exclude, s.delete_enabled
+    )
+
+
+def _routing_rules(s: Settings) -> RoutingRules:
+    return RoutingRules(
+        connector_name=s.name,
+        tolerance=s.errors_tolerance,
+        dlq_topic=s.errors_deadletterqueue_topic_name,
+        dlq_context_headers=s.errors_deadletterqueue_context_headers_enable,
+        max_ratio=s.errors_deadletterqueue_max_ratio,
+        ratio_window=s.errors_deadletterqueue_ratio_window,
+        max_consecutive=s.errors_deadletterqueue_max_consecutive,
+        log_errors=s.errors_log_enable,
+        log_messages=s.errors_log_include_messages,
+        result_topic=s.reporter_result_topic_name,
+        error_topic=s.reporter_error_topic_name,
+    )
+
+
+def _loop_rules(s: Settings) -> LoopRules:
+    return LoopRules(
+        max_poll_records=min(s.batch_size, 5000),
+        stats_interval_s=s.log_stats_interval_ms / 1000,
+        retry_timeout_s=None if s.errors_retry_timeout_ms < 0 else s.errors_retry_timeout_ms / 1000,
+        retry_delay_max_s=s.errors_retry_delay_max_ms / 1000,
+        shutdown_timeout_s=s.shutdown_timeout_ms / 1000,
+    )
+
+
+def run(settings: Settings) -> int:
+    log.info(
+        "starting sink %r: group %s, topics %s, database %s",
+        settings.name,
+        settings.effective_group_id,
+        ",".join(settings.topics) or settings.topics_regex,
+        settings.safe_database_url(),
+    )
+    try:
+        worker, closeables = build_worker(settings)
+    except SinkError as exc:
+        log.error("cannot start: %s", exc)
+        return exc.exit_code if isinstance(exc, FatalError) else 1
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: flushing, committing and leaving the group", signal.Signals(signum).name)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = worker.run()
+    for closeable in closeables:
+        closeable.close() if hasattr(closeable, "close") else closeable.dispose()  # type: ignore[attr-defined]
+    log.info("stopped with exit code %d", code)
+    return code
+
+
+# ------------------------------------------------------------------------------ check
+
+
+def check(settings: Settings) -> int:
+    from .checks import run_checks
+
+    return run_checks(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

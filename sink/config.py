@@ -1,0 +1,245 @@
+"""The whole configuration surface, validated once at start-up.
+
+Names mirror Kafka Connect's options with dots as underscores and the prefix `SINK_`; every one is
+documented in config/README.md (a test keeps the two in step). Values come from env files given as
+`sink run --env-file a.env --env-file b.env` (later files win) and from the real environment,
+which wins over files. Any problem becomes one `ConfigError` line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import ConfigError
+
+ENV_PREFIX = "SINK_"
+PASSTHROUGH = ("consumer", "producer", "schema_registry")  # SINK_<GROUP>__<PROP> -> librdkafka "a.b.c"
+
+Format = Literal["avro", "protobuf", "json_schema", "connect_json", "json", "string"]
+REGISTRY_FORMATS = ("avro", "protobuf", "json_schema")
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_sources):  # type: ignore[no-untyped-def,override]
+        # load_settings() merges files and environment itself, so the precedence lives in one place.
+        return (init_settings,)
+
+    name: str = Field("sink", pattern=r"^[A-Za-z0-9._-]+$")
+    bootstrap_servers: str
+    group_id: str | None = None
+    topics: CommaList = ()
+    topics_regex: str | None = None
+    consumer: dict[str, SecretStr] = {}
+    producer: dict[str, SecretStr] = {}
+
+    key_format: Format = "string"
+    value_format: Format = "json"
+    schema_registry_url: str | None = None
+    schema_registry: dict[str, SecretStr] = {}
+
+    database_url: SecretStr
+    table_name_format: str = "${topic}"
+    insert_mode: Literal["insert", "upsert", "update"] = "insert"
+    pk_mode: Literal["none", "kafka", "record_key", "record_value", "record_header"] = "none"
+    pk_fields: CommaList = ()
+    fields_include: CommaList = ()
+    fields_exclude: CommaList = ()
+    delete_enabled: bool = False
+    auto_create: bool = False
+    auto_evolve: bool = False
+
+    batch_size: int = Field(3000, ge=1, le=1_000_000)
+    batch_max_wait_ms: int = Field(500, ge=0)
+
+    errors_tolerance: Literal["none", "all"] = "none"
+    errors_retry_timeout_ms: int = Field(-1, ge=-1)
+    errors_retry_delay_max_ms: int = Field(60_000, ge=1)
+    errors_deadletterqueue_topic_name: str | None = None
+    errors_deadletterqueue_context_headers_enable: bool = False
+    errors_deadletterqueue_max_ratio: float = Field(1.0, ge=0.0, le=1.0)
+    errors_deadletterqueue_ratio_window: int = Field(1000, ge=1)
+    errors_deadletterqueue_max_consecutive: int = Field(0, ge=0)
+    errors_log_enable: bool = False
+    errors_log_include_messages: bool = False
+    reporter_result_topic_name: str | None = None
+    reporter_error_topic_name: str | None = None
+
+    delivery_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    offsets_table: str = "__sink_offsets"
+
+    http_port: int | None = Field(None, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    log_stats_interval_ms: int = Field(10_000, ge=100)
+    shutdown_timeout_ms: int = Field(10_000, ge=100)
+
+    _split = field_validator("topics", "pk_fields", "fields_include", "fields_exclude", mode="before")(_split_commas)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("topics_regex")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_url(cls, value: SecretStr) -> SecretStr:
+        try:
+            url = make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL; use postgresql+psycopg://..., mysql+pymysql://... or sqlite:///file.db"
+            ) from None
+        if url.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite"):
+            raise ValueError(f"unsupported database {url.get_backend_name()!r}; use postgresql, mysql or sqlite")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        for problem in _contradictions(self):
+            raise ValueError(problem)
+        return self
+
+    # -------------------------------------------------------------- derived views
+
+    @property
+    def effective_group_id(self) -> str:
+        return self.group_id or f"sink-{self.name}"
+
+    def consumer_config(self) -> dict[str, str]:
+        return _librdkafka(self.consumer)
+
+    def producer_config(self) -> dict[str, str]:
+        return _librdkafka(self.producer)
+
+    def registry_config(self) -> dict[str, str]:
+        return _librdkafka(self.schema_registry)
+
+    @property
+    def uses_registry(self) -> bool:
+        return self.key_format in REGISTRY_FORMATS or self.value_format in REGISTRY_FORMATS
+
+    def safe_database_url(self) -> str:
+        """The database URL with its password masked, for logs and `sink check`."""
+        return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
+
+
+def _librdkafka(props: Mapping[str, SecretStr]) -> dict[str, str]:
+    return {key.lower().replace("_", "."): value.get_secret_value() for key, value in props.items()}
+
+
+def _contradictions(s: Settings) -> list[str]:
+    """Combinations that cannot work, each as 'SINK_X: why'; checked after the single values."""
+    problems = []
+    if bool(s.topics) == bool(s.topics_regex):
+        problems.append("SINK_TOPICS: set exactly one of SINK_TOPICS (comma list) or SINK_TOPICS_REGEX")
+    if s.delete_enabled and s.pk_mode != "record_key":
+        problems.append(f"SINK_DELETE_ENABLED: true requires SINK_PK_MODE=record_key (got {s.pk_mode})")
+    if s.insert_mode != "insert" and s.pk_mode == "none":
+        problems.append(f"SINK_INSERT_MODE: {s.insert_mode} needs a primary key; SINK_PK_MODE must not be none")
+    if s.pk_mode in ("record_value", "record_header") and not s.pk_fields:
+        problems.append(f"SINK_PK_FIELDS: required with SINK_PK_MODE={s.pk_mode}")
+    if s.pk_mode == "kafka" and s.pk_fields and len(s.pk_fields) != 3:
+        problems.append("SINK_PK_FIELDS: with SINK_PK_MODE=kafka give three names (topic, partition, offset)")
+    if s.uses_registry and not s.schema_registry_url:
+        problems.append("SINK_SCHEMA_REGISTRY_URL: required when a format is avro, protobuf or json_schema")
+    if "${topic}" not in s.table_name_format and s.topics_regex:
+        pass  # one table for many topics is allowed on purpose (fan-in)
+    return problems[:1]
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def known_variables() -> set[str]:
+    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def load_settings(env_files: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None) -> Settings:
+    """Read env files (later wins) and the environment (wins over files); raise one-line ConfigError."""
+    merged: dict[str, str] = {}
+    for path in env_files:
+        merged.update(_read_env_file(Path(path)))
+    merged.update(os.environ if environ is None else environ)
+    values = {k[len(ENV_PREFIX) :].lower(): v for k, v in merged.items() if k.upper().startswith(ENV_PREFIX)}
+    try:
+        return Settings(**_nest(values))
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def _nest(values: Mapping[str, str]) -> dict[str, Any]:
+    """`consumer__session_timeout_ms` -> {"consumer": {"session_timeout_ms": ...}}; others unchanged."""
+    nested: dict[str, Any] = {}
+    for key, value in values.items():
+        group, sep, prop = key.partition("__")
+        if sep and group in PASSTHROUGH:
+            nested.setdefault(group, {})[prop] = value
+        elif key in Settings.model_fields:
+            nested[key] = value
+    return nested
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise ConfigError(f"--env-file: {path} does not exist or is not a file")
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    known = known_variables()
+    for name in values:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        group, sep, prop = upper[len(ENV_PREFIX) :].partition("__")
+        if not (sep and prop and group.lower() in PASSTHROUGH):
+            raise ConfigError(f"{upper}: unknown variable in {path} (see config/README.md for the allowed names)")
+    return values
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation problem as one line: `SINK_X: what is allowed (got ...)`."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in err["loc"]]
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if not loc:  # model-level validator: the message already names its variable
+        return message
+    name = ENV_PREFIX + loc[0].upper() + ("__" + "__".join(loc[1:]).upper() if len(loc) > 1 else "")
+    if err["type"] == "missing":
+        return f"{name}: required, not set"
+    shown = err.get("input")
+    got = "" if loc[0] in ("database_url",) or shown is None or isinstance(shown, dict) else f" (got {shown!r})"
+    return f"{name}: {message}{got}"

@@ -1,0 +1,97 @@
+"""The exception tree. Three kinds of failure, three reactions:
+
+    SinkError
+      RecordError            a bad record: dead-letter it (errors.tolerance=all) or stop (none)
+        DecodeError            bytes that the configured format cannot read
+        MappingError           a decoded record that cannot become a row (missing key, bad type)
+        RecordRejected         the database refused the row (SQLSTATE class 22 data, 23 integrity)
+      RetriableError         the world is down: pause, keep polling, back off, retry; never dead-letter
+        DatabaseUnavailable    SQLSTATE 08*, 40001, 40P01, 53*, 57P01, lost connections
+        BrokerUnavailable      Kafka cannot be reached
+        RegistryUnavailable    the Schema Registry does not answer
+      FatalError             an operator is needed: stop without committing, exit non-zero
+        ConfigError            bad or contradictory configuration (exit code 2)
+        SchemaEvolutionRefused a schema change the sink will not apply on its own
+        DeadLetterUnavailable  the dead-letter or report topic cannot be written
+
+Adapters classify at the edge by code (SQLSTATE, KafkaError.code()), never by message text.
+"""
+
+from __future__ import annotations
+
+from .model import Coord, Stage
+
+
+class SinkError(Exception):
+    """Base of every error the sink raises on purpose."""
+
+
+class RecordError(SinkError):
+    stage: Stage = Stage.TASK_PUT
+
+    def __init__(self, message: str, *, stage: Stage | None = None, coord: Coord | None = None) -> None:
+        super().__init__(message)
+        if stage is not None:
+            self.stage = stage
+        self.coord = coord
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class DecodeError(RecordError):
+    stage = Stage.VALUE_CONVERTER
+
+
+class MappingError(RecordError):
+    stage = Stage.TRANSFORMATION
+
+
+class RecordRejected(RecordError):
+    """The database refused a row. `sqlstate` is the database's own code."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, coord: Coord | None = None) -> None:
+        super().__init__(message, stage=Stage.TASK_PUT, coord=coord)
+        self.sqlstate = sqlstate
+
+
+class RetriableError(SinkError):
+    pass
+
+
+class DatabaseUnavailable(RetriableError):
+    pass
+
+
+class BrokerUnavailable(RetriableError):
+    pass
+
+
+class RegistryUnavailable(RetriableError):
+    pass
+
+
+class FatalError(SinkError):
+    exit_code: int = 1
+
+
+class ConfigError(FatalError):
+    exit_code = 2
+
+
+class SchemaEvolutionRefused(FatalError):
+    pass
+
+
+class DeadLetterUnavailable(FatalError):
+    pass
+
+
+class RecordStop(FatalError):
+    """A record error with errors.tolerance=none: stop at this record, commit nothing past it."""
+
+    def __init__(self, coord: Coord, error: RecordError) -> None:
+        super().__init__(f"record {coord} failed at {error.stage}: {error}")
+        self.coord = coord
+        self.error = error

@@ -1,0 +1,149 @@
+"""Kafka Connect and Debezium logical types: their column type and their Python value.
+
+Connect JSON, Avro (`connect.name`) and Protobuf all carry the same logical names, so the
+knowledge of what `io.debezium.time.MicroTimestamp` means lives here once.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..model import ColumnType, Kind
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+EPOCH_LOCAL = dt.datetime(1970, 1, 1)
+EPOCH_DATE = dt.date(1970, 1, 1)
+MIDNIGHT = dt.datetime(1970, 1, 1)
+
+CONNECT_DECIMAL = "org.apache.kafka.connect.data.Decimal"
+DEBEZIUM_VARIABLE_DECIMAL = "io.debezium.data.VariableScaleDecimal"
+DEFAULT_DECIMAL_PRECISION = 38
+
+
+def decimal_from_bytes(raw: bytes, scale: int) -> decimal.Decimal:
+    """Connect/Avro decimals: big-endian two's complement unscaled integer."""
+    unscaled = int.from_bytes(raw, "big", signed=True)
+    return decimal.Decimal(unscaled).scaleb(-scale)
+
+
+def _bytes(value: Any) -> bytes:
+    return base64.b64decode(value) if isinstance(value, str) else bytes(value)
+
+
+def _decimal(params: Mapping[str, Any]) -> Callable[[Any], decimal.Decimal]:
+    scale = int(params.get("scale", 0))
+
+    def convert(value: Any) -> decimal.Decimal:
+        if isinstance(value, int | float | str) and not isinstance(value, bool) and not _looks_base64(value):
+            return decimal.Decimal(str(value))
+        return decimal_from_bytes(_bytes(value), scale)
+
+    return convert
+
+
+def _looks_base64(value: Any) -> bool:
+    # Connect's JsonConverter writes decimals as base64 text by default, numbers with decimal.format=NUMERIC.
+    if not isinstance(value, str):
+        return False
+    try:
+        decimal.Decimal(value)
+        return False
+    except decimal.InvalidOperation:
+        return True
+
+
+def _variable_decimal(value: Any) -> decimal.Decimal:
+    return decimal_from_bytes(_bytes(value["value"]), int(value["scale"]))
+
+
+def _zoned(value: Any) -> dt.datetime:
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _zoned_time(value: Any) -> dt.time:
+    parsed = dt.datetime.fromisoformat("1970-01-01T" + str(value).replace("Z", "+00:00"))
+    return parsed.timetz()
+
+
+def _json_text(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _time(unit_us: int) -> Callable[[Any], dt.time]:
+    return lambda v: (MIDNIGHT + dt.timedelta(microseconds=int(v) * unit_us // 1)).time()
+
+
+def _nano_time(v: Any) -> dt.time:
+    return (MIDNIGHT + dt.timedelta(microseconds=int(v) // 1000)).time()
+
+
+def _instant(unit_us: float) -> Callable[[Any], dt.datetime]:
+    return lambda v: EPOCH + dt.timedelta(microseconds=int(int(v) * unit_us))
+
+
+def _local(unit_us: float) -> Callable[[Any], dt.datetime]:
+    return lambda v: EPOCH_LOCAL + dt.timedelta(microseconds=int(int(v) * unit_us))
+
+
+def _date(v: Any) -> dt.date:
+    return EPOCH_DATE + dt.timedelta(days=int(v))
+
+
+# name -> (column type from the schema parameters, converter from the wire value)
+LOGICAL: dict[str, tuple[Callable[[Mapping[str, Any]], ColumnType], Callable[[Any], Any] | None]] = {
+    CONNECT_DECIMAL: (
+        lambda p: ColumnType(
+            Kind.DECIMAL,
+            precision=int(p.get("connect.decimal.precision", p.get("precision", DEFAULT_DECIMAL_PRECISION))),
+            scale=int(p.get("scale", 0)),
+        ),
+        None,  # needs the parameters: see converter()
+    ),
+    "org.apache.kafka.connect.data.Date": (lambda p: ColumnType(Kind.DATE), _date),
+    "org.apache.kafka.connect.data.Time": (lambda p: ColumnType(Kind.TIME, precision=3), _time(1000)),
+    "org.apache.kafka.connect.data.Timestamp": (
+        lambda p: ColumnType(Kind.TIMESTAMP, precision=3),
+        _instant(1000),
+    ),
+    "io.debezium.time.Date": (lambda p: ColumnType(Kind.DATE), _date),
+    "io.debezium.time.Time": (lambda p: ColumnType(Kind.TIME, precision=3), _time(1000)),
+    "io.debezium.time.MicroTime": (lambda p: ColumnType(Kind.TIME, precision=6), _time(1)),
+    "io.debezium.time.NanoTime": (lambda p: ColumnType(Kind.TIME, precision=6), _nano_time),
+    "io.debezium.time.Timestamp": (lambda p: ColumnType(Kind.LOCAL_TIMESTAMP, precision=3), _local(1000)),
+    "io.debezium.time.MicroTimestamp": (lambda p: ColumnType(Kind.LOCAL_TIMESTAMP, precision=6), _local(1)),
+    "io.debezium.time.NanoTimestamp": (
+        lambda p: ColumnType(Kind.LOCAL_TIMESTAMP, precision=6),
+        _local(0.001),
+    ),
+    "io.debezium.time.ZonedTimestamp": (lambda p: ColumnType(Kind.TIMESTAMP, precision=6), _zoned),
+    "io.debezium.time.ZonedTime": (lambda p: ColumnType(Kind.TIME, precision=6), _zoned_time),
+    "io.debezium.time.Year": (lambda p: ColumnType(Kind.INT32), int),
+    "io.debezium.data.Json": (lambda p: ColumnType(Kind.JSON), _json_text),
+    "io.debezium.data.Uuid": (lambda p: ColumnType(Kind.UUID), lambda v: uuid.UUID(str(v))),
+    "io.debezium.data.Enum": (lambda p: ColumnType(Kind.STRING), str),
+    "io.debezium.data.Bits": (lambda p: ColumnType(Kind.BYTES), _bytes),
+    DEBEZIUM_VARIABLE_DECIMAL: (
+        lambda p: ColumnType(Kind.DECIMAL, precision=DEFAULT_DECIMAL_PRECISION, scale=None),
+        _variable_decimal,
+    ),
+}
+
+
+def column_type(name: str | None, params: Mapping[str, Any] | None = None) -> ColumnType | None:
+    """The column type of a logical name, or None when the name is not a logical type we know."""
+    entry = LOGICAL.get(name or "")
+    return entry[0](params or {}) if entry else None
+
+
+def converter(name: str | None, params: Mapping[str, Any] | None = None) -> Callable[[Any], Any] | None:
+    """The wire-value converter of a logical name (None: the value is used as it is)."""
+    if name == CONNECT_DECIMAL:
+        return _decimal(params or {})
+    entry = LOGICAL.get(name or "")
+    return entry[1] if entry else None

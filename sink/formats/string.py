@@ -1,0 +1,16 @@
+"""`string`: UTF-8 text, one STRING column (Kafka Connect's StringConverter)."""
+
+from __future__ import annotations
+
+from ..errors import DecodeError
+from ..model import ColumnType, Kind, Payload
+
+STRING = ColumnType(Kind.STRING)
+
+
+class StringDecoder:
+    def decode(self, data: bytes) -> Payload:
+        try:
+            return Payload(data.decode("utf-8"), STRING)
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"not valid UTF-8 at byte {exc.start}: {exc.reason}") from None

@@ -1,0 +1,221 @@
+"""The plain data that flows between the stages: frozen dataclasses, no I/O.
+
+    RawRecord --formats--> Decoded --transforms--> Row --batch--> Batch --pipeline--> Outcome
+
+Schemas travel in a neutral form (`Field`, `FieldType`) that every format maps into and that
+`schema.py` maps to a `TableSpec` of neutral `ColumnType`s; only a dialect turns those into SQL.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Coord:
+    """Where a record lives in Kafka; travels with everything derived from it."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    coord: Coord
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+    timestamp: int | None = None  # milliseconds since the epoch, as Kafka gives it
+
+    @property
+    def size(self) -> int:
+        return len(self.key or b"") + len(self.value or b"")
+
+
+# ---------------------------------------------------------------------------- neutral schemas
+
+
+class Kind(enum.StrEnum):
+    """Neutral column kinds. Logical types (decimal, timestamps, uuid, json) are kinds of their own."""
+
+    INT8 = "int8"
+    INT16 = "int16"
+    INT32 = "int32"
+    INT64 = "int64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    BOOLEAN = "boolean"
+    STRING = "string"
+    BYTES = "bytes"
+    DECIMAL = "decimal"
+    DATE = "date"
+    TIME = "time"
+    TIMESTAMP = "timestamp"  # an instant: zone-aware
+    LOCAL_TIMESTAMP = "local_timestamp"  # a wall-clock reading without zone
+    UUID = "uuid"
+    JSON = "json"  # nested records, maps, arrays of non-primitives
+    ARRAY = "array"  # array of a primitive kind (native arrays where the database has them)
+
+
+INTEGER_KINDS = (Kind.INT8, Kind.INT16, Kind.INT32, Kind.INT64)
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnType:
+    kind: Kind
+    precision: int | None = None  # decimal precision; fractional-second digits for time kinds
+    scale: int | None = None  # decimal scale
+    length: int | None = None  # bounded strings / fixed bytes
+    item: ColumnType | None = None  # element type of ARRAY
+
+    def __str__(self) -> str:
+        if self.kind is Kind.DECIMAL:
+            return f"decimal({self.precision},{self.scale})"
+        if self.kind is Kind.ARRAY and self.item:
+            return f"array<{self.item}>"
+        if self.length:
+            return f"{self.kind}({self.length})"
+        return str(self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = True
+    default: Any = None
+    has_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+# ---------------------------------------------------------------------------- records
+
+
+# What a format knows of a key or value: a struct (its columns), a primitive (one type), or nothing
+# (schemaless data, whose columns schema.py infers from the values).
+Shape = tuple[Column, ...] | ColumnType | None
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One decoded key or value. `schema_id` identifies the writer schema version, if any."""
+
+    data: Any
+    shape: Shape = None
+    schema_id: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded record; `value.data is None` is a tombstone."""
+
+    raw: RawRecord
+    key: Payload
+    value: Payload
+
+    @property
+    def coord(self) -> Coord:
+        return self.raw.coord
+
+
+class Op(enum.StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One write for one table. `key` holds the primary-key values (empty with pk mode none)."""
+
+    raw: RawRecord
+    table: str
+    op: Op
+    key: Mapping[str, Any]
+    values: Mapping[str, Any]
+    spec: TableSpec
+    schema_id: Any = None
+    inferred: bool = False  # spec inferred from schemaless data: merge, never alter existing columns
+
+    @property
+    def coord(self) -> Coord:
+        return self.raw.coord
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Rows for one table under one spec, in record order. Dedup happens at write time."""
+
+    table: str
+    spec: TableSpec
+    rows: tuple[Row, ...]
+    inferred: bool = False  # spec inferred from schemaless data: evolution only adds columns
+
+
+# ---------------------------------------------------------------------------- outcomes
+
+
+class Status(enum.StrEnum):
+    WRITTEN = "written"
+    DELETED = "deleted"
+    SKIPPED = "skipped"
+    DEAD_LETTERED = "dead_lettered"
+    FAILED = "failed"  # record error with tolerance all and no dead-letter topic: logged and passed
+
+
+class Stage(enum.StrEnum):
+    """Kafka Connect's stage names, used in dead-letter headers and reports."""
+
+    KEY_CONVERTER = "KEY_CONVERTER"
+    VALUE_CONVERTER = "VALUE_CONVERTER"
+    HEADER_CONVERTER = "HEADER_CONVERTER"
+    TRANSFORMATION = "TRANSFORMATION"
+    TASK_PUT = "TASK_PUT"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    raw: RawRecord
+    status: Status
+    table: str | None = None
+    operation: str | None = None  # insert / update / upsert / delete / skip
+    key: Any = None
+    stage: Stage | None = None
+    error: Exception | None = None
+
+    @property
+    def coord(self) -> Coord:
+        return self.raw.coord
+
+
+@dataclass(slots=True)
+class Counters:
+    """Running totals for the periodic log line and the final summary."""
+
+    records_in: int = 0
+    rows_written: int = 0
+    rows_deleted: int = 0
+    batches: int = 0
+    dead_lettered: int = 0
+    failed: int = 0
+    commits: int = 0
+    extra: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,163 @@
+"""Decoded record -> Row: primary-key mode, field filters, table routing, tombstones.
+
+Kafka Connect's JDBC sink vocabulary: `pk.mode` none / kafka / record_key / record_value /
+record_header, `pk.fields`, `fields.whitelist` (include) / exclude, `delete.enabled`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import MappingError
+from .model import Column, ColumnType, Decoded, Kind, Op, Payload, Row, Stage, TableSpec
+from .schema import infer_columns, infer_type
+
+KAFKA_FIELDS = ("__connect_topic", "__connect_partition", "__connect_offset")
+KAFKA_TYPES = (ColumnType(Kind.STRING, length=249), ColumnType(Kind.INT32), ColumnType(Kind.INT64))
+DEFAULT_KEY_FIELD = "__connect_key"
+DEFAULT_VALUE_FIELD = "__connect_value"
+
+
+@dataclass(frozen=True, slots=True)
+class MappingRules:
+    table_name_format: str = "${topic}"
+    pk_mode: str = "none"
+    pk_fields: tuple[str, ...] = ()
+    fields_include: tuple[str, ...] = ()
+    fields_exclude: tuple[str, ...] = ()
+    delete_enabled: bool = False
+
+
+class RowMapper:
+    """Turns decoded records into rows. Specs built from a registry/Connect schema are cached by
+    schema id, so a schema costs its mapping once, not once per record."""
+
+    def __init__(self, rules: MappingRules) -> None:
+        self.rules = rules
+        self._specs: dict[tuple[str, Any, Any], TableSpec] = {}
+
+    def table_name(self, topic: str) -> str:
+        return self.rules.table_name_format.replace("${topic}", topic)
+
+    def to_row(self, record: Decoded) -> Row | None:
+        """The row for a record; None for a tombstone that is not to delete anything."""
+        table = self.table_name(record.coord.topic)
+        if record.value.data is None:
+            return self._delete(record, table) if self.rules.delete_enabled else None
+        key_values, key_columns = self._key(record)
+        values, value_columns = self._value(record.value)
+        values = {**values, **key_values}
+        inferred = record.value.shape is None or (record.key.shape is None and self.rules.pk_mode == "record_key")
+        spec = self._spec(table, record, key_columns, value_columns, inferred)
+        return Row(record.raw, table, Op.UPSERT, key_values, values, spec, record.value.schema_id, inferred)
+
+    # -------------------------------------------------------------- key
+
+    def _delete(self, record: Decoded, table: str) -> Row:
+        key_values, key_columns = self._key(record)
+        spec = TableSpec(table, key_columns, tuple(key_values))
+        return Row(record.raw, table, Op.DELETE, key_values, key_values, spec, None, True)
+
+    def _key(self, record: Decoded) -> tuple[dict[str, Any], tuple[Column, ...]]:
+        mode = self.rules.pk_mode
+        if mode == "none":
+            return {}, ()
+        if mode == "kafka":
+            return self._kafka_key(record)
+        if mode == "record_key":
+            return self._fields(record.key, self.rules.pk_fields, "record key", DEFAULT_KEY_FIELD)
+        if mode == "record_value":
+            values, columns = self._fields(record.value, self.rules.pk_fields, "record value", DEFAULT_VALUE_FIELD)
+            return values, columns
+        return self._header_key(record)
+
+    def _kafka_key(self, record: Decoded) -> tuple[dict[str, Any], tuple[Column, ...]]:
+        names = self.rules.pk_fields or KAFKA_FIELDS
+        coord = record.coord
+        values = dict(zip(names, (coord.topic, coord.partition, coord.offset), strict=True))
+        return values, tuple(Column(n, t, nullable=False) for n, t in zip(names, KAFKA_TYPES, strict=True))
+
+    def _header_key(self, record: Decoded) -> tuple[dict[str, Any], tuple[Column, ...]]:
+        headers = dict(record.raw.headers)
+        values: dict[str, Any] = {}
+        for name in self.rules.pk_fields:
+            raw = headers.get(name)
+            if raw is None:
+                raise MappingError(f"primary-key header {name!r} is missing or null", stage=Stage.TRANSFORMATION)
+            values[name] = raw.decode("utf-8", "replace")
+        return values, tuple(Column(n, ColumnType(Kind.STRING, length=255), nullable=False) for n in values)
+
+    def _fields(
+        self, payload: Payload, wanted: tuple[str, ...], what: str, default_name: str
+    ) -> tuple[dict[str, Any], tuple[Column, ...]]:
+        """Primary-key fields from a struct, or the single primitive as one key column."""
+        data = payload.data
+        if data is None:
+            raise MappingError(f"{what} is null but SINK_PK_MODE needs it for the primary key")
+        if not isinstance(data, Mapping):
+            name = wanted[0] if wanted else default_name
+            column_type = payload.shape if isinstance(payload.shape, ColumnType) else infer_type(data)
+            return {name: data}, (Column(name, _key_type(column_type), nullable=False),)
+        names = wanted or tuple(data)
+        missing = [n for n in names if data.get(n) is None]
+        if missing:
+            raise MappingError(f"{what} has no value for primary-key field(s) {', '.join(map(repr, missing))}")
+        shape = {c.name: c for c in payload.shape} if isinstance(payload.shape, tuple) else {}
+        columns = tuple(
+            Column(n, _key_type(shape[n].type if n in shape else infer_type(data[n])), nullable=False) for n in names
+        )
+        return {n: data[n] for n in names}, columns
+
+    # -------------------------------------------------------------- value
+
+    def _value(self, payload: Payload) -> tuple[dict[str, Any], tuple[Column, ...] | None]:
+        data = payload.data
+        if not isinstance(data, Mapping):
+            column_type = payload.shape if isinstance(payload.shape, ColumnType) else infer_type(data)
+            return {DEFAULT_VALUE_FIELD: data}, (Column(DEFAULT_VALUE_FIELD, column_type or ColumnType(Kind.STRING)),)
+        values = self._filtered(data)
+        if isinstance(payload.shape, tuple):
+            columns = tuple(c for c in payload.shape if c.name in values)
+            return values, columns
+        return values, None
+
+    def _filtered(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        include, exclude = self.rules.fields_include, self.rules.fields_exclude
+        if not include and not exclude:
+            return dict(data)
+        return {k: v for k, v in data.items() if (not include or k in include) and k not in exclude}
+
+    # -------------------------------------------------------------- spec
+
+    def _spec(
+        self,
+        table: str,
+        record: Decoded,
+        key_columns: tuple[Column, ...],
+        value_columns: tuple[Column, ...] | None,
+        inferred: bool,
+    ) -> TableSpec:
+        if value_columns is None or inferred:
+            values = record.value.data if isinstance(record.value.data, Mapping) else {}
+            value_columns = value_columns or infer_columns(self._filtered(values))
+            return _build(table, key_columns, value_columns)
+        cache_key = (table, record.key.schema_id, record.value.schema_id)
+        spec = self._specs.get(cache_key)
+        if spec is None:
+            spec = self._specs[cache_key] = _build(table, key_columns, value_columns)
+        return spec
+
+
+def _key_type(column_type: ColumnType | None) -> ColumnType:
+    # Primary keys must be bounded on MySQL/MariaDB; 255 characters keeps an index possible everywhere.
+    if column_type is None or (column_type.kind is Kind.STRING and column_type.length is None):
+        return ColumnType(Kind.STRING, length=255)
+    return column_type
+
+
+def _build(table: str, key_columns: tuple[Column, ...], value_columns: tuple[Column, ...]) -> TableSpec:
+    key_names = {c.name for c in key_columns}
+    columns = key_columns + tuple(c for c in value_columns if c.name not in key_names)
+    return TableSpec(table, columns, tuple(c.name for c in key_columns))
