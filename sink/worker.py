@@ -11,7 +11,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .batch import Batcher
 from .errors import FatalError, RecordError, RecordStop, RetriableError
@@ -21,6 +21,8 @@ from .pipeline import Preparer, Writer
 from .routing import OutcomeRouter
 
 log = logging.getLogger("sink.worker")
+
+T = TypeVar("T")
 
 
 class Source(Protocol):
@@ -75,6 +77,8 @@ class Worker:
         self.counters = Counters()
         self._stopping = False
         self._ready: deque[Batch] = deque()  # closed batches waiting to be written, in order
+        self._held: deque[RawRecord] = deque()  # polled during a back-off, processed next step
+        self._revoked: set[TopicPartition] = set()
         self._last_commit = self._last_stats = clock()
         router.bind(self.tracker, self.counters)
 
@@ -106,8 +110,8 @@ class Worker:
             return 1
 
     def _step(self) -> None:
-        records = self.source.poll(self.rules.max_poll_records, self.rules.poll_timeout_s)
-        for raw in records:
+        held, self._held = self._held, deque()
+        for raw in (*held, *self.source.poll(self.rules.max_poll_records, self.rules.poll_timeout_s)):
             self._on_record(raw)
         self._flush(self.batcher.due())
         if self.clock() - self._last_commit >= self.rules.commit_interval_s:
@@ -138,10 +142,12 @@ class Worker:
     # -------------------------------------------------------------- records
 
     def _on_record(self, raw: RawRecord) -> None:
+        if (raw.coord.topic, raw.coord.partition) in self._revoked:
+            return  # held across a rebalance: the partition's new owner reads it again
         self.tracker.track(raw.coord)
         self.counters.records_in += 1
         try:
-            prepared = self.preparer.prepare(raw)
+            prepared = self._retrying(lambda: self.preparer.prepare(raw))
         except RecordError as error:
             self.router.record_failed(raw, error)
             return
@@ -153,23 +159,29 @@ class Worker:
     # -------------------------------------------------------------- writing
 
     def _flush(self, batches: Iterable[Batch] = (), deadline: float | None = None) -> None:
-        """Write the closed batches in order. Records that arrive during a retry only queue more."""
+        """Write the closed batches in order."""
         self._ready.extend(batches)
         while self._ready:
-            self._write_with_retry(self._ready.popleft(), deadline)
+            batch = self._ready.popleft()
+            outcomes = self._retrying(lambda: self.writer.write(batch), deadline)  # noqa: B023 - called at once
+            self.counters.batches += 1
+            self.router.settled(outcomes)
 
-    def _write_with_retry(self, batch: Batch, deadline: float | None) -> None:
+    # -------------------------------------------------------------- outages
+
+    def _retrying(self, attempt: Callable[[], T], deadline: float | None = None) -> T:
+        """Run `attempt`; while the world is down (RetriableError) pause the partitions, stay in the
+        group by polling, back off exponentially and try again, until it works or the budget ends."""
         delay = self.rules.retry_delay_initial_s
         started = self.clock()
         paused = False
         try:
             while True:
                 try:
-                    outcomes = self.writer.write(batch)
-                    break
+                    return attempt()
                 except RetriableError as exc:
                     if not paused:
-                        log.warning("database unavailable, pausing consumption and retrying: %s", exc)
+                        log.warning("outage, pausing consumption and retrying: %s", exc)
                         self.source.pause()
                         paused = True
                     self._check_retry_budget(exc, started, deadline)
@@ -178,10 +190,7 @@ class Worker:
         finally:
             if paused:
                 self.source.resume()
-        if paused:
-            log.info("database reachable again after %.1f s; resumed", self.clock() - started)
-        self.counters.batches += 1
-        self.router.settled(outcomes)
+                log.info("recovered after %.1f s; resumed consumption", self.clock() - started)
 
     def _check_retry_budget(self, exc: RetriableError, started: float, deadline: float | None) -> None:
         elapsed = self.clock() - started
@@ -192,11 +201,11 @@ class Worker:
             raise FatalError(f"could not flush before the shutdown deadline: {exc}")
 
     def _wait_in_group(self, seconds: float) -> None:
-        """Back off while polling, so the group sees us alive (no max.poll.interval.ms breach)."""
+        """Back off while polling, so the group sees us alive (no max.poll.interval.ms breach).
+        Records fetched before the pause took effect are held, in order, for the next step."""
         until = self.clock() + seconds
         while self.clock() < until:
-            for raw in self.source.poll(self.rules.max_poll_records, min(0.2, seconds)):
-                self._on_record(raw)  # fetched before the pause took effect: kept, in order
+            self._held.extend(self.source.poll(self.rules.max_poll_records, min(0.2, seconds)))
 
     # -------------------------------------------------------------- offsets
 
@@ -210,6 +219,7 @@ class Worker:
         self._last_commit = self.clock()
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        self._revoked.difference_update(partitions)
         log.info("assigned %s", _names(partitions))
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
@@ -225,6 +235,7 @@ class Worker:
         except (RetriableError, FatalError) as exc:
             log.warning("could not flush before giving up partitions (the new owner re-reads them): %s", exc)
         self.tracker.forget(partitions)
+        self._revoked.update(partitions)
 
     # -------------------------------------------------------------- progress
 
