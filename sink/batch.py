@@ -38,7 +38,9 @@ def segments(rows: tuple[Row, ...], insert_mode: bool) -> Iterator[list[Unit]]:
     for row in rows:
         key = _unit_key(row)
         unit = units.get(key)
-        if unit is not None and insert_mode and unit.final is not None and row.op is Op.UPSERT:
+        # Insert mode: an insert ends its unit. A later insert must meet the database on its own (a
+        # duplicate fails), and a later delete must not fold the insert away unattempted.
+        if unit is not None and insert_mode and unit.final is not None:
             yield list(units.values())
             units, unit = {}, None
         if unit is None:

@@ -78,7 +78,15 @@ def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
         make_decoder(settings.value_format, registry),
         RowMapper(_mapping_rules(settings)),
     )
-    writer = Writer(store, WriteRules(settings.insert_mode, settings.auto_create, settings.auto_evolve))
+    writer = Writer(
+        store,
+        WriteRules(
+            settings.insert_mode,
+            settings.auto_create,
+            settings.auto_evolve,
+            stop_at_rejection=settings.errors_tolerance == "none",
+        ),
+    )
     routing = _routing_rules(settings)
     publisher = None
     if routing.dlq_topic or routing.result_topic or routing.error_topic:

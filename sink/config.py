@@ -121,9 +121,10 @@ class Settings(BaseSettings):
     def _valid_url(cls, value: SecretStr) -> SecretStr:
         try:
             url = make_url(value.get_secret_value())
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError (a bad port) would quote the URL, password and all
             raise ValueError(
-                "not a database URL; use postgresql+psycopg://..., mysql+pymysql://... or sqlite:///file.db"
+                "not a database URL; use postgresql+psycopg://..., mysql+pymysql://... or sqlite:///file.db "
+                "(URL-encode '@', ':' and '/' in the password)"
             ) from None
         if url.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite"):
             raise ValueError(f"unsupported database {url.get_backend_name()!r}; use postgresql, mysql or sqlite")

@@ -39,8 +39,10 @@ def exception_class(error: Exception) -> str:
 
 
 def exception_message(error: Exception) -> str:
-    if isinstance(error, RecordRejected) and error.sqlstate:
-        return f"{error} (SQLSTATE {error.sqlstate})"
+    """The full reason; a database's rejection ends with its code, e.g. "(SQLSTATE 23514
+    check_violation)", "(MySQL error 1062 ER_DUP_ENTRY)", "(SQLITE_CONSTRAINT_CHECK)"."""
+    if isinstance(error, RecordRejected) and error.code:
+        return f"{error} ({error.code})"
     return str(error)
 
 
@@ -62,7 +64,9 @@ def context_headers(raw: RawRecord, error: RecordError, connector: str, task_id:
 
 
 def _stacktrace(error: Exception) -> str:
-    lines = traceback.format_exception(type(error), error, error.__traceback__)
+    # Only the error itself, not its __cause__: a database driver's error, as SQLAlchemy wraps it,
+    # quotes the statement's parameters, i.e. the values of other records of the batch.
+    lines = traceback.format_exception(type(error), error, error.__traceback__, chain=False)
     return "".join(lines).strip()
 
 

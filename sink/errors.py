@@ -39,6 +39,11 @@ class RecordError(SinkError):
     def reason(self) -> str:
         return str(self)
 
+    @property
+    def safe_reason(self) -> str:
+        """The reason without record values, for logs (the sink's own messages quote no values)."""
+        return str(self)
+
 
 class DecodeError(RecordError):
     stage = Stage.VALUE_CONVERTER
@@ -49,11 +54,46 @@ class MappingError(RecordError):
 
 
 class RecordRejected(RecordError):
-    """The database refused a row. `sqlstate` is the database's own code."""
+    """The database refused a row, with its own reason: `sqlstate` (PostgreSQL), `code` (the
+    database's code and condition name, e.g. "SQLSTATE 23514 check_violation", "MySQL 1062
+    ER_DUP_ENTRY", "SQLITE_CONSTRAINT_CHECK"), `constraint` and `column` where the database names them.
+    The message is the database's own and may quote values; `safe_reason` never does."""
 
-    def __init__(self, message: str, *, sqlstate: str | None = None, coord: Coord | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        sqlstate: str | None = None,
+        coord: Coord | None = None,
+        code: str | None = None,
+        constraint: str | None = None,
+        column: str | None = None,
+    ) -> None:
         super().__init__(message, stage=Stage.TASK_PUT, coord=coord)
         self.sqlstate = sqlstate
+        self.code = code or (f"SQLSTATE {sqlstate}" if sqlstate else None)
+        self.constraint = constraint
+        self.column = column
+
+    def for_record(self, coord: Coord) -> RecordRejected:
+        """The same rejection, attributed to one record (a batch failure bisected down to it)."""
+        return RecordRejected(
+            str(self),
+            sqlstate=self.sqlstate,
+            coord=coord,
+            code=self.code,
+            constraint=self.constraint,
+            column=self.column,
+        )
+
+    @property
+    def safe_reason(self) -> str:
+        parts = [f"rejected by the database ({self.code or 'no code'})"]
+        if self.constraint:
+            parts.append(f"constraint {self.constraint}")
+        if self.column:
+            parts.append(f"column {self.column}")
+        return "; ".join(parts)
 
 
 class RetriableError(SinkError):
@@ -89,9 +129,10 @@ class DeadLetterUnavailable(FatalError):
 
 
 class RecordStop(FatalError):
-    """A record error with errors.tolerance=none: stop at this record, commit nothing past it."""
+    """A record error with errors.tolerance=none: stop at this record, commit nothing past it.
+    `reason` defaults to the error's value-free `safe_reason` (what the exit line shows)."""
 
-    def __init__(self, coord: Coord, error: RecordError) -> None:
-        super().__init__(f"record {coord} failed at {error.stage}: {error}")
+    def __init__(self, coord: Coord, error: RecordError, reason: str | None = None) -> None:
+        super().__init__(f"record {coord} failed at {error.stage}: {reason or error.safe_reason}")
         self.coord = coord
         self.error = error

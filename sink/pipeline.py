@@ -1,9 +1,13 @@
 """The two halves of the work on records: `Preparer` (bytes -> Row) and `Writer` (Batch -> Outcomes).
 
 The writer owns table DDL (create, evolve) and bad-row isolation: a batch the database rejects is
-bisected, each half under its own savepoint, so the good rows land in the same transaction and only
-the rejected rows become record errors, each with the database's own reason. With k bad rows in n
-this costs about 2·k·log2(n/k) statements instead of n.
+bisected, each part under its own savepoint, so the good rows land in the same transaction and only
+the rejected rows become record errors, each with the database's own reason. The search finds
+the *first* rejected row of what is left (binary search over prefixes: a prefix that the database
+takes is kept under its released savepoint), then tries the rest whole again; with k bad rows in n
+this costs about k·(log2 n + 1) + 1 statements instead of n, and writes the good rows in order, so
+`stop_at_rejection` (errors.tolerance=none) can stop right at the first bad row with nothing after
+it written.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class WriteRules:
     insert_mode: str = "insert"
     auto_create: bool = False
     auto_evolve: bool = False
+    stop_at_rejection: bool = False  # errors.tolerance=none: write nothing after the first rejected row
 
 
 class Writer:
@@ -95,7 +100,8 @@ class Writer:
         outcomes: list[Outcome] = []
         with self.store.transaction() as tx:
             for segment in segments(batch.rows, self.rules.insert_mode == "insert"):
-                outcomes.extend(self._write_isolated(tx, spec, segment))
+                if not self._write_isolated(tx, spec, segment, outcomes):
+                    break  # stopped at a rejected row: the rows after it stay unwritten and unsettled
             if extra is not None:
                 extra(tx)
         return outcomes
@@ -124,21 +130,56 @@ class Writer:
 
     # -------------------------------------------------------------- isolation
 
-    def _write_isolated(self, tx: Transaction, spec: TableSpec, units: list[Unit]) -> Iterator[Outcome]:
+    def _write_isolated(self, tx: Transaction, spec: TableSpec, units: list[Unit], out: list[Outcome]) -> bool:
+        """Write `units` in order, each rejected unit isolated as a record error. False when stopped
+        at the first rejected unit (`stop_at_rejection`)."""
+        start = 0
+        while start < len(units):
+            if self._attempt(tx, spec, units, start, len(units), out) is None:
+                return True
+            bad, error = self._first_rejected(tx, spec, units, start, out)
+            if error is not None:
+                out.extend(_rejected(units[bad], error))
+                if self.rules.stop_at_rejection:
+                    return False
+            start = bad + 1
+        return True
+
+    def _first_rejected(
+        self, tx: Transaction, spec: TableSpec, units: list[Unit], start: int, out: list[Outcome]
+    ) -> tuple[int, RecordRejected | None]:
+        """Binary search for the first rejected unit of units[start:], which the database refused as
+        a whole; the good units before it are written on the way. Returns its index and the
+        database's reason (None if, tried alone, it went in after all)."""
+        low, high = start, len(units)  # the first rejected unit is in units[low:high]
+        error: RecordRejected | None = None  # the reason of units[low] alone, once known
+        while high - low > 1:
+            middle = (low + high) // 2
+            failure = self._attempt(tx, spec, units, low, middle, out)
+            if failure is None:
+                low = middle
+            else:
+                high = middle
+                error = failure if high - low == 1 else None
+        if error is None:
+            error = self._attempt(tx, spec, units, low, low + 1, out)
+        return low, error
+
+    def _attempt(
+        self, tx: Transaction, spec: TableSpec, units: list[Unit], start: int, stop: int, out: list[Outcome]
+    ) -> RecordRejected | None:
+        """One statement (per operation) for units[start:stop] under a savepoint: the outcomes on
+        success, the database's reason when it rejects them (rolled back to the savepoint)."""
+        chunk = units[start:stop]
         try:
             with tx.savepoint():
                 self._on_statement()
-                operations = tx.apply(spec, units, self.rules.insert_mode)
+                operations = tx.apply(spec, chunk, self.rules.insert_mode)
         except RecordRejected as exc:
-            if len(units) == 1:
-                yield from _rejected(units[0], exc)
-                return
-            middle = len(units) // 2
-            yield from self._write_isolated(tx, spec, units[:middle])
-            yield from self._write_isolated(tx, spec, units[middle:])
-            return
-        for index, unit in enumerate(units):
-            yield from _settled(spec.name, unit, operations.get(index), self.rules.insert_mode)
+            return exc
+        for index, unit in enumerate(chunk):
+            out.extend(_settled(spec.name, unit, operations.get(index), self.rules.insert_mode))
+        return None
 
 
 def _settled(table: str, unit: Unit, operation: str | None, mode: str) -> Iterator[Outcome]:
@@ -153,7 +194,7 @@ def _settled(table: str, unit: Unit, operation: str | None, mode: str) -> Iterat
 
 def _rejected(unit: Unit, exc: RecordRejected) -> Iterator[Outcome]:
     for row in unit.rows:
-        error = RecordRejected(str(exc), sqlstate=exc.sqlstate, coord=row.coord)
+        error = exc.for_record(row.coord)
         yield Outcome(row.raw, Status.FAILED, row.table, row.op.value, dict(row.key), Stage.TASK_PUT, error)
 
 

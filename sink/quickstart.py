@@ -117,7 +117,9 @@ def run_sink(bootstrap: str, database: Path, produced: dict[int, int]) -> tuple[
     return code, time.monotonic() - started
 
 
-def wait_until_committed(bootstrap: str, produced: dict[int, int], process: subprocess.Popen, timeout: float = 120) -> bool:
+def wait_until_committed(
+    bootstrap: str, produced: dict[int, int], process: subprocess.Popen, timeout: float = 120
+) -> bool:
     """Poll the group's committed offsets until they reach the end of every partition."""
     total = sum(produced.values())
     watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False})
@@ -141,7 +143,9 @@ def wait_until_committed(bootstrap: str, produced: dict[int, int], process: subp
 def summary(database: Path, produced: dict[int, int], expected_rows: int, seconds: float) -> int:
     with sqlite3.connect(database) as connection:
         rows = connection.execute('SELECT COUNT(*) FROM "orders"').fetchone()[0]
-        statuses = connection.execute('SELECT status, COUNT(*) FROM "orders" GROUP BY status ORDER BY 2 DESC').fetchall()
+        statuses = connection.execute(
+            'SELECT status, COUNT(*) FROM "orders" GROUP BY status ORDER BY 2 DESC'
+        ).fetchall()
         sample = connection.execute(
             'SELECT order_id, customer, amount, status, created_at FROM "orders" ORDER BY order_id LIMIT 5'
         ).fetchall()

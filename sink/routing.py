@@ -4,19 +4,24 @@ A record is settled when its transaction committed (WRITTEN/DELETED/SKIPPED) or 
 dead-letter producer acknowledged it; only then may its offset be committed. Record errors follow
 `errors.tolerance`: `none` stops at the record, `all` dead-letters it (or logs it when no topic is
 set). A flood limit turns "every record is bad" into a stop instead of a silent drain.
+
+Logs never carry record values (nor database messages, which may quote them) unless
+`errors.log.include.messages` asks for them; the dead-letter topic and the reports carry the full
+reason, next to the record they concern.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from . import deadletter, report
 from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
-from .model import Counters, Outcome, RawRecord, Stage, Status
+from .model import Coord, Counters, Outcome, RawRecord, Status
 from .offsets import OffsetTracker
 
 log = logging.getLogger("sink.errors")
@@ -37,7 +42,13 @@ class Publisher(Protocol):
         on_done: Callable[[Exception | None], None],
     ) -> None: ...
 
-    def flush(self) -> None: ...
+    def flush(self) -> None:
+        """Wait until everything published was acknowledged or failed (callbacks called)."""
+        ...
+
+
+class DeadLetterFlood(FatalError):
+    """Too many bad records: stop instead of draining a broken topic into the dead-letter queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +57,57 @@ class RoutingRules:
     tolerance: str = "none"
     dlq_topic: str | None = None
     dlq_context_headers: bool = False
-    max_ratio: float = 1.0  # dead-lettered share of the last `ratio_window` records that stops the worker
+    max_ratio: float = 1.0  # a bad share above this over the last `ratio_window` records stops the worker
     ratio_window: int = 1000
     max_consecutive: int = 0  # 0: no limit
     log_errors: bool = False
     log_messages: bool = False
     result_topic: str | None = None
     error_topic: str | None = None
+
+
+class Health:
+    """The flood limit. Records count in the order they are judged: good when prepared (a row for
+    a batch) or settled, bad when they fail; a row the database rejects later turns bad in the
+    window, so the ratio stays per record."""
+
+    def __init__(self, rules: RoutingRules) -> None:
+        self.rules = rules
+        self._window: OrderedDict[Coord, bool] = OrderedDict()
+        self.consecutive = 0
+
+    def good(self, coord: Coord) -> None:
+        self.consecutive = 0
+        self._note(coord, False)
+
+    def bad(self, coord: Coord) -> None:
+        self.consecutive += 1
+        self._note(coord, True)
+        limit = self.rules.max_consecutive
+        if limit and self.consecutive >= limit:
+            raise DeadLetterFlood(
+                f"{self.consecutive} bad records in a row, the last {coord} "
+                f"(SINK_ERRORS_DEADLETTERQUEUE_MAX_CONSECUTIVE={limit}); stopping instead of draining "
+                "the topic into the dead-letter queue"
+            )
+        window = self._window
+        if self.rules.max_ratio < 1.0 and len(window) >= self.rules.ratio_window:
+            ratio = sum(window.values()) / len(window)
+            if ratio > self.rules.max_ratio:
+                raise DeadLetterFlood(
+                    f"{ratio:.0%} of the last {len(window)} records failed, the last {coord} "
+                    f"(SINK_ERRORS_DEADLETTERQUEUE_MAX_RATIO={self.rules.max_ratio}); stopping instead of "
+                    "draining the topic into the dead-letter queue"
+                )
+
+    def _note(self, coord: Coord, bad: bool) -> None:
+        window = self._window
+        if coord in window:
+            window[coord] = window[coord] or bad
+            return
+        window[coord] = bad
+        while len(window) > self.rules.ratio_window:
+            window.popitem(last=False)
 
 
 class OutcomeRouter:
@@ -64,8 +119,7 @@ class OutcomeRouter:
         self.publisher = publisher
         self.tracker = OffsetTracker()
         self.counters = Counters()
-        self._recent: deque[bool] = deque(maxlen=rules.ratio_window)
-        self._consecutive = 0
+        self.health = Health(rules)
         self._broken: FatalError | None = None
 
     def bind(self, tracker: OffsetTracker, counters: Counters) -> None:
@@ -73,10 +127,15 @@ class OutcomeRouter:
 
     # -------------------------------------------------------------- outcomes
 
+    def accepted(self, raw: RawRecord) -> None:
+        """A record became a row for a batch: good so far, as far as the flood limit goes."""
+        self.health.good(raw.coord)
+
     def record_failed(self, raw: RawRecord, error: RecordError) -> None:
         self.settled([Outcome(raw, Status.FAILED, None, None, None, error.stage, error)])
 
     def settled(self, outcomes: Iterable[Outcome]) -> None:
+        self._raise_if_broken()
         for outcome in outcomes:
             if outcome.status is Status.FAILED:
                 self._failed(outcome)
@@ -84,7 +143,7 @@ class OutcomeRouter:
                 self._succeeded(outcome)
 
     def _succeeded(self, outcome: Outcome) -> None:
-        self._count_health(bad=False)
+        self.health.good(outcome.coord)
         if outcome.status is Status.WRITTEN:
             self.counters.rows_written += 1
         elif outcome.status is Status.DELETED:
@@ -96,18 +155,20 @@ class OutcomeRouter:
         error = outcome.error
         assert isinstance(error, RecordError)
         if self.rules.tolerance == "none":
-            raise RecordStop(outcome.coord, error)
-        self._count_health(bad=True)
-        self._log(outcome.raw, error)
+            raise RecordStop(outcome.coord, error, self._reason(error))
+        self.health.bad(outcome.coord)
         if self.rules.dlq_topic:
+            self._log(outcome.raw, error, always=False)
             self._dead_letter(outcome, error)
         else:
+            self._log(outcome.raw, error, always=True)  # no dead-letter topic: the log is the only trace
             self.counters.failed += 1
             self.tracker.settle(outcome.coord)
             self._report(self.rules.error_topic, outcome)
 
     def _dead_letter(self, outcome: Outcome, error: RecordError) -> None:
         assert self.publisher is not None and self.rules.dlq_topic
+        topic = self.rules.dlq_topic
         env = deadletter.envelope(
             outcome.raw,
             error,
@@ -117,15 +178,14 @@ class OutcomeRouter:
 
         def acknowledged(failure: Exception | None) -> None:
             if failure is not None:
-                self._broken = DeadLetterUnavailable(
-                    f"dead-letter topic {self.rules.dlq_topic!r} did not take {outcome.coord}: {failure}"
-                )
+                message = f"dead-letter topic {topic!r} did not take {outcome.coord}: {failure}"
+                self._break(DeadLetterUnavailable(message))
                 return
             self.counters.dead_lettered += 1
             self.tracker.settle(outcome.coord)
 
-        self.publisher.publish(self.rules.dlq_topic, env.key, env.value, env.headers, env.timestamp, acknowledged)
-        self._report(self.rules.error_topic, outcome)
+        self.publisher.publish(topic, env.key, env.value, env.headers, env.timestamp, acknowledged)
+        self._report(self.rules.error_topic, dataclasses.replace(outcome, status=Status.DEAD_LETTERED))
 
     # -------------------------------------------------------------- reports
 
@@ -135,7 +195,8 @@ class OutcomeRouter:
 
         def acknowledged(failure: Exception | None) -> None:
             if failure is not None:
-                self._broken = DeadLetterUnavailable(f"report topic {topic!r} did not take a report: {failure}")
+                message = f"report topic {topic!r} did not take the report on {outcome.coord}: {failure}"
+                self._break(DeadLetterUnavailable(message))
 
         self.publisher.publish(
             topic,
@@ -150,36 +211,29 @@ class OutcomeRouter:
         """Wait for every dead-letter record and report to be acknowledged (before a commit)."""
         if self.publisher is not None:
             self.publisher.flush()
+        self._raise_if_broken()
+
+    def _break(self, error: FatalError) -> None:
+        if self._broken is None:  # the first failure is the one to report
+            self._broken = error
+
+    def _raise_if_broken(self) -> None:
         if self._broken is not None:
             raise self._broken
 
-    # -------------------------------------------------------------- health
+    # -------------------------------------------------------------- logging
 
-    def _count_health(self, bad: bool) -> None:
-        self._consecutive = self._consecutive + 1 if bad else 0
-        self._recent.append(bad)
-        if not bad:
+    def _log(self, raw: RawRecord, error: RecordError, always: bool) -> None:
+        if not (self.rules.log_errors or always):
             return
-        limit = self.rules.max_consecutive
-        if limit and self._consecutive >= limit:
-            raise FatalError(
-                f"{self._consecutive} bad records in a row (SINK_ERRORS_DEADLETTERQUEUE_MAX_CONSECUTIVE={limit}); "
-                "stopping instead of draining the topic into the dead-letter queue"
-            )
-        window = self._recent
-        if len(window) == window.maxlen and self.rules.max_ratio < 1.0:
-            ratio = sum(window) / len(window)
-            if ratio > self.rules.max_ratio:
-                raise FatalError(
-                    f"{ratio:.0%} of the last {len(window)} records failed "
-                    f"(SINK_ERRORS_DEADLETTERQUEUE_MAX_RATIO={self.rules.max_ratio}); stopping instead of draining"
-                )
-
-    def _log(self, raw: RawRecord, error: RecordError) -> None:
-        if not self.rules.log_errors:
-            return
-        stage = error.stage.value if isinstance(error.stage, Stage) else error.stage
+        stage = error.stage.value
         if self.rules.log_messages:
-            log.warning("record %s failed at %s: %s; key=%r value=%r", raw.coord, stage, error, raw.key, raw.value)
+            log.warning(
+                "record %s failed at %s: %s; key=%r value=%r", raw.coord, stage, self._reason(error), raw.key, raw.value
+            )
         else:
-            log.warning("record %s failed at %s: %s", raw.coord, stage, error)
+            log.warning("record %s failed at %s: %s", raw.coord, stage, self._reason(error))
+
+    def _reason(self, error: RecordError) -> str:
+        """What a log line may say: the full reason only when values may be logged."""
+        return deadletter.exception_message(error) if self.rules.log_messages else error.safe_reason

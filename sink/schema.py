@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .errors import SchemaEvolutionRefused
-from .model import Column, ColumnType, Kind, TableSpec
+from .model import INTEGER_KINDS, Column, ColumnType, Kind, TableSpec
 
 _PYTHON_KINDS: tuple[tuple[type, ColumnType], ...] = (
     (bool, ColumnType(Kind.BOOLEAN)),  # before int: bool is an int
@@ -85,6 +85,19 @@ class Evolution:
     def __bool__(self) -> bool:
         return bool(self.add or self.widen or self.drop_not_null)
 
+    def apply(self, existing: TableSpec) -> TableSpec:
+        """The table as it will be afterwards (what a dialect that rebuilds tables creates)."""
+        new_types = {column.name: new_type for column, new_type in self.widen}
+        columns = [
+            replace(
+                c,
+                type=new_types.get(c.name, c.type),
+                nullable=c.nullable or c.name in self.drop_not_null,
+            )
+            for c in existing.columns
+        ]
+        return replace(existing, columns=(*columns, *self.add))
+
 
 class Compare:
     """How a stored type relates to a wanted one: fits as is, can be widened, or neither."""
@@ -133,7 +146,8 @@ def evolve(
     lenient: bool = False,
 ) -> Evolution:
     """What `existing` needs to accept rows of `wanted`. `lenient` (inferred schemas) only adds
-    columns: a type clash is then left to the database, which rejects the bad row alone."""
+    columns: a type clash is then left to the database, which rejects the bad row alone (except a
+    float for an integer column, which databases round instead of rejecting: refused)."""
     add, widen, drop_not_null = [], [], []
     for column in wanted.columns:
         current = existing.column(column.name)
@@ -141,15 +155,30 @@ def evolve(
             add.append(_addable(existing.name, column, lenient))
             continue
         if lenient:
+            if _rounds(current.type, column.type):
+                raise _refusal(existing.name, current, column.type)
             continue
-        verdict = compare(current.type, storage_type(column.type))
-        if verdict == Compare.WIDEN:
-            widen.append((current, column.type))
+        stored = storage_type(column.type)
+        verdict = compare(current.type, stored)
+        if verdict == Compare.WIDEN and not _keeps_key_bound(existing, current, stored):
+            widen.append((current, stored))
         elif verdict == Compare.INCOMPATIBLE:
             raise _refusal(existing.name, current, column.type)
         if column.nullable and not current.nullable and column.name not in existing.primary_key:
             drop_not_null.append(column.name)
     return Evolution(tuple(add), tuple(widen), tuple(drop_not_null))
+
+
+def _rounds(existing: ColumnType, inferred: ColumnType) -> bool:
+    # The one clash the database does not reject but silently rounds (1.5 into BIGINT stores 2 on
+    # PostgreSQL and MySQL): refused like any incompatible change instead of left to the database.
+    return existing.kind in INTEGER_KINDS and inferred.kind in (Kind.FLOAT32, Kind.FLOAT64)
+
+
+def _keeps_key_bound(existing: TableSpec, current: Column, wanted: ColumnType) -> bool:
+    # A bounded key column stays bounded (MySQL cannot index TEXT/BLOB): a longer key value is
+    # rejected row by row instead of the key becoming unindexable.
+    return current.name in existing.primary_key and current.type.length is not None and wanted.length is None
 
 
 def _addable(table: str, column: Column, lenient: bool) -> Column:

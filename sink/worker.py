@@ -7,6 +7,7 @@ the ports below, so the loop runs in unit tests against in-memory fakes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -15,7 +16,7 @@ from typing import Protocol, TypeVar
 
 from .batch import Batcher
 from .errors import FatalError, RecordError, RecordStop, RetriableError
-from .model import Batch, Counters, Outcome, RawRecord, Status
+from .model import Batch, Coord, Counters, Outcome, RawRecord, Row, Status
 from .offsets import OffsetTracker, TopicPartition
 from .pipeline import Preparer, Writer
 from .routing import OutcomeRouter
@@ -77,8 +78,9 @@ class Worker:
         self.counters = Counters()
         self._stopping = False
         self._ready: deque[Batch] = deque()  # closed batches waiting to be written, in order
-        self._held: deque[RawRecord] = deque()  # polled during a back-off, processed next step
-        self._revoked: set[TopicPartition] = set()
+        self._held: deque[RawRecord] = deque()  # polled, not yet prepared (also during a back-off)
+        self._stale: set[TopicPartition] = set()  # revoked while a record or batch of theirs was retried
+        self._backing_off = False
         self._last_commit = self._last_stats = clock()
         router.bind(self.tracker, self.counters)
 
@@ -98,21 +100,21 @@ class Worker:
             return 0
         except RecordStop as stop:
             log.error("stopping at the first bad record (SINK_ERRORS_TOLERANCE=none): %s", stop)
-            self._finish_after_failure(flush=True)
+            self._settle_then_close(self._before(stop.coord))
             return stop.exit_code
         except FatalError as fatal:
             log.error("fatal: %s", fatal)
-            self._finish_after_failure(flush=False)
+            self._settle_then_close()
             return fatal.exit_code
         except Exception:  # a bug: say where, keep what settled, never commit past it
             log.exception("unexpected error; stopping without committing unsettled records")
-            self._finish_after_failure(flush=False)
+            self._settle_then_close()
             return 1
 
     def _step(self) -> None:
-        held, self._held = self._held, deque()
-        for raw in (*held, *self.source.poll(self.rules.max_poll_records, self.rules.poll_timeout_s)):
-            self._on_record(raw)
+        self._held.extend(self.source.poll(self.rules.max_poll_records, self.rules.poll_timeout_s))
+        while self._held:
+            self._on_record(self._held.popleft())
         self._flush(self.batcher.due())
         if self.clock() - self._last_commit >= self.rules.commit_interval_s:
             self._commit()
@@ -121,19 +123,36 @@ class Worker:
 
     def _finish(self) -> None:
         self._flush(self.batcher.drain(), deadline=self.clock() + self.rules.shutdown_timeout_s)
-        self._commit()
+        if not self._commit():
+            log.error("the final offset commit failed: the records since the last commit will be read again")
         self._close()
 
-    def _finish_after_failure(self, flush: bool) -> None:
-        """Settle what came before the failure (never past it), then leave the group."""
+    def _settle_then_close(self, batches: Iterable[Batch] = ()) -> None:
+        """After a failure: write `batches` (what came before it, if anything), commit what settled
+        (never past an unsettled record), then leave the group."""
+        self._ready.clear()
         try:
-            if flush:
-                self._flush(self.batcher.drain(), deadline=self.clock() + self.rules.shutdown_timeout_s)
+            self._flush(batches, deadline=self.clock() + self.rules.shutdown_timeout_s)
+        except (FatalError, RetriableError) as exc:
+            log.error("could not write the records before the failure: %s", exc)
+        except Exception:
+            log.exception("could not write the records before the failure")
+        try:
             self._commit()
         except (FatalError, RetriableError) as exc:
-            log.error("could not settle the records before the failure: %s", exc)
+            log.error("not committing: %s", exc)
         finally:
             self._close()
+
+    def _before(self, coord: Coord) -> list[Batch]:
+        """The buffered rows that came before `coord` (and all of other partitions), as batches."""
+
+        def earlier(row: Row) -> bool:
+            c = row.coord
+            return (c.topic, c.partition) != (coord.topic, coord.partition) or c.offset < coord.offset
+
+        batches = [_only(batch, earlier) for batch in (*self._ready, *self.batcher.drain())]
+        return [b for b in batches if b.rows]
 
     def _close(self) -> None:
         self._log_stats(final=True)
@@ -142,36 +161,57 @@ class Worker:
     # -------------------------------------------------------------- records
 
     def _on_record(self, raw: RawRecord) -> None:
-        if (raw.coord.topic, raw.coord.partition) in self._revoked:
-            return  # held across a rebalance: the partition's new owner reads it again
         self.tracker.track(raw.coord)
         self.counters.records_in += 1
         try:
             prepared = self._retrying(lambda: self.preparer.prepare(raw))
         except RecordError as error:
+            if self._drop_if_stale(raw.coord):
+                return
             self.router.record_failed(raw, error)
+            return
+        if self._drop_if_stale(raw.coord):
             return
         if isinstance(prepared, Outcome):
             self.router.settled([prepared])
         else:
+            self.router.accepted(raw)
             self._ready.extend(self.batcher.add(prepared))
+
+    def _drop_if_stale(self, coord: Coord) -> bool:
+        """True when the record's partition was revoked while it was being retried."""
+        stale = (coord.topic, coord.partition) in self._stale
+        self._stale.clear()
+        return stale
 
     # -------------------------------------------------------------- writing
 
     def _flush(self, batches: Iterable[Batch] = (), deadline: float | None = None) -> None:
-        """Write the closed batches in order."""
+        """Write the closed batches in order, each retried through outages."""
         self._ready.extend(batches)
         while self._ready:
             batch = self._ready.popleft()
-            outcomes = self._retrying(lambda: self.writer.write(batch), deadline)  # noqa: B023 - called at once
+            outcomes = self._retrying(lambda: self._write(batch), deadline)  # noqa: B023 - called at once
+            self._stale.clear()
             self.counters.batches += 1
             self.router.settled(outcomes)
+
+    def _write(self, batch: Batch) -> list[Outcome]:
+        if self._stale:  # partitions revoked during the outage: their new owner writes those rows
+            batch = _only(batch, lambda row: (row.coord.topic, row.coord.partition) not in self._stale)
+            if not batch.rows:
+                return []
+        try:
+            return self.writer.write(batch)
+        except RecordError as exc:  # e.g. a deferred constraint at COMMIT: no single row to blame
+            raise FatalError(f"the database rejected a whole batch of {batch.table!r} at commit: {exc}") from exc
 
     # -------------------------------------------------------------- outages
 
     def _retrying(self, attempt: Callable[[], T], deadline: float | None = None) -> T:
         """Run `attempt`; while the world is down (RetriableError) pause the partitions, stay in the
-        group by polling, back off exponentially and try again, until it works or the budget ends."""
+        group by polling, back off exponentially and try again, until it works or the budget ends.
+        Never routes anything to the dead-letter queue."""
         delay = self.rules.retry_delay_initial_s
         started = self.clock()
         paused = False
@@ -184,8 +224,12 @@ class Worker:
                         log.warning("outage, pausing consumption and retrying: %s", exc)
                         self.source.pause()
                         paused = True
+                    else:
+                        log.info("still unavailable after %.1f s: %s", self.clock() - started, exc)
+                    if self._stopping and deadline is None:  # SIGTERM during an outage: wait a bounded time
+                        deadline = self.clock() + self.rules.shutdown_timeout_s
                     self._check_retry_budget(exc, started, deadline)
-                    self._wait_in_group(delay)
+                    self._wait_in_group(delay, deadline)
                     delay = min(delay * 2, self.rules.retry_delay_max_s)
         finally:
             if paused:
@@ -200,42 +244,74 @@ class Worker:
         if deadline is not None and self.clock() >= deadline:
             raise FatalError(f"could not flush before the shutdown deadline: {exc}")
 
-    def _wait_in_group(self, seconds: float) -> None:
+    def _wait_in_group(self, seconds: float, deadline: float | None = None) -> None:
         """Back off while polling, so the group sees us alive (no max.poll.interval.ms breach).
-        Records fetched before the pause took effect are held, in order, for the next step."""
+        Records fetched before the pause took effect are held, in order, for later; what settled
+        before the outage is committed meanwhile."""
         until = self.clock() + seconds
-        while self.clock() < until:
-            self._held.extend(self.source.poll(self.rules.max_poll_records, min(0.2, seconds)))
+        if deadline is not None:
+            until = min(until, deadline)
+        self._backing_off = True
+        try:
+            while self.clock() < until and not (self._stopping and deadline is None):
+                self._held.extend(self.source.poll(self.rules.max_poll_records, min(0.2, seconds)))
+                if self.clock() - self._last_commit >= self.rules.commit_interval_s:
+                    self._commit()
+        finally:
+            self._backing_off = False
 
     # -------------------------------------------------------------- offsets
 
-    def _commit(self) -> None:
-        self.router.flush()  # dead-letter and report acknowledgements settle records first
-        offsets = self.tracker.committable()
-        if offsets:
-            self.source.commit(offsets)
-            self.tracker.mark_committed(offsets)
-            self.counters.commits += 1
+    def _commit(self) -> bool:
+        """Commit the settled prefix of every partition, after the dead-letter records and reports
+        it covers are acknowledged. A commit the broker refuses is tried again next time."""
         self._last_commit = self.clock()
+        self.router.flush()  # raises when a dead-letter record or report could not be written
+        offsets = self.tracker.committable()
+        if not offsets:
+            return True
+        try:
+            self.source.commit(offsets)
+        except RetriableError as exc:
+            log.warning("offset commit failed, trying again later: %s", exc)
+            return False
+        self.tracker.mark_committed(offsets)
+        self.counters.commits += 1
+        return True
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        self._revoked.difference_update(partitions)
         log.info("assigned %s", _names(partitions))
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        """Flush and commit what we hold before the partitions move to another member."""
-        log.info("revoked %s: flushing and committing first", _names(partitions))
-        self._ready.extend(self.batcher.drain())
-        try:
-            while self._ready:
-                batch = self._ready.popleft()
-                self.counters.batches += 1
-                self.router.settled(self.writer.write(batch))
-            self._commit()
-        except (RetriableError, FatalError) as exc:
-            log.warning("could not flush before giving up partitions (the new owner re-reads them): %s", exc)
+        """Write and commit what we hold before the partitions move to another member; during an
+        outage drop it instead (the new owner, maybe us again, reads it from the committed offset)."""
+        revoked = set(partitions)
+        if self._backing_off:
+            log.warning("revoked %s during an outage: dropping what was read of them", _names(partitions))
+            self._stale |= revoked
+        else:
+            log.info("revoked %s: flushing and committing first", _names(partitions))
+            try:
+                self._ready.extend(self.batcher.drain())
+                while self._ready:
+                    batch = self._ready.popleft()
+                    self.counters.batches += 1
+                    self.router.settled(self.writer.write(batch))
+                self._commit()
+            except (RetriableError, FatalError) as exc:
+                log.warning("could not flush before giving up partitions (the new owner re-reads them): %s", exc)
+        self._drop(revoked)
         self.tracker.forget(partitions)
-        self._revoked.update(partitions)
+
+    def _drop(self, revoked: set[TopicPartition]) -> None:
+        """Forget every record and row of the revoked partitions that is not settled yet."""
+
+        def kept(coord: Coord) -> bool:
+            return (coord.topic, coord.partition) not in revoked
+
+        self._held = deque(raw for raw in self._held if kept(raw.coord))
+        batches = [_only(batch, lambda row: kept(row.coord)) for batch in (*self._ready, *self.batcher.drain())]
+        self._ready = deque(batch for batch in batches if batch.rows)
 
     # -------------------------------------------------------------- progress
 
@@ -259,6 +335,11 @@ class Worker:
     @property
     def idle(self) -> bool:
         return not self._ready and len(self.batcher) == 0 and self.tracker.unsettled() == 0
+
+
+def _only(batch: Batch, keep: Callable[[Row], bool]) -> Batch:
+    rows = tuple(row for row in batch.rows if keep(row))
+    return batch if len(rows) == len(batch.rows) else dataclasses.replace(batch, rows=rows)
 
 
 def _names(partitions: Iterable[TopicPartition]) -> str:

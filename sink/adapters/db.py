@@ -1,5 +1,5 @@
-"""The database edge: SQLAlchemy engine, reflection, transactions with savepoints, and the
-classification of database errors by code (SQLSTATE, MySQL errno, SQLite error name)."""
+"""The database edge: SQLAlchemy engine, reflection, transactions with savepoints. Errors are
+classified by code (SQLSTATE, MySQL errno, SQLite error name) in `dberrors`."""
 
 from __future__ import annotations
 
@@ -8,113 +8,22 @@ import datetime as dt
 import decimal
 import json
 import logging
-import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event, exc
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ..batch import Unit
 from ..dialects import Dialect, for_backend
-from ..errors import DatabaseUnavailable, FatalError, RecordRejected, SinkError
-from ..model import Column, ColumnType, Kind, TableSpec
+from ..model import ColumnType, Kind, TableSpec
 from ..schema import Evolution
+from .dberrors import classified, classify
 
 log = logging.getLogger("sink.db")
-
-
-# ------------------------------------------------------------------------------ classification
-
-PG_RETRIABLE_CLASSES = ("08", "53", "57")  # connection, insufficient resources, operator intervention
-PG_RETRIABLE_CODES = ("40001", "40P01")  # serialization failure, deadlock
-PG_RECORD_CLASSES = ("22", "23")  # data exception, integrity constraint violation
-
-MYSQL_RECORD_ERRNOS = frozenset(
-    {1048, 1062, 1264, 1265, 1292, 1366, 1406, 1451, 1452, 1364, 1690, 3819, 4025, 1411, 1367, 3140, 4078}
-)
-MYSQL_RETRIABLE_ERRNOS = frozenset({1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055, 1152, 1158, 1159})
-
-SQLITE_RECORD_NAMES = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG", "SQLITE_RANGE")
-SQLITE_RETRIABLE_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL")
-
-
-def classify(error: exc.DBAPIError) -> SinkError:
-    """A SQLAlchemy/DBAPI error as RecordRejected, DatabaseUnavailable or FatalError, by code."""
-    orig = error.orig
-    reason = _reason(orig)
-    if error.connection_invalidated:
-        return DatabaseUnavailable(f"connection lost: {reason}")
-    sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate:
-        return _classify_sqlstate(sqlstate, reason)
-    errno = _mysql_errno(orig)
-    if errno is not None:
-        return _classify_mysql(errno, reason)
-    if isinstance(orig, sqlite3.Error):
-        return _classify_sqlite(orig, reason)
-    if isinstance(error, exc.OperationalError | exc.InterfaceError):
-        return DatabaseUnavailable(reason)  # psycopg raises these without SQLSTATE when it cannot connect
-    return FatalError(f"database error: {reason}")
-
-
-def _classify_sqlstate(sqlstate: str, reason: str) -> SinkError:
-    if sqlstate[:2] in PG_RECORD_CLASSES:
-        return RecordRejected(reason, sqlstate=sqlstate)
-    if sqlstate[:2] in PG_RETRIABLE_CLASSES or sqlstate in PG_RETRIABLE_CODES:
-        return DatabaseUnavailable(f"{reason} (SQLSTATE {sqlstate})")
-    return FatalError(f"database error (SQLSTATE {sqlstate}): {reason}")
-
-
-def _mysql_errno(orig: Any) -> int | None:
-    module = type(orig).__module__
-    if module.startswith("pymysql") and orig.args and isinstance(orig.args[0], int):
-        return int(orig.args[0])
-    return None
-
-
-def _classify_mysql(errno: int, reason: str) -> SinkError:
-    if errno in MYSQL_RECORD_ERRNOS:
-        return RecordRejected(reason, sqlstate=f"MySQL {errno}")
-    if errno in MYSQL_RETRIABLE_ERRNOS:
-        return DatabaseUnavailable(f"{reason} (MySQL error {errno})")
-    return FatalError(f"database error (MySQL error {errno}): {reason}")
-
-
-def _classify_sqlite(orig: sqlite3.Error, reason: str) -> SinkError:
-    name = getattr(orig, "sqlite_errorname", "") or ""
-    if isinstance(orig, sqlite3.IntegrityError | sqlite3.DataError) or name.startswith(SQLITE_RECORD_NAMES):
-        return RecordRejected(reason, sqlstate=name or None)
-    if name.startswith(SQLITE_RETRIABLE_NAMES):
-        return DatabaseUnavailable(f"{reason} ({name})")
-    return FatalError(f"database error ({name or type(orig).__name__}): {reason}")
-
-
-def _reason(orig: Any) -> str:
-    diag = getattr(orig, "diag", None)  # psycopg: the server's own primary message, detail, constraint
-    if diag is not None and getattr(diag, "message_primary", None):
-        parts = [diag.message_primary]
-        if diag.message_detail:
-            parts.append(diag.message_detail)
-        if diag.constraint_name:
-            parts.append(f"constraint {diag.constraint_name}")
-        if diag.column_name:
-            parts.append(f"column {diag.column_name}")
-        return "; ".join(parts)
-    if orig is not None and getattr(orig, "args", None) and len(orig.args) >= 2:
-        return str(orig.args[1])
-    return str(orig).strip().splitlines()[0] if orig is not None else "unknown database error"
-
-
-@contextmanager
-def classified() -> Iterator[None]:
-    try:
-        yield
-    except exc.DBAPIError as error:
-        raise classify(error) from error
 
 
 # ------------------------------------------------------------------------------ the store
@@ -186,23 +95,32 @@ class SqlTransaction:
     def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
         table = self.store.sa_table(spec)
         key = spec.primary_key
-        deletes = [self.dialect.key_params(u.rows[-1].key) for u in units if u.delete_first]
+        deletes = [self.dialect.key_params(u.rows[-1].key, key) for u in units if u.delete_first]
         writes = [u.final.values for u in units if u.final is not None]
         if deletes:
             self.connection.execute(self.dialect.delete(table, key), deletes)
         if writes:
             statement, params = self._write(table, key, mode, writes)
-            self.connection.execute(statement, params)
+            reporting = self.dialect.reporting_inserts(statement) if mode == "upsert" else None
+            if reporting is None:
+                self.connection.execute(statement, params)
+                return {}
+            flags = self.connection.execute(reporting, params).scalars().all()
+            written = [index for index, unit in enumerate(units) if unit.final is not None]
+            return {index: "insert" if inserted else "update" for index, inserted in zip(written, flags, strict=True)}
         return {}
 
     def _write(self, table: sa.Table, key: Sequence[str], mode: str, rows: list[Any]) -> tuple[Any, list[dict]]:
-        bind = self.dialect.bind
-        names = [c.name for c in table.columns]
+        # Only the columns the records carry: a column they do not know keeps its value (upsert,
+        # update) or takes its DEFAULT (insert), as in Kafka Connect's JDBC sink.
+        carried = {name for row in rows for name in row}
+        names = [c.name for c in table.columns if c.name in carried or c.name in key]
         if mode == "update":
             params = [self.dialect.update_params(key, names, row) for row in rows]
             return self.dialect.update(table, key, names), params
+        bind = self.dialect.bind
         params = [{name: bind(row.get(name)) for name in names} for row in rows]
-        statement = self.dialect.upsert(table, key) if mode == "upsert" else self.dialect.insert(table)
+        statement = self.dialect.upsert(table, key, names) if mode == "upsert" else self.dialect.insert(table)
         return statement, params
 
     def execute(self, statement: Any, params: Any = None) -> Any:
@@ -218,7 +136,7 @@ class SqlStore:
         self.engine = engine
         self.dialect = for_backend(engine.dialect.name, engine.dialect)
         self._tables: dict[str, TableSpec | None] = {}
-        self._sa_tables: dict[TableSpec, sa.Table] = {}
+        self._sa_tables: dict[tuple[Any, ...], sa.Table] = {}
 
     # -------------------------------------------------------------- reflection
 
@@ -229,26 +147,17 @@ class SqlStore:
 
     def _reflect(self, name: str) -> TableSpec | None:
         with classified(), self.engine.connect() as connection:
-            inspector = sa.inspect(connection)
-            if not inspector.has_table(name):
-                return None
-            columns = inspector.get_columns(name)
-            key = inspector.get_pk_constraint(name).get("constrained_columns") or []
-        return TableSpec(
-            name,
-            tuple(
-                Column(c["name"], self.dialect.neutral_type(c["type"]), nullable=bool(c["nullable"])) for c in columns
-            ),
-            tuple(key),
-        )
+            return self.dialect.reflect(connection, name)
 
     def storage_type(self, column_type: ColumnType) -> ColumnType:
         return self.dialect.storage_type(column_type)
 
     def sa_table(self, spec: TableSpec) -> sa.Table:
-        table = self._sa_tables.get(spec)
+        # Keyed without defaults: DML does not need them, and a record default may be a dict.
+        shape = (spec.name, spec.primary_key, tuple((c.name, c.type, c.nullable) for c in spec.columns))
+        table = self._sa_tables.get(shape)
         if table is None:
-            table = self._sa_tables[spec] = self.dialect.table(spec)
+            table = self._sa_tables[shape] = self.dialect.table(spec)
         return table
 
     # -------------------------------------------------------------- DDL
@@ -263,14 +172,8 @@ class SqlStore:
         self._ddl([self.dialect.create_table(spec)], spec.name)
 
     def alter_table(self, existing: TableSpec, evolution: Evolution) -> None:
-        statements = [self.dialect.add_column(existing, c) for c in evolution.add]
-        statements += [self.dialect.alter_type(existing, c, t) for c, t in evolution.widen]
-        for name in evolution.drop_not_null:
-            column = existing.column(name)
-            assert column is not None
-            statements.append(self.dialect.drop_not_null(existing, column))
         log.info("evolving table %s: %s", existing.name, evolution)
-        self._ddl(statements, existing.name)
+        self._ddl(self.dialect.evolve_statements(existing, evolution), existing.name)
 
     def _ddl(self, statements: Sequence[Any], table: str) -> None:
         try:

@@ -61,7 +61,7 @@ class KafkaSource:
         self._topics = (
             [topics_regex if topics_regex.startswith("^") else "^" + topics_regex] if topics_regex else list(topics)
         )
-        self._paused: list[TopicPartition] = []
+        self._paused = False
 
     def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
         def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -74,7 +74,10 @@ class KafkaSource:
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         records = []
-        for message in self._consumer.consume(num_messages=max_records, timeout=timeout):
+        messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        if self._paused:
+            self._pause_assigned()  # a rebalance during the pause may have assigned new partitions
+        for message in messages:
             error = message.error()
             if error is None:
                 records.append(to_raw(message))
@@ -107,14 +110,27 @@ class KafkaSource:
                 time.sleep(0.2 * 2**attempt)
 
     def pause(self) -> None:
-        self._paused = self._consumer.assignment()
-        if self._paused:
-            self._consumer.pause(self._paused)
+        """Stop fetching from every assigned partition (polling goes on, so we stay in the group).
+        Partitions assigned while paused are paused too (see `poll`)."""
+        self._paused = True
+        self._pause_assigned()
 
     def resume(self) -> None:
-        if self._paused:
-            self._consumer.resume(self._paused)
-        self._paused = []
+        self._paused = False
+        try:
+            assignment = self._consumer.assignment()
+            if assignment:
+                self._consumer.resume(assignment)
+        except KafkaException as exc:
+            log.warning("resuming the partitions: %s", exc.args[0].str())
+
+    def _pause_assigned(self) -> None:
+        try:
+            assignment = self._consumer.assignment()
+            if assignment:
+                self._consumer.pause(assignment)
+        except KafkaException as exc:
+            log.warning("pausing the partitions: %s", exc.args[0].str())
 
     def lag(self) -> int | None:
         """Records behind the end of the log, from the high watermarks cached from fetches."""
@@ -144,19 +160,39 @@ class KafkaSource:
 
 
 class KafkaPublisher:
-    """routing.Publisher: idempotent producer, acks=all; `flush` blocks until every record is acked."""
+    """routing.Publisher: an idempotent producer with acks=all for dead-letter records and reports.
 
-    def __init__(self, bootstrap: str, overrides: Mapping[str, str], flush_timeout_s: float = 60.0) -> None:
+    Every failure reaches the caller through `on_done` (delivery reports, and errors raised by
+    `produce` itself), so nothing is skipped silently. `flush` blocks until every record is
+    acknowledged or failed: librdkafka retries by itself up to `message.timeout.ms` (default here
+    60 s), after which the delivery report carries the error; a producer's fatal error (idempotence
+    broken) fails everything still queued.
+    """
+
+    def __init__(self, bootstrap: str, overrides: Mapping[str, str], flush_timeout_s: float | None = None) -> None:
         config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
+            "message.timeout.ms": 60_000,
             "client.id": "kafka-sql-sink-producer",
         }
         config.update(overrides)
+        config["enable.idempotence"] = True  # settled means acknowledged exactly once: not negotiable
+        config["acks"] = "all"
+        config["error_cb"] = self._on_error
         self._producer = Producer(config)
-        self._flush_timeout = flush_timeout_s
+        timeout_ms = float(config.get("message.timeout.ms", 60_000)) or 300_000.0
+        self._flush_timeout = flush_timeout_s if flush_timeout_s is not None else timeout_ms / 1000 + 10
+        self._fatal: KafkaError | None = None
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = error
+            log.error("dead-letter/report producer: fatal error: %s", error.str())
+        else:  # transport errors: librdkafka reconnects and retries on its own until message.timeout.ms
+            log.warning("dead-letter/report producer: %s", error.str())
 
     def publish(
         self,
@@ -167,6 +203,10 @@ class KafkaPublisher:
         timestamp: int | None,
         on_done: Callable[[Exception | None], None],
     ) -> None:
+        if self._fatal is not None:
+            on_done(KafkaException(self._fatal))
+            return
+
         def delivered(error: KafkaError | None, _message: Message) -> None:
             on_done(None if error is None else KafkaException(error))
 
@@ -179,11 +219,16 @@ class KafkaPublisher:
                 break
             except BufferError:  # local queue full: serve delivery reports, then try again
                 self._producer.poll(0.1)
+            except (KafkaException, TypeError, ValueError) as exc:  # e.g. an invalid topic name, too large
+                on_done(exc)
+                return
         self._producer.poll(0)
 
     def flush(self) -> None:
         deadline = time.monotonic() + self._flush_timeout
         while self._producer.flush(1.0) > 0:
+            if self._fatal is not None:
+                raise DeadLetterUnavailable(f"dead-letter/report producer failed: {self._fatal.str()}")
             if time.monotonic() > deadline:
                 raise DeadLetterUnavailable(
                     f"{len(self._producer)} dead-letter/report records not acknowledged after "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy.dialects import mysql as sa_mysql
+from sqlalchemy.dialects import postgresql as sa_postgresql
+from sqlalchemy.dialects import sqlite as sa_sqlite
 from sqlalchemy.engine import Dialect as SADialect
 
-from .base import Dialect
+from .base import Dialect, SqlDefault
 from .mysql import MysqlDialect
 from .postgres import PostgresDialect
 from .sqlite import SqliteDialect
@@ -16,6 +19,13 @@ _BY_BACKEND: dict[str, type[Dialect]] = {
     "mariadb": MysqlDialect,
 }
 
+# The drivers the sink ships with, for compiling SQL without a connection (documentation).
+_OFFLINE = {
+    "postgresql": sa_postgresql.psycopg.dialect,
+    "mysql": sa_mysql.pymysql.dialect,
+    "sqlite": sa_sqlite.pysqlite.dialect,
+}
+
 
 def for_backend(backend: str, sa_dialect: SADialect) -> Dialect:
     try:
@@ -24,4 +34,26 @@ def for_backend(backend: str, sa_dialect: SADialect) -> Dialect:
         raise ValueError(f"unsupported database {backend!r}") from None
 
 
-__all__ = ["Dialect", "MysqlDialect", "PostgresDialect", "SqliteDialect", "for_backend"]
+def offline(backend: str) -> Dialect:
+    """A dialect compiling SQL without a connection (documentation, tests)."""
+    return for_backend(backend, _OFFLINE[backend]())
+
+
+def type_table(backend: str) -> str:
+    """The type map of one database as a Markdown table (docs/types.md is tested against it)."""
+    dialect = offline(backend)
+    lines = ["| neutral type | column type | reads back as |", "|---|---|---|"]
+    lines += [f"| `{neutral}` | `{sql}` | `{stored}` |" for neutral, sql, stored in dialect.type_rows()]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "Dialect",
+    "MysqlDialect",
+    "PostgresDialect",
+    "SqlDefault",
+    "SqliteDialect",
+    "for_backend",
+    "offline",
+    "type_table",
+]

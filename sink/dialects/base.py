@@ -1,32 +1,73 @@
-"""What every dialect shares: neutral types -> SQLAlchemy types, tables, and the statements.
+"""What every dialect shares: neutral types <-> SQLAlchemy types, tables, DDL and the statements.
 
 This package is the only place that produces SQL. Identifiers are never formatted into text by
-hand: tables and columns are SQLAlchemy objects (quoted by the dialect's identifier preparer) and
-every value is a bound parameter.
+hand: tables and columns are SQLAlchemy objects (quoted by the dialect's identifier preparer, also
+in the ALTER statements of `ddl.py`) and every value is a bound parameter. The one exception is a
+column DEFAULT, which DDL cannot bind: it is rendered by SQLAlchemy's literal renderer for its type.
+
+Type mapping has two directions that must agree: `sa_type` (neutral -> column type) and
+`neutral_type` (reflected column type -> neutral). `storage_type` is their composition, the neutral
+type a column reads back as, so comparing a reflected table with a wanted spec never sees a change
+that is only the database's way of storing a kind (SMALLINT for int8 on PostgreSQL, say).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Dialect as SADialect
-from sqlalchemy.sql.ddl import DDLElement
-from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy.sql.expression import Executable
 
 from ..model import Column, ColumnType, Kind, TableSpec
+from ..schema import Evolution
+from . import ddl
+from .types import UuidText
 
 Statement = Executable
 
 
+class SqlDefault(str):
+    """A column default as the database reported it (SQL text), carried by a reflected column so a
+    statement that restates the column (MySQL MODIFY, SQLite rebuild) keeps it."""
+
+
+# Representative neutral types for the documentation tables: (label, type).
+DOC_TYPES: tuple[tuple[str, ColumnType], ...] = (
+    ("int8", ColumnType(Kind.INT8)),
+    ("int16", ColumnType(Kind.INT16)),
+    ("int32", ColumnType(Kind.INT32)),
+    ("int64", ColumnType(Kind.INT64)),
+    ("float32", ColumnType(Kind.FLOAT32)),
+    ("float64", ColumnType(Kind.FLOAT64)),
+    ("boolean", ColumnType(Kind.BOOLEAN)),
+    ("string", ColumnType(Kind.STRING)),
+    ("string(255)", ColumnType(Kind.STRING, length=255)),
+    ("bytes", ColumnType(Kind.BYTES)),
+    ("bytes(16) (fixed)", ColumnType(Kind.BYTES, length=16)),
+    ("decimal(10,2)", ColumnType(Kind.DECIMAL, precision=10, scale=2)),
+    ("decimal (variable scale)", ColumnType(Kind.DECIMAL, precision=38)),
+    ("date", ColumnType(Kind.DATE)),
+    ("time", ColumnType(Kind.TIME, precision=6)),
+    ("timestamp", ColumnType(Kind.TIMESTAMP, precision=6)),
+    ("local_timestamp", ColumnType(Kind.LOCAL_TIMESTAMP, precision=6)),
+    ("uuid", ColumnType(Kind.UUID)),
+    ("json", ColumnType(Kind.JSON)),
+    ("array<int64>", ColumnType(Kind.ARRAY, item=ColumnType(Kind.INT64))),
+    ("array<string>", ColumnType(Kind.ARRAY, item=ColumnType(Kind.STRING))),
+)
+
+
 class Dialect:
-    """Base dialect; subclasses override the type map and the upsert statement."""
+    """Base dialect. Subclasses override the type map (`_type`), its inverse (`neutral_type`),
+    the upsert statement and whatever DDL their database spells differently."""
 
     name: ClassVar[str] = "generic"
-    # Kinds a database stores as another kind (what reflection reads back), e.g. BOOLEAN as INT8.
-    stored_as: ClassVar[Mapping[Kind, ColumnType]] = {}
 
     def __init__(self, sa_dialect: SADialect) -> None:
         self.sa_dialect = sa_dialect
@@ -34,6 +75,10 @@ class Dialect:
     # -------------------------------------------------------------- types
 
     def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
+        return self._type(ct)
+
+    def _type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
+        """The column type of a neutral type; the portable default subclasses refine."""
         simple: dict[Kind, Callable[[], sa.types.TypeEngine[Any]]] = {
             Kind.INT8: sa.SmallInteger,
             Kind.INT16: sa.SmallInteger,
@@ -43,60 +88,41 @@ class Dialect:
             Kind.FLOAT64: sa.Double,
             Kind.BOOLEAN: sa.Boolean,
             Kind.DATE: sa.Date,
-            Kind.UUID: sa.Uuid,
-            Kind.JSON: sa.JSON,
+            Kind.TIME: sa.Time,
+            Kind.UUID: UuidText,
+            Kind.JSON: lambda: sa.JSON(none_as_null=True),
+            Kind.ARRAY: lambda: sa.JSON(none_as_null=True),
         }
         if ct.kind in simple:
             return simple[ct.kind]()
         if ct.kind is Kind.STRING:
             return sa.String(ct.length) if ct.length else sa.Text()
         if ct.kind is Kind.BYTES:
-            return sa.LargeBinary(ct.length)
+            return sa.LargeBinary()
         if ct.kind is Kind.DECIMAL:
-            return sa.Numeric(ct.precision, ct.scale, asdecimal=True) if ct.scale is not None else sa.Numeric()
-        if ct.kind is Kind.TIME:
-            return sa.Time()
-        if ct.kind is Kind.TIMESTAMP:
-            return sa.DateTime(timezone=True)
-        if ct.kind is Kind.LOCAL_TIMESTAMP:
-            return sa.DateTime(timezone=False)
-        if ct.kind is Kind.ARRAY:
-            return self.sa_type(ColumnType(Kind.JSON))
+            return sa.Numeric(ct.precision, ct.scale) if ct.scale is not None else sa.Numeric()
+        if ct.kind in (Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP):
+            return sa.DateTime(timezone=ct.kind is Kind.TIMESTAMP)
         raise ValueError(f"no column type for {ct}")
+
+    def key_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
+        """The column type of a primary-key column (MySQL bounds strings here)."""
+        return self.sa_type(ct)
 
     def storage_type(self, ct: ColumnType) -> ColumnType:
         """The neutral type a column of `ct` reads back as after a round trip through the database."""
-        stored = self.stored_as.get(ct.kind)
-        if stored is not None:
-            return stored
-        if ct.kind is Kind.ARRAY:
-            return ColumnType(Kind.JSON)
-        return ct
+        return self.neutral_type(self.sa_type(ct))
 
     def neutral_type(self, sa_type: sa.types.TypeEngine[Any]) -> ColumnType:
-        """The neutral type of a reflected column (the inverse of `sa_type`, up to `storage_type`)."""
-        checks: list[tuple[type, Callable[[Any], ColumnType]]] = [
-            (sa.Boolean, lambda t: ColumnType(Kind.BOOLEAN)),
-            (sa.SmallInteger, lambda t: ColumnType(Kind.INT16)),
-            (sa.BigInteger, lambda t: ColumnType(Kind.INT64)),
-            (sa.Integer, lambda t: ColumnType(Kind.INT32)),
-            (sa.Double, lambda t: ColumnType(Kind.FLOAT64)),
-            (sa.Float, _float_kind),
-            (sa.Numeric, lambda t: _decimal_kind(t)),
-            (sa.DateTime, lambda t: ColumnType(Kind.TIMESTAMP if t.timezone else Kind.LOCAL_TIMESTAMP)),
-            (sa.Date, lambda t: ColumnType(Kind.DATE)),
-            (sa.Time, lambda t: ColumnType(Kind.TIME)),
-            (sa.Uuid, lambda t: ColumnType(Kind.UUID)),
-            (sa.JSON, lambda t: ColumnType(Kind.JSON)),
-            (sa.LargeBinary, lambda t: ColumnType(Kind.BYTES)),
-            (sa.types._Binary, lambda t: ColumnType(Kind.BYTES)),
-            (sa.Text, lambda t: ColumnType(Kind.STRING)),
-            (sa.String, lambda t: ColumnType(Kind.STRING, length=t.length)),
-        ]
-        for python_type, convert in checks:
+        """The neutral type of a column type (reflected, or made by `sa_type`): `sa_type`'s inverse."""
+        for python_type, convert in _NEUTRAL:
             if isinstance(sa_type, python_type):
                 return convert(sa_type)
-        return ColumnType(Kind.STRING)
+        return ColumnType(Kind.STRING)  # a type the sink never creates: written as text
+
+    def type_sql(self, ct: ColumnType, key: bool = False) -> str:
+        sa_type = self.key_type(ct) if key else self.sa_type(ct)
+        return str(sa_type.compile(dialect=self.sa_dialect))
 
     # -------------------------------------------------------------- tables
 
@@ -106,96 +132,184 @@ class Dialect:
 
     def _column(self, column: Column, spec: TableSpec) -> sa.Column[Any]:
         in_key = column.name in spec.primary_key
-        default = None
-        if column.has_default and column.default is not None and not in_key:
-            default = sa.literal(column.default, type_=self.sa_type(column.type)).compile(
-                dialect=self.sa_dialect, compile_kwargs={"literal_binds": True}
-            )
-            default = sa.text(str(default))
         return sa.Column(
             column.name,
-            self.sa_type(column.type),
+            self.key_type(column.type) if in_key else self.sa_type(column.type),
             primary_key=in_key,
             nullable=column.nullable and not in_key,
             autoincrement=False,
-            server_default=default,
+            server_default=None if in_key else self._server_default(column),
             quote=True,
         )
 
-    def create_table(self, spec: TableSpec) -> DDLElement:
+    def _server_default(self, column: Column) -> sa.ColumnElement[Any] | None:
+        """The DEFAULT clause. A value, not text: the DDL compiler renders it as a literal of the
+        column's type (escaped for this driver exactly once)."""
+        if not column.has_default or column.default is None:
+            return None
+        value = column.default
+        if isinstance(value, SqlDefault):  # reflected: the database's own text
+            return sa.literal_column(str(value))
+        if isinstance(value, bytes | bytearray):  # SQLAlchemy renders no binary literals
+            return sa.literal_column(self.bytes_literal(bytes(value)))
+        if self.storage_type(column.type).kind is Kind.JSON:  # nor JSON ones: the document as text
+            return sa.literal(self._json_text(value), type_=sa.Text())
+        return sa.literal(self.bind(value), type_=self.sa_type(column.type))
+
+    def bytes_literal(self, value: bytes) -> str:
+        return f"X'{value.hex()}'"
+
+    def _json_text(self, value: Any) -> str:
+        # The engine's serializer (adapters.db.json_dumps) knows decimals, dates and bytes.
+        serializer = getattr(self.sa_dialect, "_json_serializer", None) or json.dumps
+        return str(serializer(value))
+
+    def create_table(self, spec: TableSpec) -> ExecutableDDLElement:
         return sa.schema.CreateTable(self.table(spec), if_not_exists=True)
 
-    def add_column(self, spec: TableSpec, column: Column) -> ClauseElement:
-        table = self.quote(spec.name)
-        col = self._column(column, spec)
-        ddl = sa.schema.CreateColumn(col).compile(dialect=self.sa_dialect)
-        return sa.text(f"ALTER TABLE {table} ADD COLUMN {ddl}")
+    def evolve_statements(self, existing: TableSpec, evolution: Evolution) -> list[Executable]:
+        """The DDL that turns `existing` into `evolution.apply(existing)`, in order. Every statement
+        is built from the table as it will be, so two changes to one column cannot undo each other."""
+        target = self.table(evolution.apply(existing))
+        statements: list[Executable] = [ddl.AddColumn(target.c[c.name]) for c in evolution.add]
+        statements += [ddl.AlterColumnType(target.c[c.name]) for c, _ in evolution.widen]
+        statements += [ddl.DropNotNull(target.c[name]) for name in evolution.drop_not_null]
+        return statements
 
-    def alter_type(self, spec: TableSpec, column: Column, new_type: ColumnType) -> ClauseElement:
-        raise NotImplementedError(f"{self.name} cannot change column types in place")
+    # One change at a time (for tools and tests); the store applies `evolve_statements`.
 
-    def drop_not_null(self, spec: TableSpec, column: Column) -> ClauseElement:
-        raise NotImplementedError(f"{self.name} cannot drop NOT NULL in place")
+    def add_column(self, spec: TableSpec, column: Column) -> Executable:
+        return self._single(spec, column, Evolution(add=(column,)))
+
+    def alter_type(self, spec: TableSpec, column: Column, new_type: ColumnType) -> Executable:
+        return self._single(spec, column, Evolution(widen=((column, new_type),)))
+
+    def drop_not_null(self, spec: TableSpec, column: Column) -> Executable:
+        return self._single(spec, column, Evolution(drop_not_null=(column.name,)))
+
+    def _single(self, spec: TableSpec, column: Column, evolution: Evolution) -> Executable:
+        if not evolution.add:  # the column as given, whatever the spec says of it
+            columns = tuple(column if c.name == column.name else c for c in spec.columns)
+            spec = dataclasses.replace(spec, columns=columns)
+        (statement,) = self.evolve_statements(spec, evolution)
+        return statement
 
     def quote(self, identifier: str) -> str:
-        return self.sa_dialect.identifier_preparer.quote_identifier(identifier)
+        return str(self.sa_dialect.identifier_preparer.quote_identifier(identifier))
 
-    def type_sql(self, ct: ColumnType) -> str:
-        return self.sa_type(ct).compile(dialect=self.sa_dialect)
+    # -------------------------------------------------------------- reflection
+
+    def reflect(self, connection: Connection, name: str) -> TableSpec | None:
+        """The table as it exists, with neutral types; None when there is none."""
+        inspector = sa.inspect(connection)
+        if not inspector.has_table(name):
+            return None
+        key = inspector.get_pk_constraint(name).get("constrained_columns") or []
+        columns = tuple(self._reflected(info) for info in inspector.get_columns(name))
+        return TableSpec(name, columns, tuple(key))
+
+    def _reflected(self, info: Mapping[str, Any]) -> Column:
+        default = info.get("default")
+        return Column(
+            info["name"],
+            self.neutral_type(info["type"]),
+            nullable=bool(info["nullable"]),
+            default=None if default is None else SqlDefault(default),
+            has_default=default is not None,
+        )
 
     # -------------------------------------------------------------- statements
 
     def insert(self, table: sa.Table) -> Statement:
         return sa.insert(table)
 
-    def upsert(self, table: sa.Table, key: Sequence[str]) -> Statement:
+    def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
+        """Insert `columns` (default: all); on a key conflict overwrite the non-key ones among them."""
         raise NotImplementedError
 
     def update(self, table: sa.Table, key: Sequence[str], columns: Sequence[str]) -> Statement:
-        # Bind names differ from column names: SQLAlchemy reserves those for its own SET clause.
-        where = sa.and_(*(table.c[k] == sa.bindparam(_key_param(k)) for k in key))
-        values = {c: sa.bindparam(_value_param(c)) for c in columns if c not in key}
+        # Bind names are positions, not column names: SQLAlchemy reserves those for its SET
+        # clause, and a position needs no escaping whatever the column is called.
+        where = sa.and_(*(table.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)))
+        values = {c: sa.bindparam(f"v{i}") for i, c in enumerate(columns) if c not in key}
         return sa.update(table).where(where).values(values)
 
     def update_params(self, key: Sequence[str], columns: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any]:
-        params = {_value_param(c): self.bind(row.get(c)) for c in columns if c not in key}
-        params.update({_key_param(k): self.bind(row.get(k)) for k in key})
+        params = {f"v{i}": self.bind(row.get(c)) for i, c in enumerate(columns) if c not in key}
+        params.update(self.key_params(row, key))
         return params
 
     def delete(self, table: sa.Table, key: Sequence[str]) -> Statement:
-        where = sa.and_(*(table.c[k] == sa.bindparam(_key_param(k)) for k in key))
+        where = sa.and_(*(table.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)))
         return sa.delete(table).where(where)
 
-    def key_params(self, key: Mapping[str, Any]) -> dict[str, Any]:
-        return {_key_param(k): self.bind(v) for k, v in key.items()}
+    def key_params(self, row: Mapping[str, Any], key: Sequence[str] | None = None) -> dict[str, Any]:
+        """Parameters of `update`/`delete`'s key condition: `key` (default: the row's) from `row`."""
+        return {f"k{i}": self.bind(row.get(k)) for i, k in enumerate(row if key is None else key)}
 
     # -------------------------------------------------------------- values
+
+    def reporting_inserts(self, upsert: Statement) -> Statement | None:
+        """`upsert` made to return, per parameter set and in their order, True for an insert and
+        False for an update; None where the database cannot tell cheaply."""
+        return None
 
     def bind(self, value: Any) -> Any:
         """Adapt a Python value for this database (e.g. aware datetimes where zones are not stored)."""
         return value
 
+    # -------------------------------------------------------------- documentation
 
-def _key_param(name: str) -> str:
-    return f"k_{name}"
+    def type_rows(self) -> list[tuple[str, str, str]]:
+        """(neutral type, column type, reads back as) for the documentation table."""
+        rows = [(label, self.type_sql(ct), _label(self.storage_type(ct))) for label, ct in DOC_TYPES]
+        key = ColumnType(Kind.STRING)
+        rows.append(("string, in the primary key", self.type_sql(key, key=True), _label(self.storage_type(key))))
+        return rows
 
 
-def _value_param(name: str) -> str:
-    return f"v_{name}"
+def _label(ct: ColumnType) -> str:
+    return "decimal" if ct.kind is Kind.DECIMAL and ct.scale is None else str(ct)
 
 
-def _float_kind(t: sa.Float) -> ColumnType:
+def _float_kind(t: sa.Float[Any]) -> ColumnType:
     return ColumnType(Kind.FLOAT64 if (t.precision or 53) > 24 else Kind.FLOAT32)
 
 
-def _decimal_kind(t: sa.Numeric) -> ColumnType:
-    if t.scale is None and t.precision is None:
-        return ColumnType(Kind.DECIMAL, precision=None, scale=None)
-    return ColumnType(Kind.DECIMAL, precision=t.precision, scale=t.scale or 0)
+def _decimal_kind(t: sa.Numeric[Any]) -> ColumnType:
+    if t.scale is None:  # unconstrained NUMERIC holds every decimal
+        return ColumnType(Kind.DECIMAL)
+    return ColumnType(Kind.DECIMAL, precision=t.precision, scale=t.scale)
 
 
-def utc_naive(value: Any) -> Any:
-    """Aware datetimes as naive UTC, for databases without a zone-aware timestamp type."""
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
+def _string_kind(t: sa.String) -> ColumnType:
+    return ColumnType(Kind.STRING, length=t.length)
+
+
+def _kind(kind: Kind) -> Callable[[Any], ColumnType]:
+    column_type = ColumnType(kind)
+    return lambda _t: column_type
+
+
+# Order matters: subclasses before their bases (Boolean and Double before Integer and Float).
+_NEUTRAL: tuple[tuple[type, Callable[[Any], ColumnType]], ...] = (
+    (UuidText, _kind(Kind.UUID)),
+    (sa.Uuid, _kind(Kind.UUID)),
+    (sa.Boolean, _kind(Kind.BOOLEAN)),
+    (sa.SmallInteger, _kind(Kind.INT16)),
+    (sa.BigInteger, _kind(Kind.INT64)),
+    (sa.Integer, _kind(Kind.INT32)),
+    (sa.Double, _kind(Kind.FLOAT64)),
+    (sa.Float, _float_kind),
+    (sa.Numeric, _decimal_kind),
+    (sa.DateTime, lambda t: ColumnType(Kind.TIMESTAMP if t.timezone else Kind.LOCAL_TIMESTAMP)),
+    (sa.Date, _kind(Kind.DATE)),
+    (sa.Time, _kind(Kind.TIME)),
+    (sa.JSON, _kind(Kind.JSON)),
+    (sa.VARBINARY, lambda t: ColumnType(Kind.BYTES, length=t.length)),
+    (sa.BINARY, lambda t: ColumnType(Kind.BYTES, length=t.length)),
+    (sa.types._Binary, _kind(Kind.BYTES)),  # MySQL's TINYBLOB .. LONGBLOB
+    (sa.Text, _kind(Kind.STRING)),
+    (sa.String, _string_kind),
+)
+

@@ -1,64 +1,153 @@
-"""MySQL / MariaDB (PyMySQL): INSERT ... ON DUPLICATE KEY UPDATE, DATETIME(6), bounded key strings."""
+"""MySQL / MariaDB (PyMySQL): INSERT ... ON DUPLICATE KEY UPDATE, DATETIME(6), bounded key strings.
+
+MariaDB's JSON is LONGTEXT with a `json_valid` CHECK; reflection finds that check so the column
+reads back as json, not as a string.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from ..model import Column, ColumnType, Kind, TableSpec
-from .base import Dialect, Statement, utc_naive
+from ..schema import Evolution
+from . import ddl
+from .base import Dialect, Statement
+from .types import utc_naive
+
+VARCHAR_MAX = 768  # utf8mb4 characters that still fit an InnoDB index key (3072 bytes)
+VARBINARY_MAX = 3072
+KEY_LENGTH = 255  # an unbounded string or bytes key column
+DECIMAL_MAX = (65, 30)  # MySQL's largest DECIMAL: the home of variable-scale decimals
 
 
 class MysqlDialect(Dialect):
     name = "mysql"
-    stored_as: ClassVar[Mapping[Kind, ColumnType]] = {
-        Kind.BOOLEAN: ColumnType(Kind.INT8),
-        Kind.TIMESTAMP: ColumnType(Kind.LOCAL_TIMESTAMP),
-        Kind.UUID: ColumnType(Kind.STRING, length=32),
-    }
 
     def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
-        if ct.kind is Kind.INT8:
-            return mysql.TINYINT()
-        if ct.kind in (Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP):
-            return mysql.DATETIME(fsp=6)
-        if ct.kind is Kind.TIME:
-            return mysql.TIME(fsp=6)
-        if ct.kind is Kind.STRING and ct.length:
-            return mysql.VARCHAR(ct.length)
         if ct.kind is Kind.STRING:
-            return mysql.LONGTEXT()
+            return mysql.VARCHAR(ct.length) if ct.length and ct.length <= VARCHAR_MAX else mysql.LONGTEXT()
         if ct.kind is Kind.BYTES:
-            return mysql.VARBINARY(ct.length) if ct.length else mysql.LONGBLOB()
-        if ct.kind is Kind.DECIMAL and ct.scale is None:
-            return mysql.DECIMAL(65, 30)
-        return super().sa_type(ct)
+            return mysql.VARBINARY(ct.length) if ct.length and ct.length <= VARBINARY_MAX else mysql.LONGBLOB()
+        if ct.kind is Kind.DECIMAL:
+            return mysql.DECIMAL(*DECIMAL_MAX) if ct.scale is None else mysql.DECIMAL(ct.precision, ct.scale)
+        simple = {
+            Kind.INT8: mysql.TINYINT,
+            Kind.FLOAT32: mysql.FLOAT,
+            Kind.FLOAT64: lambda: mysql.DOUBLE(asdecimal=False),  # MySQL's DOUBLE reads as Decimal by default
+            Kind.TIMESTAMP: lambda: mysql.DATETIME(fsp=6),  # stored as UTC: DATETIME has no zone
+            Kind.LOCAL_TIMESTAMP: lambda: mysql.DATETIME(fsp=6),
+            Kind.TIME: lambda: mysql.TIME(fsp=6),
+            Kind.JSON: lambda: mysql.JSON(none_as_null=True),
+            Kind.ARRAY: lambda: mysql.JSON(none_as_null=True),
+        }
+        factory = simple.get(ct.kind)
+        return factory() if factory else self._type(ct)
+
+    def key_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
+        # InnoDB cannot index TEXT/BLOB: key strings and bytes are always VARCHAR/VARBINARY.
+        length = min(ct.length or KEY_LENGTH, VARCHAR_MAX)
+        if ct.kind is Kind.STRING:
+            return mysql.VARCHAR(length)
+        if ct.kind is Kind.BYTES:
+            return mysql.VARBINARY(length)
+        return self.sa_type(ct)
 
     def neutral_type(self, sa_type: sa.types.TypeEngine[Any]) -> ColumnType:
-        if isinstance(sa_type, mysql.TINYINT):
-            return ColumnType(Kind.INT8)
-        if isinstance(sa_type, mysql.DOUBLE):
-            return ColumnType(Kind.FLOAT64)
+        if isinstance(sa_type, mysql.TINYINT):  # BOOL is TINYINT(1)
+            return ColumnType(Kind.BOOLEAN if sa_type.display_width == 1 else Kind.INT8)
         if isinstance(sa_type, mysql.FLOAT):
             return ColumnType(Kind.FLOAT32)
+        if isinstance(sa_type, mysql.YEAR):
+            return ColumnType(Kind.INT32)
+        if isinstance(sa_type, sa.CHAR) and sa_type.length == 36:  # what UuidText creates
+            return ColumnType(Kind.UUID)
         return super().neutral_type(sa_type)
 
-    def alter_type(self, spec: TableSpec, column: Column, new_type: ColumnType) -> sa.TextClause:
-        null = "NULL" if column.nullable else "NOT NULL"
-        table, name = self.quote(spec.name), self.quote(column.name)
-        return sa.text(f"ALTER TABLE {table} MODIFY COLUMN {name} {self.type_sql(new_type)} {null}")
+    def _server_default(self, column: Column) -> sa.ColumnElement[Any] | None:
+        default = super()._server_default(column)
+        if default is None or not isinstance(self.sa_type(column.type), _NO_LITERAL_DEFAULT):
+            return default
+        # TEXT/BLOB/JSON take a default only as an expression (MariaDB 10.2+, MySQL 8.0.13+).
+        return sa.sql.elements.Grouping(default)
 
-    def drop_not_null(self, spec: TableSpec, column: Column) -> sa.TextClause:
-        table, name = self.quote(spec.name), self.quote(column.name)
-        return sa.text(f"ALTER TABLE {table} MODIFY COLUMN {name} {self.type_sql(column.type)} NULL")
+    # -------------------------------------------------------------- DDL
 
-    def upsert(self, table: sa.Table, key: Sequence[str]) -> Statement:
+    def evolve_statements(self, existing: TableSpec, evolution: Evolution) -> list[Executable]:
+        target = self.table(evolution.apply(existing))
+        statements: list[Executable] = [ddl.AddColumn(target.c[c.name]) for c in evolution.add]
+        changed = dict.fromkeys([c.name for c, _ in evolution.widen] + list(evolution.drop_not_null))
+        statements += [ddl.ModifyColumn(target.c[name]) for name in changed]
+        return statements
+
+    def reflect(self, connection: Connection, name: str) -> TableSpec | None:
+        spec = super().reflect(connection, name)
+        if spec is None:
+            return None
+        # SQLAlchemy reads names from SHOW CREATE TABLE without undoubling an escaped backtick.
+        columns = tuple(dataclasses.replace(c, name=_unescape(c.name)) for c in spec.columns)
+        spec = TableSpec(spec.name, columns, tuple(_unescape(k) for k in spec.primary_key))
+        if not getattr(self.sa_dialect, "is_mariadb", False):
+            return spec
+        json_columns = self._json_checked(connection, spec)
+        columns = tuple(
+            dataclasses.replace(c, type=ColumnType(Kind.JSON)) if c.name in json_columns else c for c in spec.columns
+        )
+        return dataclasses.replace(spec, columns=columns)
+
+    def _json_checked(self, connection: Connection, spec: TableSpec) -> set[str]:
+        """Columns of a MariaDB table with the `json_valid` CHECK that MariaDB adds to JSON columns."""
+        checks = sa.table(
+            "CHECK_CONSTRAINTS",
+            sa.column("CONSTRAINT_SCHEMA"),
+            sa.column("TABLE_NAME"),
+            sa.column("CHECK_CLAUSE"),
+            schema="information_schema",
+        )
+        schema, table = checks.c["CONSTRAINT_SCHEMA"], checks.c["TABLE_NAME"]
+        query = sa.select(checks.c["CHECK_CLAUSE"]).where(schema == sa.func.database(), table == spec.name)
+        clauses = set(connection.execute(query).scalars())
+        # Compared with the catalogue's text, never executed: MariaDB writes the name in backticks.
+        return {c.name for c in spec.columns if "json_valid(`{}`)".format(c.name.replace("`", "``")) in clauses}
+
+    # -------------------------------------------------------------- statements and values
+
+    def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
         stmt = mysql.insert(table)
-        columns = [c.name for c in table.columns if c.name not in key] or list(key)
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns})
+        updates = [c for c in columns or table.c.keys() if c not in key] or list(key)  # all key: a no-op
+        return stmt.on_duplicate_key_update({c: InsertedValue(table.c[c]) for c in updates})
 
     def bind(self, value: Any) -> Any:
         return utc_naive(value)
+
+
+def _unescape(name: str) -> str:
+    return name.replace("``", "`")
+
+
+class InsertedValue(sa.ColumnElement[Any]):
+    """`VALUES(column)` in ON DUPLICATE KEY UPDATE. SQLAlchemy's own `inserted[...]` escapes a `%`
+    in the column name twice for PyMySQL; this goes through the identifier preparer once."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: sa.ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(InsertedValue)
+def _inserted_value(element: InsertedValue, compiler: Any, **kw: Any) -> str:
+    return f"VALUES({compiler.preparer.quote(element.column.name)})"
+
+
+_NO_LITERAL_DEFAULT = (mysql.LONGTEXT, mysql.LONGBLOB, mysql.JSON)

@@ -1,62 +1,62 @@
-"""PostgreSQL (psycopg 3): native JSONB, UUID, arrays, timestamptz, ON CONFLICT DO UPDATE."""
+"""PostgreSQL (psycopg 3): JSONB, UUID, native arrays of primitives, timestamptz for instants,
+INSERT ... ON CONFLICT DO UPDATE."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from ..model import Column, ColumnType, Kind, TableSpec
+from ..model import ColumnType, Kind
 from .base import Dialect, Statement
 
 
 class PostgresDialect(Dialect):
     name = "postgresql"
-    stored_as: ClassVar[Mapping[Kind, ColumnType]] = {Kind.INT8: ColumnType(Kind.INT16)}
 
     def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
-        if ct.kind is Kind.JSON:
-            return postgresql.JSONB()
-        if ct.kind is Kind.ARRAY and ct.item is not None:
+        if ct.kind is Kind.JSON or (ct.kind is Kind.ARRAY and not _native_item(ct.item)):
+            return postgresql.JSONB(none_as_null=True)
+        if ct.kind is Kind.ARRAY:
+            assert ct.item is not None
             return postgresql.ARRAY(self.sa_type(ct.item))
-        if ct.kind is Kind.TIMESTAMP:
-            return postgresql.TIMESTAMP(timezone=True, precision=6)
-        if ct.kind is Kind.LOCAL_TIMESTAMP:
-            return postgresql.TIMESTAMP(timezone=False, precision=6)
+        if ct.kind in (Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP):
+            return postgresql.TIMESTAMP(timezone=ct.kind is Kind.TIMESTAMP, precision=6)
         if ct.kind is Kind.TIME:
             return postgresql.TIME(precision=6)
+        if ct.kind is Kind.UUID:
+            return postgresql.UUID()
         if ct.kind is Kind.BYTES:
             return postgresql.BYTEA()
-        return super().sa_type(ct)
-
-    def storage_type(self, ct: ColumnType) -> ColumnType:
-        if ct.kind is Kind.ARRAY:
-            return ct
-        return super().storage_type(ct)
+        return self._type(ct)
 
     def neutral_type(self, sa_type: sa.types.TypeEngine[Any]) -> ColumnType:
         if isinstance(sa_type, postgresql.ARRAY):
             return ColumnType(Kind.ARRAY, item=self.neutral_type(sa_type.item_type))
-        if isinstance(sa_type, postgresql.JSONB | postgresql.JSON):
-            return ColumnType(Kind.JSON)
-        if isinstance(sa_type, postgresql.DOUBLE_PRECISION):
-            return ColumnType(Kind.FLOAT64)
-        if isinstance(sa_type, postgresql.REAL):
+        if isinstance(sa_type, sa.REAL):
             return ColumnType(Kind.FLOAT32)
         return super().neutral_type(sa_type)
 
-    def alter_type(self, spec: TableSpec, column: Column, new_type: ColumnType) -> sa.TextClause:
-        table, name = self.quote(spec.name), self.quote(column.name)
-        return sa.text(f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {self.type_sql(new_type)}")
+    def bytes_literal(self, value: bytes) -> str:
+        return f"decode('{value.hex()}', 'hex')"  # independent of standard_conforming_strings
 
-    def drop_not_null(self, spec: TableSpec, column: Column) -> sa.TextClause:
-        return sa.text(f"ALTER TABLE {self.quote(spec.name)} ALTER COLUMN {self.quote(column.name)} DROP NOT NULL")
-
-    def upsert(self, table: sa.Table, key: Sequence[str]) -> Statement:
+    def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
         stmt = postgresql.insert(table)
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in key}
+        updates = {c: stmt.excluded[c] for c in columns or table.c.keys() if c not in key}
         if not updates:
             return stmt.on_conflict_do_nothing(index_elements=list(key))
         return stmt.on_conflict_do_update(index_elements=list(key), set_=updates)
+
+
+    def reporting_inserts(self, upsert: Statement) -> Statement | None:
+        # xmax is 0 for a row version no transaction has locked or replaced yet: a fresh insert
+        if not isinstance(getattr(upsert, "_post_values_clause", None), postgresql.dml.OnConflictDoUpdate):
+            return None  # DO NOTHING returns no row for a conflict: the flags would not line up
+        flag = sa.literal_column("(xmax = 0)", sa.Boolean)
+        return upsert.returning(flag, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+
+def _native_item(item: ColumnType | None) -> bool:
+    """Arrays of primitives are native arrays; arrays of arrays or documents stay JSONB."""
+    return item is not None and item.kind not in (Kind.JSON, Kind.ARRAY)

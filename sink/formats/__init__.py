@@ -6,9 +6,9 @@ writer schemas by id over HTTP, so this package stays free of I/O.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DecodeError
 from ..model import Payload
 
 
@@ -19,11 +19,54 @@ class Decoder(Protocol):
 
 
 class SchemaSource(Protocol):
-    """Writer schemas by id (Confluent wire format). Raises RegistryUnavailable on outages."""
+    """Writer schemas by id (Confluent wire format), implemented by `sink.adapters.registry`.
+
+    Every method raises `LookupError` for a schema the registry does not have (the format turns it
+    into a DecodeError naming the id), `ValueError` for one it cannot turn into what was asked, and
+    `RegistryUnavailable` when the registry does not answer (an outage, never a record error).
+    """
 
     def schema(self, schema_id: int) -> tuple[str, str, list[dict]]:
         """(schema type: AVRO|PROTOBUF|JSON, schema text, references)"""
         ...
+
+    def reference(self, subject: str, version: int) -> tuple[str, str, list[dict]]:
+        """A referenced schema (subject + version from a `references` entry), as `schema()`."""
+        ...
+
+    def protobuf_file(self, schema_id: int) -> Any:
+        """The `google.protobuf` FileDescriptor of a Protobuf schema, its imports resolved."""
+        ...
+
+
+MAGIC_BYTE = 0
+HEADER_SIZE = 5
+
+
+def schema_id_of(data: bytes, fmt: str) -> int:
+    """The schema id of Confluent wire-format bytes: magic byte 0, then a 4-byte big-endian id."""
+    if len(data) < HEADER_SIZE:
+        raise DecodeError(
+            f"{fmt}: {len(data)} byte(s) is shorter than the Confluent wire-format header "
+            "(magic byte 0 + 4-byte schema id)"
+        )
+    if data[0] != MAGIC_BYTE:
+        raise DecodeError(
+            f"{fmt}: unknown magic byte 0x{data[0]:02x} at byte 0 (the Confluent wire format starts "
+            f"with 0x00); not {fmt} data from a schema-registry serializer"
+        )
+    return int.from_bytes(data[1:HEADER_SIZE], "big")
+
+
+def writer_schema(registry: SchemaSource, schema_id: int, expected: str, fmt: str) -> tuple[str, list[dict]]:
+    """(text, references) of writer schema `schema_id`, which must be of type `expected`."""
+    try:
+        schema_type, text, references = registry.schema(schema_id)
+    except LookupError:
+        raise DecodeError(f"{fmt}: unknown schema id {schema_id}: the schema registry has no such schema") from None
+    if (schema_type or "AVRO").upper() != expected:
+        raise DecodeError(f"{fmt}: schema id {schema_id} is a {schema_type} schema, not {expected}")
+    return text, list(references or [])
 
 
 def make_decoder(fmt: str, registry: SchemaSource | None = None) -> Decoder:

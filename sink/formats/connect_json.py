@@ -7,6 +7,7 @@ sharing a schema cost one dictionary lookup beyond `json.loads`.
 from __future__ import annotations
 
 import base64
+import decimal
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +29,8 @@ PRIMITIVES = {
     "string": Kind.STRING,
     "bytes": Kind.BYTES,
 }
+
+FLOATS = ("float", "float32", "double", "float64")
 
 Convert = Callable[[Any], Any]
 
@@ -58,6 +61,8 @@ def converter(schema: Mapping[str, Any]) -> Convert:
     if named is not None:
         return _nullable(named)
     kind = schema.get("type")
+    if kind in FLOATS:  # the envelope is parsed with exact decimals (for decimal.format=NUMERIC)
+        return _nullable(float)
     if kind == "bytes":
         return _nullable(lambda v: base64.b64decode(v) if isinstance(v, str) else v)
     if kind == "struct":
@@ -106,15 +111,17 @@ class ConnectJsonDecoder:
 
     def decode(self, data: bytes) -> Payload:
         try:
-            envelope = json.loads(data)
+            # Exact decimals: a NUMERIC Connect decimal such as 12345678901234567.89 must not pass
+            # through a float. Float fields get their float back from their converter.
+            envelope = json.loads(data, parse_float=decimal.Decimal)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DecodeError(f"invalid JSON: {exc}") from None
         if not isinstance(envelope, dict) or "schema" not in envelope or "payload" not in envelope:
             raise DecodeError('not a Connect JSON envelope: expected an object with "schema" and "payload"')
         schema = envelope["schema"]
         if schema is None:  # schemas.enable=true with a null schema: schemaless payload
-            return Payload(envelope["payload"])
-        key = json.dumps(schema, sort_keys=True)
+            return Payload(json.loads(data)["payload"])
+        key = json.dumps(schema, sort_keys=True, default=str)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = self._compile(schema)

@@ -7,6 +7,7 @@ knowledge of what `io.debezium.time.MicroTimestamp` means lives here once.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import decimal
 import json
@@ -28,8 +29,10 @@ DEFAULT_DECIMAL_PRECISION = 38
 
 def decimal_from_bytes(raw: bytes, scale: int) -> decimal.Decimal:
     """Connect/Avro decimals: big-endian two's complement unscaled integer."""
-    unscaled = int.from_bytes(raw, "big", signed=True)
-    return decimal.Decimal(unscaled).scaleb(-scale)
+    unscaled = decimal.Decimal(int.from_bytes(raw, "big", signed=True))
+    # Built from its digits: scaleb() would round to the context's 28 digits (Connect allows 38+).
+    sign, digits, _exponent = unscaled.as_tuple()
+    return decimal.Decimal((sign, digits, -scale))
 
 
 def _bytes(value: Any) -> bytes:
@@ -40,7 +43,8 @@ def _decimal(params: Mapping[str, Any]) -> Callable[[Any], decimal.Decimal]:
     scale = int(params.get("scale", 0))
 
     def convert(value: Any) -> decimal.Decimal:
-        if isinstance(value, int | float | str) and not isinstance(value, bool) and not _looks_base64(value):
+        numeric = isinstance(value, int | float | str | decimal.Decimal) and not isinstance(value, bool)
+        if numeric and not _looks_base64(value):
             return decimal.Decimal(str(value))
         return decimal_from_bytes(_bytes(value), scale)
 
@@ -49,13 +53,14 @@ def _decimal(params: Mapping[str, Any]) -> Callable[[Any], decimal.Decimal]:
 
 def _looks_base64(value: Any) -> bool:
     # Connect's JsonConverter writes decimals as base64 text by default, numbers with decimal.format=NUMERIC.
+    # Text is base64 whenever it is valid base64: "1234" is the unscaled value 0xd76df8, not 1234.
     if not isinstance(value, str):
         return False
     try:
-        decimal.Decimal(value)
-        return False
-    except decimal.InvalidOperation:
+        base64.b64decode(value, validate=True)
         return True
+    except binascii.Error:
+        return False
 
 
 def _variable_decimal(value: Any) -> decimal.Decimal:

@@ -1,0 +1,145 @@
+"""kafka-sql-sink benchmarks: `make bench` or `.venv/bin/python benchmarks/run.py [--quick] [--rows N]`.
+
+Prints one line per step while it runs, then the machine facts and a table. Every number is
+compared with a baseline (and, where there is one, a ceiling) measured in the same run; nothing
+here asserts a time. See benchmarks/README.md for what each line means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if not __package__:  # run as a script: import `benchmarks.*` from the repository root
+    sys.path[0] = str(ROOT)
+
+from benchmarks import common  # noqa: E402
+
+SECTIONS = ("write", "e2e", "decode")
+DATABASES = ("postgresql", "mariadb", "sqlite")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes (10,000 rows, 20,000 records)")
+    parser.add_argument("--rows", type=int, help="rows for the write path and decode+map (default 50,000)")
+    parser.add_argument("--records", type=int, help="records per end-to-end topic (default 100,000)")
+    parser.add_argument("--batch-size", type=int, default=3000, help="rows per batch (default 3000, the sink's)")
+    parser.add_argument("--keys", type=int, help="distinct keys in the upsert topic (default records / 10)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
+    parser.add_argument("--databases", default=",".join(DATABASES), help=f"comma list of {', '.join(DATABASES)}")
+    parser.add_argument("--repeat", type=int, help="runs per write-path and decode line, best kept (default 3)")
+    parser.add_argument("--profile", action="store_true", help="also cProfile the Writer and the Preparer")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, env files, SQLite)")
+    args = parser.parse_args(argv)
+    args.rows = args.rows or (10_000 if args.quick else 50_000)
+    args.records = args.records or (20_000 if args.quick else 100_000)
+    args.repeat = max(1, args.repeat or (1 if args.quick else 3))
+    args.keys = args.keys or max(1, args.records // 10)
+    args.naive_rows = min(args.rows, 2_000 if args.quick else 5_000)
+    args.naive_cap_s = 2.0 if args.quick else 5.0
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    args.databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+    for name in args.only:
+        if name not in SECTIONS:
+            parser.error(f"--only: unknown section {name!r}")
+    for name in args.databases:
+        if name not in DATABASES:
+            parser.error(f"--databases: unknown database {name!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    from benchmarks import decode_map, end_to_end, write_path
+
+    progress = common.Progress()
+    workdir = Path(tempfile.mkdtemp(prefix="sink-bench-"))
+    servers = {
+        "postgresql": common.server_version(common.POSTGRES_URL) if "postgresql" in args.databases else None,
+        "mariadb": common.server_version(common.MARIADB_URL) if "mariadb" in args.databases else None,
+    }
+    urls = {
+        "postgresql": common.POSTGRES_URL,
+        "mariadb": common.MARIADB_URL,
+        "sqlite": f"sqlite:///{workdir / 'bench.db'}",
+    }
+    available = {db: urls[db] for db in args.databases if db == "sqlite" or servers.get(db)}
+    progress.line(
+        f"kafka-sql-sink benchmarks: write path {args.rows:,} rows (batch {args.batch_size}), end to end "
+        f"{args.records:,} records x 2 topics, decode+map {args.rows:,} records; work dir {workdir}"
+    )
+    for db in args.databases:
+        if db not in available:
+            progress.line(f"skipping {db}: cannot connect to {urls[db]}")
+
+    results: list[common.Result] = []
+    failures: list[str] = []
+    profile_lines: list[str] = []
+
+    def attempt(what: str, fn, *fn_args) -> None:  # type: ignore[no-untyped-def]
+        try:
+            results.extend(fn(*fn_args))
+        except Exception as exc:
+            failures.append(f"{what}: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+
+    try:
+        if "write" in args.only:
+            for db, url in available.items():
+                attempt(
+                    f"write path {db}",
+                    write_path.run,
+                    db, url, args.rows, args.batch_size, args.naive_rows, args.naive_cap_s, args.repeat, progress,
+                )  # fmt: skip
+        if "e2e" in args.only:
+            e2e_targets = {db: url for db, url in available.items() if db in ("postgresql", "sqlite")}
+            e2e_profile = profile_lines if args.profile else None
+            attempt("end to end", end_to_end.run, args.records, args.keys, e2e_targets, workdir, progress, e2e_profile)
+        if "decode" in args.only:
+            for fmt in ("json", "connect_json"):
+                attempt(f"decode+map {fmt}", decode_map.run, fmt, args.rows, args.repeat, progress)
+        if args.profile:
+            attempt("profile", lambda: profile_lines.extend(_profile(args, available, progress)) or [])
+    finally:
+        if args.keep:
+            progress.line(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    for line in common.machine_facts(servers):
+        print(line)
+    print(
+        "columns   rate = count / time (no warm-up subtracted); vs base = rate / the group's baseline rate; "
+        "of ceil = sink rate / the group's first ceiling"
+    )
+    print()
+    common.print_table(results)
+    for line in profile_lines:
+        print(line)
+    for failure in failures:
+        print(f"FAILED {failure}")
+    return 1 if failures else 0
+
+
+def _profile(args: argparse.Namespace, available: dict[str, str], progress: common.Progress) -> list[str]:
+    from benchmarks import profiling
+
+    lines: list[str] = [""]
+    for db, url in available.items():
+        with progress.step(f"profile     {db:<10}  sink Writer under cProfile"):
+            lines += [*profiling.profile_writer(db, url, args.rows, args.batch_size), ""]
+    for fmt in ("json", "connect_json"):
+        with progress.step(f"profile     {fmt:<10}  sink Preparer under cProfile"):
+            lines += [*profiling.profile_preparer(fmt, args.rows), ""]
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

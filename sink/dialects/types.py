@@ -1,0 +1,82 @@
+"""Column types SQLAlchemy lacks: exact decimals and JSON kept as text on SQLite, UUIDs as their
+canonical text where the database has no UUID type, instants as UTC where it has no zoned type.
+
+Each binds and returns the Python value the formats produce, and the TEXT-stored ones carry a type
+name of their own, so reflecting the table reads the same neutral kind back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+
+
+class UuidText(sa.types.TypeDecorator[uuid.UUID]):
+    """CHAR(36) holding the dashed form. Strings pass as they are: a bad one is the database's to
+    reject (a per-row data error), never an exception inside SQLAlchemy's bind processing."""
+
+    impl = sa.CHAR(36)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> uuid.UUID | None:
+        return None if value is None else uuid.UUID(str(value))
+
+
+class DecimalText(sa.types.TypeDecorator[decimal.Decimal]):
+    """SQLite: decimals as exact text. A NUMERIC column would round them through a double; the
+    name contains TEXT, which gives the column TEXT affinity."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> decimal.Decimal | None:
+        return None if value is None else decimal.Decimal(str(value))
+
+
+class JsonText(sa.types.TypeDecorator[Any]):
+    """SQLite: JSON as text. A column named JSON has NUMERIC affinity and would turn a JSON number
+    into an INTEGER or REAL; TEXT affinity keeps the document byte for byte."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+
+class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """SQLite: an instant stored as naive UTC text and read back aware (UTC)."""
+
+    impl = sa.TIMESTAMP
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return utc_naive(value)
+
+    def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+@compiles(DecimalText, "sqlite")
+def _decimal_text(element: DecimalText, compiler: Any, **kw: Any) -> str:
+    return "DECIMAL_TEXT"
+
+
+@compiles(JsonText, "sqlite")
+def _json_text(element: JsonText, compiler: Any, **kw: Any) -> str:
+    return "JSON_TEXT"
+
+
+def utc_naive(value: Any) -> Any:
+    """Aware datetimes as naive UTC, for columns without a zone."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value

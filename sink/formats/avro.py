@@ -1,0 +1,337 @@
+"""`avro`: Confluent wire format (magic byte 0, 4-byte schema id) + Avro binary.
+
+A writer schema is fetched once per id through the `SchemaSource` port and compiled once: fastavro
+parses it (referenced schemas first), and the sink derives the neutral shape and a converter for
+what fastavro leaves raw (Connect/Debezium names in `connect.name`, nanosecond timestamps).
+fastavro itself returns Decimal, date, time, UTC datetimes, naive datetimes and UUIDs for the Avro
+logical types. Per record: the header, one dict lookup, fastavro's schemaless reader on the parsed
+schema, and the converter (nothing at all for schemas without Connect names).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader
+
+from ..errors import DecodeError
+from ..model import Column, ColumnType, Kind, Payload, Shape
+from . import SchemaSource, logical, schema_id_of, writer_schema
+
+Convert = Callable[[Any], Any]
+
+PRIMITIVES = {
+    "int": Kind.INT32,
+    "long": Kind.INT64,
+    "float": Kind.FLOAT32,
+    "double": Kind.FLOAT64,
+    "boolean": Kind.BOOLEAN,
+    "string": Kind.STRING,
+    "bytes": Kind.BYTES,
+}
+JSON = ColumnType(Kind.JSON)
+
+# (base type, logicalType) fastavro converts when reading -> column type
+FASTAVRO_LOGICAL = {
+    ("int", "date"): ColumnType(Kind.DATE),
+    ("int", "time-millis"): ColumnType(Kind.TIME, precision=3),
+    ("long", "time-micros"): ColumnType(Kind.TIME, precision=6),
+    ("long", "timestamp-millis"): ColumnType(Kind.TIMESTAMP, precision=3),
+    ("long", "timestamp-micros"): ColumnType(Kind.TIMESTAMP, precision=6),
+    ("long", "local-timestamp-millis"): ColumnType(Kind.LOCAL_TIMESTAMP, precision=3),
+    ("long", "local-timestamp-micros"): ColumnType(Kind.LOCAL_TIMESTAMP, precision=6),
+    ("string", "uuid"): ColumnType(Kind.UUID),
+}
+# Avro 1.12 logical types fastavro reads as plain longs: (column type, converter)
+NANOS = {
+    ("long", "timestamp-nanos"): (ColumnType(Kind.TIMESTAMP, precision=6), logical._instant(0.001)),
+    ("long", "local-timestamp-nanos"): (ColumnType(Kind.LOCAL_TIMESTAMP, precision=6), logical._local(0.001)),
+}
+# the JSON encoding of field defaults, for types whose value fastavro would convert
+DEFAULT_LOGICAL: dict[tuple[str, str], Convert] = {
+    ("int", "date"): logical._date,
+    ("int", "time-millis"): logical._time(1000),
+    ("long", "time-micros"): logical._time(1),
+    ("long", "timestamp-millis"): logical._instant(1000),
+    ("long", "timestamp-micros"): logical._instant(1),
+    ("long", "local-timestamp-millis"): logical._local(1000),
+    ("long", "local-timestamp-micros"): logical._local(1),
+    ("string", "uuid"): lambda v: uuid.UUID(str(v)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    parsed: Any  # fastavro's parsed writer schema
+    shape: Shape
+    convert: Convert | None  # None: fastavro's value is final
+
+
+class AvroDecoder:
+    def __init__(self, registry: SchemaSource) -> None:
+        self._registry = registry
+        self._compiled: dict[int, Compiled] = {}
+
+    def decode(self, data: bytes) -> Payload:
+        schema_id = schema_id_of(data, "Avro")
+        compiled = self._compiled.get(schema_id)
+        if compiled is None:
+            compiled = self._compiled[schema_id] = self._compile(schema_id)
+        stream = io.BytesIO(data)
+        stream.seek(5)
+        try:
+            value = schemaless_reader(stream, compiled.parsed, None)
+        except EOFError:
+            raise DecodeError(
+                f"Avro: truncated body: the {len(data) - 5} byte(s) after the header end before a complete "
+                f"record of schema id {schema_id} was read"
+            ) from None
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+            raise DecodeError(
+                f"Avro: body does not match writer schema id {schema_id}: {type(exc).__name__}: {exc}"
+            ) from None
+        end = stream.tell()
+        if end != len(data):
+            raise DecodeError(
+                f"Avro: {len(data) - end} byte(s) left over at byte {end} after a complete record of schema "
+                f"id {schema_id}: the body was not written with this schema"
+            )
+        if compiled.convert is not None and value is not None:
+            try:
+                value = compiled.convert(value)
+            except DecodeError:
+                raise
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                raise DecodeError(f"Avro (schema id {schema_id}): {type(exc).__name__}: {exc}") from None
+        return Payload(value, compiled.shape, schema_id)
+
+    def _compile(self, schema_id: int) -> Compiled:
+        text, references = writer_schema(self._registry, schema_id, "AVRO", "Avro")
+        where = f"Avro schema id {schema_id}"
+        named: dict[str, Any] = {}
+        self._add_references(references, named, set(), where)
+        parsed = _parse(text, named, where)
+        compiler = _Compiler(named, where)
+        return Compiled(parsed, compiler.shape(parsed), compiler.converter(parsed, ""))
+
+    def _add_references(
+        self, references: list[dict], named: dict[str, Any], seen: set[tuple[str, int]], where: str
+    ) -> None:
+        """Parse referenced schemas (depth first) into `named`, so the main schema can use their names."""
+        for ref in references:
+            key = (str(ref["subject"]), int(ref["version"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                schema_type, text, nested = self._registry.reference(*key)
+            except LookupError as exc:
+                raise DecodeError(f"{where}: referenced schema {ref.get('name')!r} is missing: {exc}") from None
+            if (schema_type or "AVRO").upper() != "AVRO":
+                raise DecodeError(f"{where}: referenced schema {ref.get('name')!r} is a {schema_type} schema")
+            self._add_references(list(nested or []), named, seen, where)
+            _parse(text, named, f"{where}, reference {ref.get('name')!r}")
+
+
+def _parse(text: str, named: dict[str, Any], where: str) -> Any:
+    try:
+        return parse_schema(json.loads(text), named)
+    except Exception as exc:  # fastavro raises SchemaParseException, UnknownType, ValueError, KeyError...
+        raise DecodeError(f"{where} cannot be parsed: {type(exc).__name__}: {exc}") from None
+
+
+class _Compiler:
+    """Walks a parsed schema once: shape, converter, defaults. Named types resolve through `named`."""
+
+    def __init__(self, named: dict[str, Any], where: str) -> None:
+        self.named = named
+        self.where = where
+        self._records: dict[str, Convert | None] = {}  # compiled record converters by full name
+        self._building: set[str] = set()  # records being compiled (recursive types)
+
+    def error(self, path: str, message: str) -> DecodeError:
+        return DecodeError(f"{self.where}, field {path!r}: {message}" if path else f"{self.where}: {message}")
+
+    def resolve(self, schema: Any) -> Any:
+        if isinstance(schema, str) and schema not in PRIMITIVES and schema != "null":
+            return self.named[schema]
+        return schema
+
+    # -------------------------------------------------------------- shape
+
+    def shape(self, schema: Any) -> Shape:
+        schema = self.resolve(schema)
+        if isinstance(schema, list) and len([b for b in schema if b != "null"]) == 1:
+            schema = self.resolve(next(b for b in schema if b != "null"))  # ["null", Record]: the record
+        if isinstance(schema, dict) and schema["type"] == "record" and not self._logical_name(schema):
+            return tuple(self.column(f, f["name"]) for f in schema["fields"])
+        return self.column_type(schema, "")[0]
+
+    def column(self, field: dict[str, Any], path: str) -> Column:
+        column_type, nullable = self.column_type(field["type"], path)
+        default = field.get("default")
+        has_default = "default" in field and default is not None
+        if has_default:
+            try:
+                default = self.default(field["type"], default)
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+                raise self.error(path, f"default {default!r} cannot be read: {exc}") from None
+        return Column(field["name"], column_type, nullable, default if has_default else None, has_default)
+
+    def column_type(self, schema: Any, path: str) -> tuple[ColumnType, bool]:
+        """(column type, nullable)"""
+        schema = self.resolve(schema)
+        if isinstance(schema, list):
+            branches = [b for b in schema if b != "null"]
+            nullable = len(branches) < len(schema)
+            if len(branches) == 1:
+                return self.column_type(branches[0], path)[0], nullable
+            return JSON, nullable  # a union of several types: the value as JSON
+        if isinstance(schema, str):
+            if schema == "null":
+                raise self.error(path, "type null cannot be a column")
+            return ColumnType(PRIMITIVES[schema]), False
+        kind = schema["type"]
+        lt = schema.get("logicalType")
+        if (kind, lt) in FASTAVRO_LOGICAL:
+            return FASTAVRO_LOGICAL[kind, lt], False
+        if (kind, lt) in NANOS:
+            return NANOS[kind, lt][0], False
+        if lt == "decimal" and kind in ("bytes", "fixed"):
+            if not isinstance(schema.get("precision"), int):
+                raise self.error(path, "decimal logical type without an integer precision")
+            return ColumnType(Kind.DECIMAL, precision=schema["precision"], scale=int(schema.get("scale", 0))), False
+        name = self._logical_name(schema)
+        if name:
+            return logical.column_type(name, schema.get("connect.parameters")) or JSON, False
+        if kind in PRIMITIVES:
+            return ColumnType(PRIMITIVES[kind]), False
+        if kind == "fixed":
+            return ColumnType(Kind.BYTES, length=int(schema["size"])), False
+        if kind == "enum":
+            return ColumnType(Kind.STRING), False
+        if kind == "array":
+            item = self.column_type(schema["items"], path + "[]")[0]
+            return (JSON if item.kind in (Kind.JSON, Kind.ARRAY) else ColumnType(Kind.ARRAY, item=item)), False
+        if kind in ("record", "error", "map"):
+            return JSON, False
+        raise self.error(path, f"unsupported Avro type {kind!r}")
+
+    @staticmethod
+    def _logical_name(schema: dict[str, Any]) -> str | None:
+        """A Connect/Debezium logical name the sink knows, unless fastavro already converts the type."""
+        name = schema.get("connect.name")
+        if name in logical.LOGICAL and (schema["type"], schema.get("logicalType")) not in FASTAVRO_LOGICAL:
+            if schema.get("logicalType") == "decimal":
+                return None  # fastavro reads Connect decimals (they carry logicalType decimal)
+            return str(name)
+        return None
+
+    # -------------------------------------------------------------- values
+
+    def converter(self, schema: Any, path: str) -> Convert | None:
+        """A function finishing fastavro's value of `schema`; None when fastavro's value is final."""
+        if isinstance(schema, str) and (schema in self._records or schema in self._building):
+            return self._late(schema)
+        schema = self.resolve(schema)
+        if isinstance(schema, list):
+            branches = [b for b in schema if b != "null"]
+            if len(branches) != 1:
+                return None
+            inner = self.converter(branches[0], path)
+            return None if inner is None else (lambda v: None if v is None else inner(v))
+        if isinstance(schema, str):
+            return None
+        kind = schema["type"]
+        lt = schema.get("logicalType")
+        if (kind, lt) in NANOS:
+            return NANOS[kind, lt][1]
+        name = self._logical_name(schema)
+        if name:
+            return logical.converter(name, schema.get("connect.parameters"))
+        if kind in ("record", "error"):
+            return self._record(schema, path)
+        if kind == "array":
+            item = self.converter(schema["items"], path + "[]")
+            return None if item is None else (lambda v: [item(x) for x in v])
+        if kind == "map":
+            values = self.converter(schema["values"], path + "{}")
+            return None if values is None else (lambda v: {k: values(x) for k, x in v.items()})
+        return None
+
+    def _late(self, name: str) -> Convert | None:
+        if name not in self._building:
+            return self._records[name]
+        # a recursive record still being compiled: look its converter up when called
+        return lambda v: (self._records.get(name) or _identity)(v)
+
+    def _record(self, schema: dict[str, Any], path: str) -> Convert | None:
+        name = schema["name"]
+        if name in self._records or name in self._building:
+            return self._late(name)
+        self._building.add(name)
+        fields = []
+        for f in schema["fields"]:
+            convert = self.converter(f["type"], f"{path}.{f['name']}" if path else f["name"])
+            if convert is not None:
+                fields.append((f["name"], convert))
+        self._building.discard(name)
+        self._records[name] = _record_converter(fields, path, self.where) if fields else None
+        return self._records[name]
+
+    def default(self, schema: Any, value: Any) -> Any:
+        """A field default (Avro's JSON encoding) as the Python value a record would carry."""
+        schema = self.resolve(schema)
+        if isinstance(schema, list):  # the default belongs to the first branch (or any, Avro 1.11)
+            if value is None:
+                return None
+            branches = [b for b in schema if b != "null"]
+            return self.default(branches[0], value) if len(branches) == 1 else value
+        if isinstance(schema, str):
+            if schema == "bytes":
+                return value.encode("latin-1")
+            return float(value) if schema in ("float", "double") else value
+        kind, lt = schema["type"], schema.get("logicalType")
+        if (kind, lt) in DEFAULT_LOGICAL:
+            return DEFAULT_LOGICAL[kind, lt](value)
+        if (kind, lt) in NANOS:
+            return NANOS[kind, lt][1](value)
+        raw = value.encode("latin-1") if kind in ("bytes", "fixed") and isinstance(value, str) else value
+        if lt == "decimal" and kind in ("bytes", "fixed"):
+            return logical.decimal_from_bytes(raw, int(schema.get("scale", 0)))
+        name = self._logical_name(schema)
+        if name:
+            convert = logical.converter(name, schema.get("connect.parameters"))
+            return convert(raw) if convert else raw
+        if kind in ("float", "double"):
+            return float(value)
+        return raw  # records, maps, arrays: their JSON value; enums: the symbol
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _record_converter(fields: list[tuple[str, Convert]], path: str, where: str) -> Convert:
+    """Convert, in place, the fields of fastavro's record dict that need it."""
+
+    def convert_record(record: dict[str, Any]) -> dict[str, Any]:
+        field = ""
+        try:
+            for field, convert in fields:
+                value = record[field]
+                if value is not None:
+                    record[field] = convert(value)
+        except DecodeError:
+            raise
+        except (ValueError, TypeError, KeyError, ArithmeticError, AttributeError) as exc:
+            full = f"{path}.{field}" if path else field
+            raise DecodeError(f"{where}, field {full!r}: {type(exc).__name__}: {exc}") from None
+        return record
+
+    return convert_record

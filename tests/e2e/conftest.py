@@ -1,0 +1,93 @@
+"""Drive `sink run --env-file FILE` as a subprocess, as a user (or a container runtime) would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.kafka import SESSION_TIMEOUT_MS
+
+SINK = Path(sys.executable).with_name("sink")
+
+
+def write_env(path: Path, bootstrap: str, database_url: str, topics: str, group: str, **extra: str | int) -> Path:
+    lines = {
+        "SINK_BOOTSTRAP_SERVERS": bootstrap,
+        "SINK_DATABASE_URL": database_url,
+        "SINK_TOPICS": topics,
+        "SINK_GROUP_ID": group,
+        "SINK_CONSUMER__SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+        "SINK_AUTO_CREATE": "true",
+        "SINK_BATCH_MAX_WAIT_MS": "100",
+    }
+    lines.update({f"SINK_{key.upper()}": str(value) for key, value in extra.items()})
+    path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
+    return path
+
+
+def _clean_environ() -> dict[str, str]:
+    """The test runner's environment without SINK_* variables (they would win over the env file)."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("SINK_")}
+
+
+@dataclass
+class SinkProcess:
+    process: subprocess.Popen[bytes]
+    stderr_path: Path
+    stdout_path: Path
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"sink still running after {timeout:g}s; stderr:\n{self.stderr[-3000:]}") from None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+class SinkRunner:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[SinkProcess] = []
+
+    def start(self, *env_files: Path) -> SinkProcess:
+        n = len(self.started)
+        stderr_path, stdout_path = self.tmp_path / f"sink-{n}.err", self.tmp_path / f"sink-{n}.out"
+        args = [str(SINK), "run"]
+        for env_file in env_files:
+            args += ["--env-file", str(env_file)]
+        with open(stderr_path, "wb") as err, open(stdout_path, "wb") as out:
+            process = subprocess.Popen(args, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=_clean_environ())
+        sink = SinkProcess(process, stderr_path, stdout_path)
+        self.started.append(sink)
+        return sink
+
+    def run(self, *env_files: Path, timeout: float = 60.0) -> SinkProcess:
+        sink = self.start(*env_files)
+        sink.wait(timeout)
+        return sink
+
+
+@pytest.fixture
+def sink_runner(tmp_path: Path) -> Iterator[SinkRunner]:
+    runner = SinkRunner(tmp_path)
+    yield runner
+    for sink in runner.started:  # never leave a sink behind, even when a test failed
+        sink.kill()

@@ -1,0 +1,200 @@
+"""Batcher (count / age / schema change) and segments (last write wins, insert mode never merges)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sink.batch import Batcher, Unit, segments
+from sink.model import Column, ColumnType, Coord, Kind, Op, RawRecord, Row, TableSpec
+
+INT64, STRING = ColumnType(Kind.INT64), ColumnType(Kind.STRING)
+SPEC = TableSpec("t", (Column("id", INT64, nullable=False), Column("v", STRING)), ("id",))
+SPEC_V2 = TableSpec("t", (*SPEC.columns, Column("extra", STRING)), ("id",))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+_offsets: dict[str, int] = {}
+
+
+def mk(
+    key: Any,
+    v: Any = "x",
+    op: Op = Op.UPSERT,
+    *,
+    table: str = "t",
+    spec: TableSpec | None = None,
+    schema_id: Any = "s1",
+    inferred: bool = False,
+    offset: int | None = None,
+) -> Row:
+    if offset is None:
+        offset = _offsets[table] = _offsets.get(table, -1) + 1
+    spec = spec or SPEC
+    if spec.name != table:
+        spec = TableSpec(table, spec.columns, spec.primary_key)
+    keys = {} if key is None else {"id": key}
+    values = keys if op is Op.DELETE else {**keys, "v": v}
+    return Row(RawRecord(Coord(table, 0, offset), None, None), table, op, keys, values, spec, schema_id, inferred)
+
+
+def describe(units: list[Unit]) -> list[tuple[Any, bool, Any, list[int]]]:
+    return [
+        (u.key, u.delete_first, None if u.final is None else u.final.values["v"], [r.coord.offset for r in u.rows])
+        for u in units
+    ]
+
+
+def segs(rows: list[Row], insert_mode: bool) -> list[list[tuple[Any, bool, Any, list[int]]]]:
+    return [describe(s) for s in segments(tuple(rows), insert_mode)]
+
+
+# ------------------------------------------------------------------------------ segments
+
+
+def test_upsert_last_write_wins_per_key_in_first_seen_order() -> None:
+    rows = [mk(k, v, offset=n) for n, (k, v) in enumerate([(1, "a"), (2, "b"), (1, "c"), (3, "d"), (2, "e")])]
+    assert segs(rows, insert_mode=False) == [
+        [((1,), False, "c", [0, 2]), ((2,), False, "e", [1, 4]), ((3,), False, "d", [3])],
+    ]
+
+
+def test_write_then_delete_is_a_delete() -> None:
+    rows = [mk(1, "a", offset=0), mk(1, op=Op.DELETE, offset=1)]
+    assert segs(rows, insert_mode=False) == [[((1,), True, None, [0, 1])]]
+
+
+def test_delete_then_insert() -> None:
+    rows = [mk(1, op=Op.DELETE, offset=0), mk(1, "new", offset=1)]
+    for insert_mode in (False, True):
+        assert segs(rows, insert_mode) == [[((1,), True, "new", [0, 1])]]
+
+
+def test_upsert_write_delete_write_collapses_to_delete_then_final() -> None:
+    rows = [mk(1, "a", offset=0), mk(1, op=Op.DELETE, offset=1), mk(1, "b", offset=2)]
+    assert segs(rows, insert_mode=False) == [[((1,), True, "b", [0, 1, 2])]]
+
+
+def test_insert_mode_never_merges_two_inserts_of_one_key() -> None:
+    rows = [mk(1, "a", offset=0), mk(2, "x", offset=1), mk(1, "b", offset=2), mk(1, "c", offset=3)]
+    assert segs(rows, insert_mode=True) == [
+        [((1,), False, "a", [0]), ((2,), False, "x", [1])],
+        [((1,), False, "b", [2])],
+        [((1,), False, "c", [3])],
+    ]
+
+
+def test_insert_mode_insert_delete_insert_tries_both_inserts() -> None:
+    # Each insert must meet the database as it would alone (a duplicate must fail), so an insert is
+    # never folded away behind a later delete of its key.
+    rows = [mk(1, "a", offset=0), mk(1, op=Op.DELETE, offset=1), mk(1, "b", offset=2)]
+    result = segments(tuple(rows), insert_mode=True)
+    inserts_per_unit = [sum(r.op is Op.UPSERT for r in u.rows) for s in result for u in s]
+    assert max(inserts_per_unit) == 1
+    flat = [describe(s) for s in segments(tuple(rows), insert_mode=True)]
+    assert flat[0] == [((1,), False, "a", [0])]
+    assert flat[-1][-1][2] == "b", "the final state is the last insert"
+    attempted = [u.final.values["v"] for s in segments(tuple(rows), insert_mode=True) for u in s if u.final]
+    assert attempted == ["a", "b"]
+
+
+def test_insert_mode_insert_then_delete_keeps_both() -> None:
+    rows = [mk(1, "a", offset=0), mk(1, op=Op.DELETE, offset=1)]
+    assert segs(rows, insert_mode=True) == [[((1,), False, "a", [0])], [((1,), True, None, [1])]]
+
+
+def test_every_row_is_in_exactly_one_unit() -> None:
+    rows = [mk(k % 3, str(i), Op.DELETE if i % 4 == 3 else Op.UPSERT, offset=i) for i, k in enumerate(range(20))]
+    for insert_mode in (False, True):
+        seen = [r.coord.offset for s in segments(tuple(rows), insert_mode) for u in s for r in u.rows]
+        assert sorted(seen) == list(range(20))
+        for segment in segments(tuple(rows), insert_mode):
+            keys = [u.key for u in segment]
+            assert len(keys) == len(set(keys)), "a key at most once per segment"
+
+
+def test_without_primary_key_every_record_is_its_own_unit() -> None:
+    rows = [mk(None, "a", offset=0), mk(None, "a", offset=1)]
+    for insert_mode in (False, True):
+        assert segs(rows, insert_mode) == [[(Coord("t", 0, 0), False, "a", [0]), (Coord("t", 0, 1), False, "a", [1])]]
+
+
+# ------------------------------------------------------------------------------ batcher
+
+
+def test_closes_on_count() -> None:
+    batcher = Batcher(max_rows=3, max_wait_ms=1000, clock=Clock())
+    assert batcher.add(mk(1)) == []
+    assert batcher.add(mk(2)) == []
+    assert len(batcher) == 2
+    closed = batcher.add(mk(3))
+    assert len(closed) == 1
+    assert [r.key["id"] for r in closed[0].rows] == [1, 2, 3]
+    assert closed[0].table == "t" and closed[0].spec == SPEC
+    assert len(batcher) == 0
+
+
+def test_closes_on_age() -> None:
+    clock = Clock()
+    batcher = Batcher(max_rows=100, max_wait_ms=500, clock=clock)
+    batcher.add(mk(1))
+    clock.now += 0.2
+    batcher.add(mk(2, table="u"))
+    clock.now += 0.299
+    assert batcher.due() == []
+    clock.now += 0.002
+    due = batcher.due()
+    assert [b.table for b in due] == ["t"], "age counts from the first row of each buffer"
+    clock.now += 0.2
+    assert [b.table for b in batcher.due()] == ["u"]
+    assert batcher.due() == []
+
+
+def test_closes_on_schema_change() -> None:
+    batcher = Batcher(max_rows=100, max_wait_ms=1000, clock=Clock())
+    batcher.add(mk(1, schema_id="s1"))
+    closed = batcher.add(mk(2, schema_id="s2", spec=SPEC_V2))
+    assert len(closed) == 1 and [r.key["id"] for r in closed[0].rows] == [1]
+    closed = batcher.add(mk(3, schema_id="s2", spec=SPEC_V2))
+    assert closed == []
+    assert batcher.drain()[0].spec == SPEC_V2
+
+
+def test_same_schema_id_but_other_spec_closes_too() -> None:
+    batcher = Batcher(max_rows=100, max_wait_ms=1000, clock=Clock())
+    batcher.add(mk(1, schema_id="s1"))
+    assert len(batcher.add(mk(2, schema_id="s1", spec=SPEC_V2))) == 1
+
+
+def test_deletes_join_any_batch() -> None:
+    batcher = Batcher(max_rows=100, max_wait_ms=1000, clock=Clock())
+    batcher.add(mk(1, schema_id="s1"))
+    assert batcher.add(mk(1, op=Op.DELETE, schema_id=None)) == []
+    assert len(batcher.drain()[0].rows) == 2
+
+
+def test_inferred_rows_merge_their_columns_instead_of_closing() -> None:
+    batcher = Batcher(max_rows=100, max_wait_ms=1000, clock=Clock())
+    narrow = TableSpec("t", (Column("id", INT64), Column("v", STRING)))
+    wide = TableSpec("t", (Column("id", INT64), Column("w", INT64)))
+    batcher.add(mk(1, spec=narrow, schema_id=None, inferred=True))
+    assert batcher.add(mk(2, spec=wide, schema_id=None, inferred=True)) == []
+    (batch,) = batcher.drain()
+    assert batch.inferred
+    assert [c.name for c in batch.spec.columns] == ["id", "v", "w"]
+
+
+def test_tables_are_buffered_apart_and_drained() -> None:
+    batcher = Batcher(max_rows=2, max_wait_ms=1000, clock=Clock())
+    batcher.add(mk(1, table="a"))
+    batcher.add(mk(1, table="b"))
+    closed = batcher.add(mk(2, table="a"))
+    assert [b.table for b in closed] == ["a"]
+    assert [b.table for b in batcher.drain()] == ["b"]
+    assert batcher.drain() == []

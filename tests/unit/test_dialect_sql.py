@@ -1,0 +1,218 @@
+"""The SQL each dialect builds, compiled with SQLAlchemy's own dialects: quoting, upserts, binds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from sink.dialects import Dialect, MysqlDialect, PostgresDialect, SqliteDialect, for_backend
+from sink.model import Column, ColumnType, Kind, TableSpec
+
+INT64, STRING = ColumnType(Kind.INT64), ColumnType(Kind.STRING)
+SPEC = TableSpec(
+    "Select",
+    (
+        Column("user id", INT64, nullable=False),
+        Column('x"y', STRING),
+        Column("Über", STRING),
+        Column("order", INT64),
+    ),
+    ("user id",),
+)
+COLUMNS = SPEC.column_names
+ROW = {"user id": 41, 'x"y': "'; DROP TABLE users; --", "Über": "grüße", "order": 7}
+
+PG = PostgresDialect(postgresql.psycopg.dialect())
+LITE = SqliteDialect(sqlite.dialect())
+MY = MysqlDialect(mysql.pymysql.dialect())
+
+
+def sql(dialect: Dialect, statement: Any) -> str:
+    return " ".join(str(statement.compile(dialect=dialect.sa_dialect)).split())
+
+
+def compiled(dialect: Dialect, statement: Any) -> Any:
+    return statement.compile(dialect=dialect.sa_dialect)
+
+
+# ------------------------------------------------------------------------------ quoting
+
+
+def test_postgres_identifiers() -> None:
+    assert [PG.quote(n) for n in ("Select", "user id", 'x"y', "Über", "order", "plain")] == [
+        '"Select"',
+        '"user id"',
+        '"x""y"',
+        '"Über"',
+        '"order"',
+        '"plain"',
+    ], "every identifier is quoted, case kept"
+
+
+def test_mysql_identifiers() -> None:
+    assert [MY.quote(n) for n in ("Select", "user id", 'x"y', "a`b")] == ["`Select`", "`user id`", '`x"y`', "`a``b`"]
+
+
+def test_sqlite_identifiers() -> None:
+    quoted = [LITE.quote(n) for n in ("Select", "user id", 'x"y', "Über")]
+    assert quoted == ['"Select"', '"user id"', '"x""y"', '"Über"']
+
+
+@pytest.mark.parametrize(
+    ("dialect", "names"),
+    [
+        (PG, ['"Select"', '"user id"', '"x""y"', '"Über"', '"order"']),
+        (LITE, ['"Select"', '"user id"', '"x""y"', '"Über"', '"order"']),
+        (MY, ["`Select`", "`user id`", '`x"y`', "`Über`", "`order`"]),
+    ],
+)
+def test_create_table_quotes_everything(dialect: Dialect, names: list[str]) -> None:
+    text = sql(dialect, dialect.create_table(SPEC))
+    table, *columns = names
+    assert text.startswith(f"CREATE TABLE IF NOT EXISTS {table} (")
+    for column in columns:
+        assert f"{column} " in text
+    assert f"PRIMARY KEY ({columns[0]})" in text
+    assert f"{columns[0]} BIGINT NOT NULL" in text
+
+
+# ------------------------------------------------------------------------------ DML
+
+
+def test_postgres_insert() -> None:
+    text = sql(PG, PG.insert(PG.table(SPEC)))
+    assert text.startswith('INSERT INTO "Select" ("user id", "x""y", "Über", "order") VALUES (')
+
+
+def test_postgres_upsert_is_on_conflict_do_update() -> None:
+    text = sql(PG, PG.upsert(PG.table(SPEC), SPEC.primary_key))
+    assert text.startswith('INSERT INTO "Select" ("user id", "x""y", "Über", "order") VALUES (')
+    assert text.endswith(
+        'ON CONFLICT ("user id") DO UPDATE SET "x""y" = excluded."x""y", "Über" = excluded."Über", '
+        '"order" = excluded."order"'
+    )
+
+
+def test_sqlite_upsert_is_on_conflict_do_update_never_replace() -> None:
+    text = sql(LITE, LITE.upsert(LITE.table(SPEC), SPEC.primary_key))
+    assert text == (
+        'INSERT INTO "Select" ("user id", "x""y", "Über", "order") VALUES (?, ?, ?, ?) '
+        'ON CONFLICT ("user id") DO UPDATE SET "x""y" = excluded."x""y", "Über" = excluded."Über", '
+        '"order" = excluded."order"'
+    )
+    assert "REPLACE" not in text.upper()
+
+
+def test_mysql_upsert_is_on_duplicate_key_update() -> None:
+    text = sql(MY, MY.upsert(MY.table(SPEC), SPEC.primary_key))
+    assert text.startswith("INSERT INTO `Select` (`user id`, `x\"y`, `Über`, `order`) VALUES (%s, %s, %s, %s)")
+    assert "ON DUPLICATE KEY UPDATE" in text
+    for name in ('`x"y`', "`Über`", "`order`"):
+        assert f"{name} = VALUES({name})" in text or f"{name} = new.{name}" in text
+    assert "`user id` = " not in text.split("ON DUPLICATE KEY UPDATE")[1], "the key is not updated"
+    assert "REPLACE" not in text.upper()
+
+
+@pytest.mark.parametrize("dialect", [PG, LITE, MY], ids=lambda d: d.name)
+def test_upsert_of_key_only_table_does_nothing_on_conflict(dialect: Dialect) -> None:
+    spec = TableSpec("k", (Column("user id", INT64, nullable=False), Column("Über", STRING, nullable=False)),
+                     ("user id", "Über"))
+    text = sql(dialect, dialect.upsert(dialect.table(spec), spec.primary_key))
+    if dialect is MY:
+        assert text.startswith("INSERT INTO `k` (`user id`, `Über`) VALUES (%s, %s) ON DUPLICATE KEY UPDATE ")
+    else:
+        assert text.startswith('INSERT INTO "k" ("user id", "Über") VALUES (')
+        assert text.endswith('ON CONFLICT ("user id", "Über") DO NOTHING')
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        (LITE, 'UPDATE "Select" SET "x""y"=?, "Über"=?, "order"=? WHERE "Select"."user id" = ?'),
+        (MY, 'UPDATE `Select` SET `x"y`=%s, `Über`=%s, `order`=%s WHERE `Select`.`user id` = %s'),
+    ],
+)
+def test_update(dialect: Dialect, expected: str) -> None:
+    assert sql(dialect, dialect.update(dialect.table(SPEC), SPEC.primary_key, COLUMNS)) == expected
+
+
+def test_postgres_update_and_delete() -> None:
+    update = sql(PG, PG.update(PG.table(SPEC), SPEC.primary_key, COLUMNS))
+    assert update.startswith('UPDATE "Select" SET "x""y"=%(')
+    assert 'WHERE "Select"."user id" = %(' in update
+    delete = sql(PG, PG.delete(PG.table(SPEC), SPEC.primary_key))
+    assert delete.startswith('DELETE FROM "Select" WHERE "Select"."user id" = %(')
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        (LITE, 'DELETE FROM "Select" WHERE "Select"."user id" = ?'),
+        (MY, "DELETE FROM `Select` WHERE `Select`.`user id` = %s"),
+    ],
+)
+def test_delete(dialect: Dialect, expected: str) -> None:
+    assert sql(dialect, dialect.delete(dialect.table(SPEC), SPEC.primary_key)) == expected
+
+
+# ------------------------------------------------------------------------------ values are binds
+
+
+@pytest.mark.parametrize("dialect", [PG, LITE, MY], ids=lambda d: d.name)
+def test_values_are_bind_parameters(dialect: Dialect) -> None:
+    table = dialect.table(SPEC)
+    for statement in (dialect.insert(table), dialect.upsert(table, SPEC.primary_key)):
+        text = str(compiled(dialect, statement))
+        params = compiled(dialect, statement).construct_params(ROW)
+        assert "DROP TABLE" not in text and "grüße" not in text and "41" not in text
+        assert sorted(map(str, params.values())) == sorted(map(str, ROW.values()))
+    update = dialect.update(table, SPEC.primary_key, COLUMNS)
+    update_params = compiled(dialect, update).construct_params(dialect.update_params(SPEC.primary_key, COLUMNS, ROW))
+    assert sorted(map(str, update_params.values())) == sorted(map(str, ROW.values()))
+    delete = dialect.delete(table, SPEC.primary_key)
+    assert list(compiled(dialect, delete).construct_params(dialect.key_params({"user id": 41})).values()) == [41]
+
+
+def test_columns_whose_names_collide_after_bind_escaping_stay_apart() -> None:
+    spec = TableSpec("t", (Column("user id", INT64, nullable=False), Column("user_id", STRING)), ("user id",))
+    statement = compiled(PG, PG.upsert(PG.table(spec), spec.primary_key))
+    params = statement.construct_params({"user id": 1, "user_id": "one"})
+    assert sorted(map(str, params.values())) == ["1", "one"]
+
+
+# ------------------------------------------------------------------------------ DDL
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        (PG, 'ALTER TABLE "Select" ADD COLUMN "new col" TEXT'),
+        (LITE, 'ALTER TABLE "Select" ADD COLUMN "new col" TEXT'),
+        (MY, "ALTER TABLE `Select` ADD COLUMN `new col` LONGTEXT"),
+    ],
+)
+def test_add_column(dialect: Dialect, expected: str) -> None:
+    assert sql(dialect, dialect.add_column(SPEC, Column("new col", STRING))) == expected
+
+
+def test_postgres_alter_type_and_drop_not_null() -> None:
+    column = Column('x"y', ColumnType(Kind.INT32), nullable=False)
+    assert sql(PG, PG.alter_type(SPEC, column, INT64)) == 'ALTER TABLE "Select" ALTER COLUMN "x""y" TYPE BIGINT'
+    assert sql(PG, PG.drop_not_null(SPEC, column)) == 'ALTER TABLE "Select" ALTER COLUMN "x""y" DROP NOT NULL'
+
+
+def test_mysql_alter_type_and_drop_not_null() -> None:
+    column = Column("Über", ColumnType(Kind.INT32), nullable=False)
+    assert sql(MY, MY.alter_type(SPEC, column, INT64)) == "ALTER TABLE `Select` MODIFY COLUMN `Über` BIGINT NOT NULL"
+    assert sql(MY, MY.drop_not_null(SPEC, column)) == "ALTER TABLE `Select` MODIFY COLUMN `Über` INTEGER NULL"
+
+
+def test_for_backend() -> None:
+    assert isinstance(for_backend("postgresql", postgresql.dialect()), PostgresDialect)
+    assert isinstance(for_backend("mariadb", mysql.dialect()), MysqlDialect)
+    assert isinstance(for_backend("sqlite", sqlite.dialect()), SqliteDialect)
+    with pytest.raises(ValueError, match="unsupported database 'oracle'"):
+        for_backend("oracle", sa.engine.default.DefaultDialect())

@@ -1,0 +1,396 @@
+"""The Worker loop against small in-memory fakes of the consumer (Source) and the database (Store).
+
+The fakes keep the contracts the real adapters keep: the store's transactions are atomic and its
+savepoints roll back, the source hands out records in offset order and records every commit.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from sink.batch import Batcher, Unit
+from sink.errors import DatabaseUnavailable, RecordRejected
+from sink.formats.json_plain import JsonDecoder
+from sink.formats.string import StringDecoder
+from sink.model import ColumnType, Coord, RawRecord, TableSpec
+from sink.pipeline import Preparer, Writer, WriteRules
+from sink.routing import OutcomeRouter, RoutingRules
+from sink.schema import Evolution
+from sink.transforms import MappingRules, RowMapper
+from sink.worker import LoopRules, Worker
+
+TP = tuple[str, int]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+# ------------------------------------------------------------------------------ fake database
+
+
+class FakeTx:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        saved = copy.deepcopy(self.store.rows)
+        try:
+            yield
+        except RecordRejected:
+            self.store.rows = saved
+            raise
+
+    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+        table = self.store.rows.setdefault(spec.name, {})
+        for unit in units:
+            key = tuple(unit.rows[-1].key.values()) or unit.rows[-1].coord
+            if unit.delete_first:
+                table.pop(key, None)
+            if unit.final is None:
+                continue
+            values = dict(unit.final.values)
+            if any(v == "REJECT" for v in values.values()):
+                raise RecordRejected("value 'REJECT' violates check constraint", sqlstate="23514")
+            if mode == "insert" and key in table:
+                raise RecordRejected(f"duplicate key {key}", sqlstate="23505")
+            if mode == "update":
+                if key in table:
+                    table[key] = {**table[key], **values}
+            else:
+                table[key] = values
+        return {}
+
+
+class FakeStore:
+    """Tables as {name: {key: row}}; a transaction commits all or nothing."""
+
+    def __init__(self) -> None:
+        self.specs: dict[str, TableSpec] = {}
+        self.rows: dict[str, dict[Any, dict[str, Any]]] = {}
+        self.outages = 0  # transactions to refuse with DatabaseUnavailable before working again
+        self.transactions = 0
+
+    def table(self, name: str) -> TableSpec | None:
+        return self.specs.get(name)
+
+    def storage_type(self, column_type: ColumnType) -> ColumnType:
+        return column_type
+
+    def create_table(self, spec: TableSpec) -> None:
+        self.specs[spec.name] = spec
+
+    def alter_table(self, existing: TableSpec, evolution: Evolution) -> None:
+        spec = self.specs[existing.name]
+        self.specs[existing.name] = TableSpec(spec.name, spec.columns + evolution.add, spec.primary_key)
+
+    @contextmanager
+    def transaction(self) -> Iterator[FakeTx]:
+        if self.outages:
+            self.outages -= 1
+            raise DatabaseUnavailable("connection refused")
+        saved = copy.deepcopy(self.rows)
+        try:
+            yield FakeTx(self)
+        except BaseException:
+            self.rows = saved
+            raise
+        self.transactions += 1
+
+    def values(self, table: str, field: str = "id") -> list[Any]:
+        return sorted(row[field] for row in self.rows.get(table, {}).values() if field in row)
+
+
+# ------------------------------------------------------------------------------ fake consumer
+
+
+class FakeSource:
+    """Hands out a script of polls; each poll advances the clock by its timeout. When the script
+    is done, `when_done` runs (by default: stop the worker)."""
+
+    def __init__(self, clock: Clock, store: FakeStore) -> None:
+        self.clock = clock
+        self.store = store
+        self.script: list[list[RawRecord] | Callable[[], None]] = []
+        self.commits: list[dict[TP, int]] = []
+        self.committed: dict[TP, int] = {}
+        self.snapshots: list[dict[str, list[Any]]] = []  # table contents at each commit
+        self.paused = False
+        self.pauses = 0
+        self.closed = False
+        self.subscribed = False
+        self.when_done: Callable[[], None] = lambda: None
+        self.polls_while_paused = 0
+
+    def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
+        self.subscribed = True
+
+    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
+        self.clock.now += timeout
+        if self.paused:
+            self.polls_while_paused += 1
+            return []
+        while self.script:
+            step = self.script.pop(0)
+            if callable(step):
+                step()
+                continue
+            return step
+        self.when_done()
+        return []
+
+    def commit(self, offsets: Mapping[TP, int]) -> None:
+        assert not self.closed
+        self.commits.append(dict(offsets))
+        self.committed.update(offsets)
+        self.snapshots.append({t: self.store.values(t) for t in self.store.rows})
+
+    def pause(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def lag(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+# ------------------------------------------------------------------------------ harness
+
+
+class Harness:
+    def __init__(
+        self,
+        *,
+        tolerance: str = "none",
+        batch_size: int = 100,
+        max_wait_ms: int = 60_000,
+        mapping: MappingRules | None = None,
+        insert_mode: str = "upsert",
+    ) -> None:
+        self.clock = Clock()
+        self.store = FakeStore()
+        self.source = FakeSource(self.clock, self.store)
+        mapping = mapping or MappingRules(pk_mode="record_value", pk_fields=("id",), delete_enabled=False)
+        self.worker = Worker(
+            self.source,
+            Preparer(StringDecoder(), JsonDecoder(), RowMapper(mapping)),
+            Writer(self.store, WriteRules(insert_mode, auto_create=True, auto_evolve=True)),
+            Batcher(batch_size, max_wait_ms, self.clock),
+            OutcomeRouter(RoutingRules(tolerance=tolerance), None),
+            LoopRules(poll_timeout_s=0.1, commit_interval_s=1.0, stats_interval_s=3600, retry_delay_initial_s=0.5),
+            self.clock,
+            self.clock.sleep,
+        )
+        self.source.when_done = self.worker.stop
+
+    def then(self, *steps: list[RawRecord] | Callable[[], None]) -> Harness:
+        self.source.script.extend(steps)
+        return self
+
+    def wait(self, seconds: float) -> Callable[[], None]:
+        def advance() -> None:
+            self.clock.now += seconds
+
+        return advance
+
+    def run(self) -> int:
+        code = self.worker.run()
+        assert self.source.closed, "the worker always leaves the group"
+        return code
+
+
+def rec(offset: int, value: Any, partition: int = 0, topic: str = "orders", key: bytes | None = None) -> RawRecord:
+    data = None if value is None else (value if isinstance(value, bytes) else json.dumps(value).encode())
+    return RawRecord(Coord(topic, partition, offset), key, data)
+
+
+def rows(*ids: int, partition: int = 0, start: int = 0, topic: str = "orders") -> list[RawRecord]:
+    return [rec(start + n, {"id": i, "v": f"v{i}"}, partition, topic) for n, i in enumerate(ids)]
+
+
+def assert_commits_never_pass_unsettled(h: Harness, expected_ids: Callable[[TP, int], list[int]]) -> None:
+    """At every commit, every record below the committed offset is in the database."""
+    for commit, snapshot in zip(h.source.commits, h.source.snapshots, strict=True):
+        for tp, offset in commit.items():
+            for wanted in expected_ids(tp, offset):
+                assert wanted in snapshot.get(tp[0], []), f"commit {tp}@{offset} before id {wanted} was written"
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_commits_only_up_to_contiguous_settled() -> None:
+    h = Harness(max_wait_ms=5000)
+    # offset 1 is a tombstone: skipped, so settled at once, while offset 0 still waits in its batch.
+    h.then(
+        [rec(0, {"id": 1}), rec(1, None, key=b"k"), rec(2, {"id": 2})],
+        h.wait(2.0),
+        [],  # a commit is due now: offset 0 has not settled, so nothing may be committed
+    )
+    h.then(lambda: commits_before_write.extend(h.source.commits), h.wait(4.0), [], [], h.wait(2.0), [])
+    commits_before_write: list[dict[TP, int]] = []
+    assert h.run() == 0
+    assert commits_before_write == [], "committed past an unwritten record"
+    assert h.store.values("orders") == [1, 2]
+    assert h.source.commits[0] == {("orders", 0): 3}
+    assert h.source.committed == {("orders", 0): 3}
+
+
+def test_offsets_per_partition_move_independently() -> None:
+    h = Harness(batch_size=2)
+    h.then(rows(1, 2, partition=0) + rows(3, partition=1), h.wait(1.5), [])
+    h.then(lambda: early.update(h.source.committed), rows(4, partition=1, start=1))
+    early: dict[TP, int] = {}
+    assert h.run() == 0
+    assert early == {("orders", 0): 2}, "partition 1's record sits in an open batch"
+    assert h.source.committed == {("orders", 0): 2, ("orders", 1): 2}
+    assert h.store.values("orders") == [1, 2, 3, 4]
+
+
+def test_stop_flushes_open_batches_and_commits() -> None:
+    h = Harness(batch_size=1000, max_wait_ms=600_000)
+    h.then(rows(1, 2, 3, partition=0), rows(10, 11, partition=1))
+    assert h.run() == 0
+    assert h.store.values("orders") == [1, 2, 3, 10, 11]
+    assert h.source.commits[-1] == {("orders", 0): 3, ("orders", 1): 2}
+    assert h.source.snapshots[-1] == {"orders": [1, 2, 3, 10, 11]}, "committed after the flush"
+    assert h.worker.counters.records_in == 5
+    assert h.worker.counters.rows_written == 5
+
+
+def test_stop_mid_stream_does_not_read_on() -> None:
+    h = Harness()
+    h.then(rows(1, 2), h.worker.stop, [], rows(3, 4, start=2))
+    assert h.run() == 0
+    assert h.store.values("orders") == [1, 2]
+    assert h.source.committed == {("orders", 0): 2}
+
+
+def test_poison_record_with_tolerance_none_exits_1_and_commits_nothing_past_it() -> None:
+    h = Harness(max_wait_ms=600_000)
+    h.then([*rows(1, 2), rec(2, b'{"id": 3,'), *rows(4, start=3)], rows(5, start=4))
+    assert h.run() == 1
+    assert h.store.values("orders") == [1, 2], "the records before it landed, nothing after it"
+    assert h.source.committed == {("orders", 0): 2}, "committed up to the poison record, not past it"
+    assert all(o <= 2 for c in h.source.commits for o in c.values())
+
+
+def test_poison_in_one_partition_keeps_the_others_progress() -> None:
+    h = Harness(max_wait_ms=600_000)
+    h.then([*rows(1, 2, partition=0), rec(0, b"not json", partition=1), *rows(7, partition=0, start=2)])
+    assert h.run() == 1
+    assert h.source.committed.get(("orders", 1), 0) == 0
+    assert h.source.committed[("orders", 0)] == 2
+    assert h.store.values("orders") == [1, 2]
+
+
+def test_record_rejected_by_the_database_with_tolerance_none_stops_there() -> None:
+    h = Harness(max_wait_ms=600_000)
+    h.then([*rows(1, 2), rec(2, {"id": 3, "v": "REJECT"}), *rows(4, start=3)])
+    assert h.run() == 1
+    assert {1, 2} <= set(h.store.values("orders"))
+    assert 3 not in h.store.values("orders")
+    assert h.source.committed == {("orders", 0): 2}
+
+
+def test_tolerance_all_without_dead_letter_topic_passes_bad_records() -> None:
+    h = Harness(tolerance="all")
+    h.then([*rows(1), rec(1, b"{oops"), rec(2, {"id": 3, "v": "REJECT"}), *rows(4, start=3)])
+    assert h.run() == 0
+    assert h.store.values("orders") == [1, 4]
+    assert h.source.committed == {("orders", 0): 4}
+    assert h.worker.counters.records_in == 4
+
+
+def test_database_outage_pauses_retries_and_never_commits_unwritten() -> None:
+    h = Harness(batch_size=2)
+    h.store.outages = 3
+    h.then(rows(1, 2), rows(3, start=2))
+    assert h.run() == 0
+    assert h.source.pauses == 1 and not h.source.paused
+    assert h.source.polls_while_paused > 0, "stays in the group while backing off"
+    assert h.store.values("orders") == [1, 2, 3]
+    assert h.source.committed == {("orders", 0): 3}
+    assert_commits_never_pass_unsettled(h, lambda tp, offset: list(range(1, offset + 1)))
+
+
+def test_tombstones_delete_with_delete_enabled() -> None:
+    mapping = MappingRules(pk_mode="record_key", delete_enabled=True)
+    h = Harness(mapping=mapping)
+    h.then(
+        [
+            rec(0, {"v": "a"}, key=b"k1"),
+            rec(1, {"v": "b"}, key=b"k2"),
+            rec(2, None, key=b"k1"),
+            rec(3, {"v": "c"}, key=b"k2"),
+        ]
+    )
+    assert h.run() == 0
+    assert h.store.rows["orders"] == {("k2",): {"v": "c", "__connect_key": "k2"}}
+    assert h.source.committed == {("orders", 0): 4}
+    assert (h.worker.counters.rows_written, h.worker.counters.rows_deleted) == (3, 1)
+
+
+def test_insert_mode_duplicate_in_one_batch_is_a_record_error() -> None:
+    h = Harness(insert_mode="insert", tolerance="all")
+    h.then([rec(0, {"id": 1, "v": "a"}), rec(1, {"id": 1, "v": "b"}), rec(2, {"id": 2, "v": "c"})])
+    assert h.run() == 0
+    assert h.store.rows["orders"][(1,)]["v"] == "a", "the second insert of a key fails, it does not win"
+    assert h.store.values("orders") == [1, 2]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 1000])
+def test_every_record_settles_once_whatever_the_batch_size(batch_size: int) -> None:
+    h = Harness(batch_size=batch_size)
+    h.then(*(rows(i, partition=i % 2, start=i // 2) for i in range(10)))
+    assert h.run() == 0
+    assert h.store.values("orders") == list(range(10))
+    assert h.source.committed == {("orders", 0): 5, ("orders", 1): 5}
+    assert h.worker.tracker.unsettled() == 0
+
+
+def test_stop_during_a_database_outage_leaves_within_the_shutdown_timeout() -> None:
+    h = Harness(batch_size=2)
+    h.store.outages = 10**9  # the database never comes back
+    runaway = []
+
+    def poll_while_down(max_records: int, timeout: float) -> list[RawRecord]:
+        h.clock.now += timeout
+        if h.source.polls_while_paused == 20:
+            h.worker.stop()  # SIGTERM while the worker backs off
+            stopped_at.append(h.clock.now)
+        if h.source.polls_while_paused > 100_000:
+            runaway.append(True)
+            raise RuntimeError("the worker never gave up")
+        h.source.polls_while_paused += 1
+        return []
+
+    stopped_at: list[float] = []
+    h.then(rows(1, 2), rows(3, start=2))
+    original_poll = h.source.poll
+    h.source.poll = lambda n, t: poll_while_down(n, t) if h.source.paused else original_poll(n, t)  # type: ignore[method-assign]
+    code = h.run()
+    assert not runaway
+    assert code != 0, "could not flush: not a clean stop"
+    assert h.clock.now - stopped_at[0] <= h.worker.rules.shutdown_timeout_s + 1
+    assert h.source.committed == {}, "nothing was written, nothing may be committed"
+    assert h.store.values("orders") == []
