@@ -25,8 +25,10 @@ lint: install
 	$(BIN)/ruff check sink tests benchmarks
 	$(BIN)/lint-imports
 
+# Tests that stop a shared database run alone, after the parallel run.
 test: install services lint
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -p no:cacheprovider
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -p no:cacheprovider -m "not serial"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
 
 bench: install services
 	$(BIN)/python benchmarks/run.py

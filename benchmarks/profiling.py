@@ -46,10 +46,9 @@ def summarize(profiler: cProfile.Profile | str, title: str, top: int = 12) -> li
     for (filename, _line, function), (_cc, _nc, tt, _ct, _callers) in entries.items():
         by_package[_package(filename, function)] += tt
     lines = [f"profile: {title} ({total:.2f} s own time in total)"]
-    lines.append(
-        "  by package: "
-        + ", ".join(f"{name} {100 * t / total:.0f}%" for name, t in sorted(by_package.items(), key=lambda kv: -kv[1]))
-    )
+    shares = sorted(((100 * t / total, name) for name, t in by_package.items()), reverse=True)
+    packages = ", ".join(f"{name} {share:.0f}%" for share, name in shares[:8] if share >= 1)
+    lines.append(f"  own time by package: {packages}")
     lines.append(f"  {'own%':>5} {'own s':>7} {'cum s':>7} {'calls':>9}  function")
     ranked = sorted(entries.items(), key=lambda kv: -kv[1][2])[:top]
     for (filename, line, function), (_cc, calls, tt, ct, _callers) in ranked:

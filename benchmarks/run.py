@@ -61,15 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     progress = common.Progress()
     workdir = Path(tempfile.mkdtemp(prefix="sink-bench-"))
     servers = {
-        "postgresql": common.server_version(common.POSTGRES_URL) if "postgresql" in args.databases else None,
-        "mariadb": common.server_version(common.MARIADB_URL) if "mariadb" in args.databases else None,
+        db: (common.server_version(url) or "unreachable") if db in args.databases else "not measured"
+        for db, url in (("postgresql", common.POSTGRES_URL), ("mariadb", common.MARIADB_URL))
     }
     urls = {
         "postgresql": common.POSTGRES_URL,
         "mariadb": common.MARIADB_URL,
         "sqlite": f"sqlite:///{workdir / 'bench.db'}",
     }
-    available = {db: urls[db] for db in args.databases if db == "sqlite" or servers.get(db)}
+    available = {db: urls[db] for db in args.databases if servers.get(db, "") not in ("unreachable",)}
     progress.line(
         f"kafka-sql-sink benchmarks: write path {args.rows:,} rows (batch {args.batch_size}), end to end "
         f"{args.records:,} records x 2 topics, decode+map {args.rows:,} records; work dir {workdir}"

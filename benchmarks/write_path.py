@@ -38,7 +38,7 @@ from sink.model import Batch, Outcome, Status
 from sink.pipeline import Writer, WriteRules
 
 from . import records
-from .common import BASELINE, CEILING, INFO, SINK, Progress, Result, count_rows, drop_tables
+from .common import BASELINE, CEILING, INFO, SINK, Progress, Result, count_rows, drop_tables, repeats
 
 SECTION = "write path"
 
@@ -73,25 +73,26 @@ def run(
         label = f"sink Writer (upsert, batch {batch_size})"
         batches = records.batches(tables["sink"], rows, batch_size)
         with progress.step(f"{step}  {label}") as out:
-            out.append(_best([_sink(store, batches, url, database, label, SINK, empty=True) for _ in range(repeat)]))
+            out.append(_best(repeat, lambda: _sink(store, batches, url, database, label, SINK, empty=True)))
         results["sink"] = out[0]
 
         label = "sink Writer, same keys again (updates)"
         batches = records.batches(tables["sink_upd"], rows, batch_size)
         _sink(store, batches, url, database, label, INFO, empty=False)  # every key exists before timing
         with progress.step(f"{step}  {label}") as out:
-            out.append(_best([_sink(store, batches, url, database, label, INFO, empty=False) for _ in range(repeat)]))
+            out.append(_best(repeat, lambda: _sink(store, batches, url, database, label, INFO, empty=False)))
         results["sink_upd"] = out[0]
 
         dicts = [records.values(i) for i in range(rows)]
         for name, (label, write) in ceilings.items():
             with progress.step(f"{step}  ceiling: {label}") as out:
-                runs = []
-                for _ in range(repeat):
-                    empty_table(url, tables[name])
-                    seconds = write(url, tables[name], dicts, batch_size)
-                    runs.append(Result(SECTION, database, f"ceiling: {label}", rows, seconds, "rows/s", CEILING))
-                out.append(_best(runs))
+
+                def ceiling(table: str = tables[name], write: Ceiling = write, label: str = label) -> Result:
+                    empty_table(url, table)
+                    seconds = write(url, table, dicts, batch_size)
+                    return Result(SECTION, database, f"ceiling: {label}", rows, seconds, "rows/s", CEILING)
+
+                out.append(_best(repeat, ceiling))
             results[name] = out[0]
 
         for variant, result in results.items():  # sanity, outside the timing
@@ -103,8 +104,15 @@ def run(
     return list(results.values())
 
 
-def _best(runs: list[Result]) -> Result:
-    """The fastest run; the note shows the slowest when there were several."""
+def _best(repeat: int, measure: Callable[[], Result]) -> Result:
+    """The fastest of up to `repeat` runs (common.repeats); the note shows the slowest."""
+    runs: list[Result] = []
+
+    def timed() -> float:
+        runs.append(measure())
+        return runs[-1].seconds
+
+    repeats(repeat, timed)
     best = min(runs, key=lambda r: r.seconds)
     if len(runs) > 1:
         slowest = max(runs, key=lambda r: r.seconds)

@@ -71,7 +71,10 @@ def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
     from .adapters.db import SqlStore, create_engine
     from .adapters.kafka import KafkaPublisher, KafkaSource, consumer_config
 
-    store = SqlStore(create_engine(settings.database_url.get_secret_value()))
+    store = SqlStore(
+        create_engine(settings.database_url.get_secret_value()),
+        report_operations=bool(settings.reporter_result_topic_name),
+    )
     registry = _registry(settings)
     preparer = Preparer(
         make_decoder(settings.key_format, registry),

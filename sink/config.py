@@ -219,7 +219,7 @@ def _nest(values: Mapping[str, str]) -> dict[str, Any]:
 def _read_env_file(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise ConfigError(f"--env-file: {path} does not exist or is not a file")
-    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    values = {k: v for k, v in dotenv_values(path, interpolate=False).items() if v is not None}
     known = known_variables()
     for name in values:
         upper = name.upper()

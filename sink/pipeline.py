@@ -96,6 +96,13 @@ class Writer:
 
     def write(self, batch: Batch, extra: Callable[[Transaction], None] | None = None) -> list[Outcome]:
         """Write one batch in one transaction; `extra` runs inside it last (offsets, exactly-once)."""
+        if all(row.op is Op.DELETE for row in batch.rows) and self.store.table(batch.spec.name) is None:
+            # Nothing to delete from a table that does not exist; creating it from the key alone
+            # would shape it without the columns of the records that follow.
+            if extra is not None:
+                with self.store.transaction() as tx:
+                    extra(tx)
+            return [Outcome(r.raw, Status.DELETED, batch.table, "delete", dict(r.key)) for r in batch.rows]
         spec = self.ensure_table(batch.spec, lenient=batch.inferred)
         outcomes: list[Outcome] = []
         with self.store.transaction() as tx:

@@ -101,6 +101,8 @@ class Health:
                 )
 
     def _note(self, coord: Coord, bad: bool) -> None:
+        if self.rules.max_ratio >= 1.0:  # no ratio limit: nothing to keep
+            return
         window = self._window
         if coord in window:
             window[coord] = window[coord] or bad

@@ -236,4 +236,9 @@ class KafkaPublisher:
                 )
 
     def close(self) -> None:
-        self._producer.flush(5.0)
+        if self._producer.flush(5.0) > 0:  # unacknowledged: their records never settled, nothing past them committed
+            self._producer.purge()
+            self._producer.poll(0)
+        close = getattr(self._producer, "close", None)  # confluent-kafka >= 2.13: stop librdkafka's threads now
+        if close is not None:
+            close()

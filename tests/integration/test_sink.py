@@ -8,6 +8,8 @@ and compares the whole table with the state computed from the records.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 
 from tests.integration.conftest import TargetDb
 from tests.support.db import fetch_rows, primary_key, table_columns, table_exists
-from tests.support.kafka import committed_offsets, create_topic, produce
+from tests.support.kafka import committed_offsets, create_topic, produce, wait_for
 from tests.support.runner import running_sink, sink_env
 
 pytestmark = pytest.mark.integration
@@ -467,3 +469,60 @@ def test_float_for_an_inferred_integer_column_stops_instead_of_rounding(
         sink.thread.join(60)
     assert fetch_rows(db.url, table, order_by="id") == [{"id": 1, "price": 10}], "10.75 must never be stored as 11"
     assert committed_offsets(bootstrap_servers, unique_name, topic) == {0: 1}
+
+
+def test_group_members_hand_partitions_over_without_rereading(
+    bootstrap_servers: str, pg: TargetDb, unique_name: str
+) -> None:
+    """A second member joins mid-stream and leaves again: each rebalance flushes and commits what
+    the member holds before its partitions move. Insert mode keyed by the Kafka coordinates fails
+    (and exits 1) on any record read twice."""
+    topic = pg.table(unique_name)
+    create_topic(bootstrap_servers, topic, partitions=4)
+    produced = dict.fromkeys(range(4), 0)
+    stop_producing = threading.Event()
+
+    def producer() -> None:
+        n = 0
+        while not stop_producing.is_set():
+            chunk = [{"value": j({"n": n + i}), "partition": (n + i) % 4} for i in range(40)]
+            produce(bootstrap_servers, topic, chunk)
+            for record in chunk:
+                produced[record["partition"]] += 1
+            n += len(chunk)
+            time.sleep(0.05)
+
+    env = sink_env(bootstrap_servers, pg.url, topic, unique_name, insert_mode="insert", pk_mode="kafka", batch_size=20)
+    thread = threading.Thread(target=producer, daemon=True)
+    thread.start()
+    try:
+        with running_sink(env) as first:
+            first.wait_committed(topic, dict.fromkeys(range(4), 40))
+            with running_sink(env) as second:
+                wait_for(lambda: second.worker.counters.commits > 0, 60, message="the second member got no work")
+                wait_for(lambda: first.worker.counters.commits > 0, 5)
+            stop_producing.set()
+            thread.join(30)
+            first.wait_committed(topic, produced)
+            assert second.worker.counters.records_in > 0
+    finally:
+        stop_producing.set()
+    rows = fetch_rows(pg.url, topic)
+    total = sum(produced.values())
+    assert len(rows) == total
+    assert first.worker.counters.records_in + second.worker.counters.records_in == total, "no record read twice"
+
+
+def test_tombstones_before_any_value_do_not_shape_the_table(
+    bootstrap_servers: str, db: TargetDb, unique_name: str
+) -> None:
+    """A batch of deletes for a table that does not exist yet deletes nothing; it must not create
+    a key-only table that the first real record then cannot be written to."""
+    topic = table = db.table(unique_name)
+    create_topic(bootstrap_servers, topic)
+    settings = {"insert_mode": "upsert", "pk_mode": "record_key", "delete_enabled": "true"}
+    produce(bootstrap_servers, topic, [{"key": "k1", "value": None}, {"key": "k2", "value": None}])
+    run(bootstrap_servers, db, [topic], {topic: {0: 2}}, unique_name, **settings)
+    produce(bootstrap_servers, topic, [{"key": "k1", "value": j({"name": "one", "qty": 1})}])
+    run(bootstrap_servers, db, [topic], {topic: {0: 3}}, unique_name, **settings)
+    assert fetch_rows(db.url, table) == [{"__connect_key": "k1", "name": "one", "qty": 1}]

@@ -54,6 +54,11 @@ def test_real_environment_wins_over_files(tmp_path: Path) -> None:
     assert settings.insert_mode == "insert"
 
 
+def test_env_file_keeps_topic_placeholder_literal(tmp_path: Path) -> None:
+    path = _env_file(tmp_path, "a.env", {**BASE, "SINK_TABLE_NAME_FORMAT": "kafka_${topic}_v1"})
+    assert load_settings([path], environ={"topic": "oops"}).table_name_format == "kafka_${topic}_v1"
+
+
 def test_environment_alone_and_defaults() -> None:
     settings = load_settings([], environ=BASE)
     assert settings.topics == ("orders",)

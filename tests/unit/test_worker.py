@@ -394,3 +394,13 @@ def test_stop_during_a_database_outage_leaves_within_the_shutdown_timeout() -> N
     assert h.clock.now - stopped_at[0] <= h.worker.rules.shutdown_timeout_s + 1
     assert h.source.committed == {}, "nothing was written, nothing may be committed"
     assert h.store.values("orders") == []
+
+
+def test_a_batch_of_deletes_does_not_create_the_table() -> None:
+    h = Harness(mapping=MappingRules(pk_mode="record_key", delete_enabled=True), batch_size=2)
+    h.then([rec(0, None, key=b"k1"), rec(1, None, key=b"k2")], [rec(2, {"v": "a"}, key=b"k1")])
+    assert h.run() == 0
+    spec = h.store.specs["orders"]
+    assert [c.name for c in spec.columns] == ["__connect_key", "v"], "shaped by the first record, not the key"
+    assert h.source.committed == {("orders", 0): 3}
+    assert h.worker.counters.rows_deleted == 2
