@@ -62,6 +62,7 @@ class _Buffer:
     inferred: bool
     opened_at: float
     rows: list[Row] = field(default_factory=list)
+    merged: dict[int, TableSpec] = field(default_factory=dict)  # inferred specs already merged in
 
     def accepts(self, row: Row) -> bool:
         if row.op is Op.DELETE or (self.inferred and row.inferred):
@@ -70,8 +71,11 @@ class _Buffer:
 
     def add(self, row: Row) -> None:
         merge = row.op is Op.UPSERT and row.inferred and self.inferred
-        if merge and any(self.spec.column(c.name) != c for c in row.spec.columns):
-            self.spec = merge_inferred(self.spec, row.spec.columns)
+        if merge and id(row.spec) not in self.merged:
+            # Keyed by id with the spec kept alive, so an id is never reused while remembered.
+            self.merged[id(row.spec)] = row.spec
+            if any(self.spec.column(c.name) != c for c in row.spec.columns):
+                self.spec = merge_inferred(self.spec, row.spec.columns)
         self.rows.append(row)
 
     def close(self) -> Batch:

@@ -18,6 +18,7 @@ KAFKA_FIELDS = ("__connect_topic", "__connect_partition", "__connect_offset")
 KAFKA_TYPES = (ColumnType(Kind.STRING, length=249), ColumnType(Kind.INT32), ColumnType(Kind.INT64))
 DEFAULT_KEY_FIELD = "__connect_key"
 DEFAULT_VALUE_FIELD = "__connect_value"
+MAX_INFERRED_SHAPES = 10_000  # distinct schemaless record shapes remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class RowMapper:
     def __init__(self, rules: MappingRules) -> None:
         self.rules = rules
         self._specs: dict[tuple[str, Any, Any], TableSpec] = {}
+        self._inferred: dict[tuple[Any, ...], TableSpec] = {}
 
     def table_name(self, topic: str) -> str:
         return self.rules.table_name_format.replace("${topic}", topic)
@@ -139,14 +141,27 @@ class RowMapper:
         value_columns: tuple[Column, ...] | None,
         inferred: bool,
     ) -> TableSpec:
-        if value_columns is None or inferred:
-            values = record.value.data if isinstance(record.value.data, Mapping) else {}
-            value_columns = value_columns or infer_columns(self._filtered(values))
+        if value_columns is not None and inferred:
             return _build(table, key_columns, value_columns)
+        if value_columns is None:
+            values = record.value.data if isinstance(record.value.data, Mapping) else {}
+            return self._inferred_spec(table, key_columns, self._filtered(values))
         cache_key = (table, record.key.schema_id, record.value.schema_id)
         spec = self._specs.get(cache_key)
         if spec is None:
             spec = self._specs[cache_key] = _build(table, key_columns, value_columns)
+        return spec
+
+
+    def _inferred_spec(self, table: str, key_columns: tuple[Column, ...], values: Mapping[str, Any]) -> TableSpec:
+        """Schemaless records of one shape (same fields, same value classes) share one spec, so
+        inference costs a signature per record instead of new Column objects."""
+        signature = (table, key_columns, tuple((k, v.__class__) for k, v in values.items() if v is not None))
+        spec = self._inferred.get(signature)
+        if spec is None:
+            if len(self._inferred) >= MAX_INFERRED_SHAPES:
+                self._inferred.clear()
+            spec = self._inferred[signature] = _build(table, key_columns, infer_columns(values))
         return spec
 
 

@@ -105,11 +105,39 @@ def _column(field: Mapping[str, Any]) -> Column:
     )
 
 
+SCHEMA_OPEN = b'{"schema":'
+PAYLOAD_MARK = b',"payload":'
+MAX_SCHEMAS = 1000  # distinct schemas kept compiled; a topic has a handful
+
+
 class ConnectJsonDecoder:
+    """Connect's JsonConverter writes `{"schema":...,"payload":...}` with the schema bytes repeated
+    in every record, so the schema's bytes are the cache key: a known schema is neither parsed nor
+    re-serialised again, only the payload is (any other layout takes the full path)."""
+
     def __init__(self) -> None:
         self._compiled: dict[str, tuple[Shape, Convert]] = {}
+        self._by_bytes: dict[bytes, tuple[str, Shape, Convert]] = {}
 
     def decode(self, data: bytes) -> Payload:
+        known = self._known_schema(data)
+        if known is not None:
+            key, record_shape, convert, payload_at = known
+            try:
+                payload = json.loads(data[payload_at:].rstrip()[:-1], parse_float=decimal.Decimal)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                return self._decode_full(data)  # let the full parse name the problem
+            return self._convert(payload, record_shape, convert, key)
+        return self._decode_full(data)
+
+    def _known_schema(self, data: bytes) -> tuple[str, Shape, Convert, int] | None:
+        if not data.startswith(SCHEMA_OPEN):
+            return None
+        end = data.find(PAYLOAD_MARK)
+        entry = self._by_bytes.get(data[:end]) if end > 0 else None
+        return None if entry is None else (*entry, end + len(PAYLOAD_MARK))
+
+    def _decode_full(self, data: bytes) -> Payload:
         try:
             # Exact decimals: a NUMERIC Connect decimal such as 12345678901234567.89 must not pass
             # through a float. Float fields get their float back from their converter.
@@ -124,10 +152,28 @@ class ConnectJsonDecoder:
         key = json.dumps(schema, sort_keys=True, default=str)
         compiled = self._compiled.get(key)
         if compiled is None:
+            if len(self._compiled) >= MAX_SCHEMAS:
+                self._compiled.clear()
+                self._by_bytes.clear()
             compiled = self._compiled[key] = self._compile(schema)
-        record_shape, convert = compiled
+        self._remember_bytes(data, schema, key, compiled)
+        return self._convert(envelope["payload"], *compiled, key)
+
+    def _remember_bytes(self, data: bytes, schema: Any, key: str, compiled: tuple[Shape, Convert]) -> None:
+        end = data.find(PAYLOAD_MARK) if data.startswith(SCHEMA_OPEN) else -1
+        if end <= 0 or data[:end] in self._by_bytes:
+            return
+        try:  # only when the bytes before the mark really are this schema
+            same = json.loads(data[len(SCHEMA_OPEN) : end], parse_float=decimal.Decimal) == schema
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            same = False
+        if same:
+            self._by_bytes[data[:end]] = (key, *compiled)
+
+    @staticmethod
+    def _convert(payload: Any, record_shape: Shape, convert: Convert, key: str) -> Payload:
         try:
-            return Payload(convert(envelope["payload"]), record_shape, key)
+            return Payload(convert(payload), record_shape, key)
         except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
             raise DecodeError(f"payload does not match its schema: {type(exc).__name__}: {exc}") from None
 
