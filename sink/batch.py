@@ -23,13 +23,17 @@ class Unit:
     rows: list[Row] = field(default_factory=list)
     delete_first: bool = False
     final: Row | None = None  # the row to insert/upsert/update after the optional delete
+    # What to write: the final row's values over those of the earlier writes since the last delete,
+    # so a field the final record does not carry ends as if each record had been written in turn.
+    values: dict[str, Any] = field(default_factory=dict)
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
         if row.op is Op.DELETE:
-            self.delete_first, self.final = True, None
+            self.delete_first, self.final, self.values = True, None, {}
         else:
             self.final = row
+            self.values = {**self.values, **row.values}
 
 
 def segments(rows: tuple[Row, ...], insert_mode: bool) -> Iterator[list[Unit]]:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -60,7 +61,8 @@ class Settings(BaseSettings):
 
     key_format: Format = "string"
     value_format: Format = "json"
-    schema_registry_url: str | None = None
+    # May carry `user:password@` (basic.auth.credentials.source=URL): kept out of repr and errors.
+    schema_registry_url: str | None = Field(None, repr=False)
     schema_registry: dict[str, SecretStr] = {}
 
     database_url: SecretStr
@@ -114,6 +116,17 @@ class Settings(BaseSettings):
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator("schema_registry_url")
+    @classmethod
+    def _valid_registry_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # `SINK_SCHEMA_REGISTRY_URL=` in an env file: not set
+        for url in value.split(","):
+            parts = urlsplit(url.strip())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("not an http:// or https:// URL (several: comma-separated), e.g. http://registry:8081")
         return value
 
     @field_validator("database_url")
@@ -242,5 +255,6 @@ def describe(exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"{name}: required, not set"
     shown = err.get("input")
-    got = "" if loc[0] in ("database_url",) or shown is None or isinstance(shown, dict) else f" (got {shown!r})"
+    secret = loc[0] in ("database_url", "schema_registry_url")  # URLs that may hold a password
+    got = "" if secret or shown is None or isinstance(shown, dict) else f" (got {shown!r})"
     return f"{name}: {message}{got}"

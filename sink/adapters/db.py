@@ -9,7 +9,7 @@ import decimal
 import json
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -96,20 +96,21 @@ class SqlTransaction:
         table = self.store.sa_table(spec)
         key = spec.primary_key
         deletes = [self.dialect.key_params(u.rows[-1].key, key) for u in units if u.delete_first]
-        writes = [u.final.values for u in units if u.final is not None]
+        writes = [(index, u.values) for index, u in enumerate(units) if u.final is not None]
         if deletes:
             self.connection.execute(self.dialect.delete(table, key), deletes)
-        if writes:
-            statement, params = self._write(table, key, mode, writes)
+        operations: dict[int, str] = {}
+        for group in _by_columns(writes, {c.name for c in table.columns}):
+            statement, params = self._write(table, key, mode, [values for _, values in group])
             wanted = self.store.report_operations and mode == "upsert"
             reporting = self.dialect.reporting_inserts(statement) if wanted else None
             if reporting is None:
                 self.connection.execute(statement, params)
-                return {}
+                continue
             flags = self.connection.execute(reporting, params).scalars().all()
-            written = [index for index, unit in enumerate(units) if unit.final is not None]
-            return {index: "insert" if inserted else "update" for index, inserted in zip(written, flags, strict=True)}
-        return {}
+            for (index, _), inserted in zip(group, flags, strict=True):
+                operations[index] = "insert" if inserted else "update"
+        return operations
 
     def _write(self, table: sa.Table, key: Sequence[str], mode: str, rows: list[Any]) -> tuple[Any, list[dict]]:
         # Only the columns the records carry: a column they do not know keeps its value (upsert,
@@ -127,6 +128,18 @@ class SqlTransaction:
     def execute(self, statement: Any, params: Any = None) -> Any:
         with classified():
             return self.connection.execute(statement, params)
+
+
+def _by_columns(
+    writes: Sequence[tuple[int, Mapping[str, Any]]], columns: set[str]
+) -> list[list[tuple[int, Mapping[str, Any]]]]:
+    """Rows grouped by the table columns they carry, one statement per group: a row never writes a
+    column it does not carry, whichever rows share its batch (the units of a segment have distinct
+    keys, so the groups may be written in any order)."""
+    groups: dict[frozenset[str], list[tuple[int, Mapping[str, Any]]]] = {}
+    for index, values in writes:
+        groups.setdefault(frozenset(values.keys() & columns), []).append((index, values))
+    return list(groups.values())
 
 
 class SqlStore:

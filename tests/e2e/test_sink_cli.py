@@ -69,7 +69,7 @@ def test_ten_thousand_records_with_updates_and_deletes(
         if rng.random() < 0.3:
             value["tags"] = {"n": i % 7}
         records.append({"key": key, "value": json.dumps(value), "partition": partition})
-        expected[key] = value
+        expected[key] = {**expected.get(key, {}), **value}  # a field a record lacks keeps its value
     produce(bootstrap_servers, topic, records)
     ends = {p: sum(1 for r in records if r["partition"] == p) for p in range(3)}
     assert sum(ends.values()) == 10_000
@@ -185,6 +185,7 @@ def test_sigterm_mid_stream_then_resume_without_rereading(
         ({"SINK_DATABASE_URL": "postgresql+psycopg://sink:p@ss:Secret123@db/x"}, "SINK_DATABASE_URL"),
         ({"SINK_TOPICS_REGEX": "orders.*"}, "SINK_TOPICS"),
         ({"SINK_PK_MOD": "kafka"}, "SINK_PK_MOD"),
+        ({"SINK_VALUE_FORMAT": "avro", "SINK_SCHEMA_REGISTRY_URL": "registry:8081"}, "SINK_SCHEMA_REGISTRY_URL"),
     ],
 )
 def test_bad_configuration_exits_2_with_one_line(

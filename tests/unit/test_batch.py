@@ -65,6 +65,16 @@ def test_upsert_last_write_wins_per_key_in_first_seen_order() -> None:
     ]
 
 
+def test_unit_values_are_the_writes_since_the_last_delete_in_turn() -> None:
+    first = mk(1, "a", offset=0)
+    partial = Row(first.raw, "t", Op.UPSERT, {"id": 1}, {"id": 1, "w": 2}, SPEC)
+    (segment,) = segments((first, partial), insert_mode=False)
+    assert segment[0].values == {"id": 1, "v": "a", "w": 2}, "a field the last record lacks keeps its value"
+    assert segment[0].final is partial
+    (segment,) = segments((first, mk(1, op=Op.DELETE, offset=1), partial), insert_mode=False)
+    assert segment[0].values == {"id": 1, "w": 2}, "nothing survives a delete"
+
+
 def test_write_then_delete_is_a_delete() -> None:
     rows = [mk(1, "a", offset=0), mk(1, op=Op.DELETE, offset=1)]
     assert segs(rows, insert_mode=False) == [[((1,), True, None, [0, 1])]]

@@ -237,6 +237,20 @@ def test_credentials_are_not_in_repr_or_str_of_settings() -> None:
     assert settings.consumer_config()["sasl.password"] == PASSWORD
 
 
+@pytest.mark.parametrize("url", ["registry:8081", "ftp://registry", f"http://user:{PASSWORD}@", "http://"])
+def test_bad_schema_registry_url_is_one_line_and_never_echoed(url: str) -> None:
+    message = _error({**BASE, "SINK_VALUE_FORMAT": "avro", "SINK_SCHEMA_REGISTRY_URL": url})
+    assert message.startswith("SINK_SCHEMA_REGISTRY_URL: ")
+    assert PASSWORD not in message
+
+
+def test_schema_registry_url_with_credentials_stays_out_of_repr() -> None:
+    url = f"http://user:{PASSWORD}@registry:8081,https://registry-2:8081"
+    settings = load_settings([], environ={**BASE, "SINK_VALUE_FORMAT": "avro", "SINK_SCHEMA_REGISTRY_URL": url})
+    assert settings.schema_registry_url == url
+    assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
+
+
 def test_credentials_not_in_error_of_another_variable(tmp_path: Path) -> None:
     path = _env_file(tmp_path, "a.env", {**BASE, "SINK_CONSUMER__SASL_PASSWORD": PASSWORD})
     message = _error({"SINK_BATCH_SIZE": "zero"}, (path,))

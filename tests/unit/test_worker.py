@@ -63,7 +63,7 @@ class FakeTx:
                 table.pop(key, None)
             if unit.final is None:
                 continue
-            values = dict(unit.final.values)
+            values = dict(unit.values)
             if any(v == "REJECT" for v in values.values()):
                 raise RecordRejected("value 'REJECT' violates check constraint", sqlstate="23514")
             if mode == "insert" and key in table:

@@ -1,0 +1,93 @@
+"""What a written batch does to a real table, whatever the batch boundaries (PostgreSQL, SQLite).
+
+The Writer and SqlStore are the real ones; records are prepared as the worker prepares them. No
+broker is needed: the batches are built here, so their boundaries are chosen on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sink.adapters.db import SqlStore, create_engine
+from sink.batch import Batcher
+from sink.formats.json_plain import JsonDecoder
+from sink.formats.string import StringDecoder
+from sink.model import Coord, RawRecord, Row, Status
+from sink.pipeline import Preparer, Writer, WriteRules
+from sink.transforms import MappingRules, RowMapper
+from tests.integration.conftest import TargetDb
+from tests.support.db import fetch_rows
+
+pytestmark = pytest.mark.integration
+
+
+class Sink:
+    def __init__(self, url: str, table: str, mode: str = "upsert") -> None:
+        self.store = SqlStore(create_engine(url))
+        rules = MappingRules(table_name_format=table, pk_mode="record_value", pk_fields=("id",))
+        self.preparer = Preparer(StringDecoder(), JsonDecoder(), RowMapper(rules))
+        self.writer = Writer(self.store, WriteRules(mode, auto_create=True, auto_evolve=True))
+        self.offset = 0
+
+    def batch(self, *values: dict[str, Any]) -> list[Status]:
+        """Write `values` as one batch; the statuses of their outcomes."""
+        batcher = Batcher(10_000, 60_000, lambda: 0.0)
+        for value in values:
+            row = self.preparer.prepare(RawRecord(Coord("t", 0, self.offset), None, json.dumps(value).encode()))
+            self.offset += 1
+            assert isinstance(row, Row)
+            assert batcher.add(row) == []
+        (batch,) = batcher.drain()
+        return [o.status for o in self.writer.write(batch)]
+
+
+@pytest.fixture
+def sink(db: TargetDb, unique_name: str) -> Iterator[Sink]:
+    sink = Sink(db.url, db.table(unique_name))
+    yield sink
+    sink.store.dispose()
+
+
+def rows(db: TargetDb, table: str) -> list[dict[str, Any]]:
+    return fetch_rows(db.url, table, order_by="id")
+
+
+def test_a_field_a_record_does_not_carry_keeps_its_value(sink: Sink, db: TargetDb, unique_name: str) -> None:
+    assert sink.batch({"id": 1, "name": "a", "email": "a@x"}, {"id": 2, "name": "b", "email": "b@x"}) == [
+        Status.WRITTEN,
+        Status.WRITTEN,
+    ]
+    sink.batch({"id": 1, "name": "a2"})  # alone in its batch
+    sink.batch({"id": 2, "name": "b2"}, {"id": 3, "name": "c", "email": "c@x"})  # beside a record with email
+    assert rows(db, unique_name) == [
+        {"id": 1, "name": "a2", "email": "a@x"},
+        {"id": 2, "name": "b2", "email": "b@x"},
+        {"id": 3, "name": "c", "email": "c@x"},
+    ], "the table state must not depend on which records share a batch"
+
+
+def test_an_explicit_null_clears_the_field(sink: Sink, db: TargetDb, unique_name: str) -> None:
+    sink.batch({"id": 1, "name": "a", "email": "a@x"})
+    sink.batch({"id": 1, "email": None}, {"id": 2, "name": "b"})
+    assert rows(db, unique_name) == [{"id": 1, "name": "a", "email": None}, {"id": 2, "name": "b", "email": None}]
+
+
+def test_a_batch_ends_as_its_records_written_one_by_one(sink: Sink, db: TargetDb, unique_name: str) -> None:
+    sink.batch({"id": 1, "name": "a", "email": "a@x"}, {"id": 4, "name": "d", "email": "d@x"})
+    statuses = sink.batch(
+        {"id": 1, "name": "x", "email": "x@x"},
+        {"id": 2, "email": "b@x"},
+        {"id": 1, "name": "y"},  # keeps x@x, as it would written after the first
+        {"id": 4, "email": None},
+        {"id": 4, "name": "d2"},  # keeps the null email of the record before
+    )
+    assert statuses == [Status.WRITTEN] * 5
+    assert rows(db, unique_name) == [
+        {"id": 1, "name": "y", "email": "x@x"},
+        {"id": 2, "name": None, "email": "b@x"},
+        {"id": 4, "name": "d2", "email": None},
+    ]
