@@ -80,6 +80,7 @@ class Worker:
         self._ready: deque[Batch] = deque()  # closed batches waiting to be written, in order
         self._held: deque[RawRecord] = deque()  # polled, not yet prepared (also during a back-off)
         self._stale: set[TopicPartition] = set()  # revoked while a record or batch of theirs was retried
+        self._failure: FatalError | None = None  # raised in a rebalance callback, re-raised after poll
         self._backing_off = False
         self._last_commit = self._last_stats = clock()
         router.bind(self.tracker, self.counters)
@@ -112,7 +113,7 @@ class Worker:
             return 1
 
     def _step(self) -> None:
-        self._held.extend(self.source.poll(self.rules.max_poll_records, self.rules.poll_timeout_s))
+        self._held.extend(self._poll(self.rules.poll_timeout_s))
         while self._held:
             self._on_record(self._held.popleft())
         self._flush(self.batcher.due())
@@ -120,6 +121,13 @@ class Worker:
             self._commit()
         if self.clock() - self._last_stats >= self.rules.stats_interval_s:
             self._log_stats()
+
+    def _poll(self, timeout: float) -> list[RawRecord]:
+        records = self.source.poll(self.rules.max_poll_records, timeout)
+        if self._failure is not None:  # raised inside a rebalance callback, where it cannot propagate
+            failure, self._failure = self._failure, None
+            raise failure
+        return records
 
     def _finish(self) -> None:
         self._flush(self.batcher.drain(), deadline=self.clock() + self.rules.shutdown_timeout_s)
@@ -254,7 +262,7 @@ class Worker:
         self._backing_off = True
         try:
             while self.clock() < until and not (self._stopping and deadline is None):
-                self._held.extend(self.source.poll(self.rules.max_poll_records, min(0.2, seconds)))
+                self._held.extend(self._poll(min(0.2, seconds)))
                 if self.clock() - self._last_commit >= self.rules.commit_interval_s:
                     self._commit()
         finally:
@@ -298,8 +306,10 @@ class Worker:
                     self.counters.batches += 1
                     self.router.settled(self.writer.write(batch))
                 self._commit()
-            except (RetriableError, FatalError) as exc:
+            except RetriableError as exc:
                 log.warning("could not flush before giving up partitions (the new owner re-reads them): %s", exc)
+            except FatalError as exc:  # a bad record with tolerance none, a refused schema change...
+                self._failure = exc
         self._drop(revoked)
         self.tracker.forget(partitions)
 

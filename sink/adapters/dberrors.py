@@ -26,6 +26,9 @@ PG_RECORD_CLASSES = ("22", "23")  # data exception, integrity constraint violati
 PG_RETRIABLE_CLASSES = ("08", "53", "57")  # connection exception, insufficient resources, operator intervention
 PG_RETRIABLE_CODES = ("40001", "40P01", "55P03")  # serialization failure, deadlock, lock not available
 PG_FATAL_CODES = ("57P04",)  # database dropped: waiting will not bring it back
+# Class 42 is mostly "our statement is wrong" (fatal), but these two arise from one row's bound value
+# not fitting its column (a JSON object or boolean sent to a BIGINT column): that row's problem.
+PG_RECORD_CODES = ("42804", "42846")  # datatype_mismatch, cannot_coerce
 
 # MySQL / MariaDB errnos of the conditions PostgreSQL files under classes 22 and 23.
 MYSQL_RECORD_ERRNOS = {
@@ -106,6 +109,10 @@ def classify(error: exc.SQLAlchemyError) -> SinkError:
         return DatabaseUnavailable(reason)  # psycopg raises these without SQLSTATE when it cannot connect
     if isinstance(error, exc.DataError | exc.IntegrityError):  # refused by the driver before the server
         return RecordRejected(reason, code=type(orig).__name__)
+    if isinstance(error, exc.ProgrammingError) and type(orig).__module__.startswith("psycopg"):
+        # psycopg found no adapter for one row's value (e.g. a JSON object for a TEXT column); a
+        # statement the server could not run would carry a SQLSTATE and be classified above.
+        return RecordRejected(reason, code="psycopg cannot adapt")
     return FatalError(f"database error ({type(orig).__name__}): {reason}")
 
 
@@ -121,7 +128,7 @@ def _classify_sqlalchemy(error: exc.SQLAlchemyError) -> SinkError:
 def _classify_sqlstate(orig: Any, sqlstate: str) -> SinkError:
     diag = getattr(orig, "diag", None)
     reason = _message(orig)
-    if sqlstate[:2] in PG_RECORD_CLASSES:
+    if sqlstate[:2] in PG_RECORD_CLASSES or sqlstate in PG_RECORD_CODES:
         condition = _condition(orig, sqlstate)
         return RecordRejected(
             reason,
@@ -197,3 +204,5 @@ def classified() -> Iterator[None]:
         yield
     except (exc.StatementError, exc.TimeoutError) as error:  # DBAPIError is a StatementError
         raise classify(error) from error
+    except OverflowError as error:  # sqlite3 raises it bare for an integer past 64 bits
+        raise RecordRejected(f"value out of range for the database: {error}", code="OverflowError") from error

@@ -191,3 +191,24 @@ def test_psycopg_pipeline_abort_noise_is_filtered(caplog: pytest.LogCaptureFixtu
         )
         logging.getLogger("psycopg").warning("error ignored terminating %r: %s", "<Copy>", RuntimeError("other"))
     assert caplog.messages == ["error ignored terminating '<Copy>': other"]
+
+
+@pytest.mark.parametrize(("sqlstate", "code"), [("42804", "datatype_mismatch"), ("42846", "cannot_coerce")])
+def test_a_bound_value_that_does_not_fit_its_column_is_that_records_error(sqlstate: str, code: str) -> None:
+    error = classify(wrap(pg(sqlstate), exc.ProgrammingError))
+    assert isinstance(error, RecordRejected)
+    assert error.code == f"SQLSTATE {sqlstate} {code}"
+
+
+def test_other_class_42_errors_stay_fatal() -> None:
+    assert isinstance(classify(wrap(pg("42703"), exc.ProgrammingError)), FatalError)  # undefined column
+
+
+def test_psycopg_finding_no_adapter_for_a_value_is_a_record_error() -> None:
+    error = classify(wrap(psycopg.ProgrammingError("cannot adapt type 'dict'"), exc.ProgrammingError))
+    assert isinstance(error, RecordRejected)
+
+
+def test_sqlite_integer_overflow_is_a_record_error() -> None:
+    with pytest.raises(RecordRejected, match="out of range"), classified():
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")

@@ -138,6 +138,7 @@ class FakeSource:
 
     def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
         self.subscribed = True
+        self.on_revoke = on_revoke
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         self.clock.now += timeout
@@ -404,3 +405,16 @@ def test_a_batch_of_deletes_does_not_create_the_table() -> None:
     assert [c.name for c in spec.columns] == ["__connect_key", "v"], "shaped by the first record, not the key"
     assert h.source.committed == {("orders", 0): 3}
     assert h.worker.counters.rows_deleted == 2
+
+
+def test_a_bad_record_found_while_flushing_for_a_rebalance_still_stops_the_worker() -> None:
+    # The revoke callback runs inside the consumer's poll, where an exception cannot propagate;
+    # the worker must still stop at the bad record (tolerance none), not log it and go on.
+    h = Harness(max_wait_ms=60_000)
+    h.then(
+        [rec(0, {"id": 1}), rec(1, {"id": 2, "v": "REJECT"}), rec(2, {"id": 3})],
+        lambda: h.source.on_revoke([("orders", 0)]),
+        rows(4, start=3),
+    )
+    assert h.run() == 1
+    assert all(offset <= 1 for commit in h.source.commits for offset in commit.values())
