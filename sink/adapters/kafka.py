@@ -14,6 +14,8 @@ from ..errors import BrokerUnavailable, DeadLetterUnavailable, FatalError
 from ..model import Coord, RawRecord
 
 log = logging.getLogger("sink.kafka")
+# librdkafka's own lines go through Python logging (same format, JSON too), not straight to stderr.
+LIBRDKAFKA_LOG = logging.getLogger("sink.librdkafka")
 
 TP = tuple[str, int]
 Headers = list[tuple[str, bytes | None]]
@@ -57,7 +59,7 @@ class KafkaSource:
     """worker.Source over confluent_kafka.Consumer."""
 
     def __init__(self, config: Mapping[str, Any], topics: tuple[str, ...], topics_regex: str | None) -> None:
-        self._consumer = Consumer(dict(config))
+        self._consumer = Consumer({**config, "logger": LIBRDKAFKA_LOG})
         self._topics = (
             [topics_regex if topics_regex.startswith("^") else "^" + topics_regex] if topics_regex else list(topics)
         )
@@ -182,7 +184,7 @@ class KafkaPublisher:
         config["enable.idempotence"] = True  # settled means acknowledged exactly once: not negotiable
         config["acks"] = "all"
         config["error_cb"] = self._on_error
-        self._producer = Producer(config)
+        self._producer = Producer({**config, "logger": LIBRDKAFKA_LOG})
         timeout_ms = float(config.get("message.timeout.ms", 60_000)) or 300_000.0
         self._flush_timeout = flush_timeout_s if flush_timeout_s is not None else timeout_ms / 1000 + 10
         self._fatal: KafkaError | None = None

@@ -34,7 +34,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
 from tests.integration.conftest import TargetDb
-from tests.support.db import fetch_rows, primary_key, table_columns
+from tests.support.db import drop_table, fetch_rows, primary_key, table_columns
 from tests.support.kafka import committed_offsets, create_topic, produce
 from tests.support.runner import running_sink, sink_env
 
@@ -52,8 +52,6 @@ def target(request: pytest.FixtureRequest, pg_url: str, mariadb_url: str, sqlite
     db = TargetDb(request.param, url)
     yield db
     for table in db.tables:
-        from tests.support.db import drop_table
-
         drop_table(url, table)
 
 
@@ -121,7 +119,7 @@ def _compare(db: TargetDb, table: str, order_by: str | list[str], expected: list
     rows = fetch_rows(db.url, table, order_by=order_by)
     assert len(rows) == len(expected), rows
     for row, want in zip(rows, expected, strict=True):
-        assert set(row) == set(want), (set(row) ^ set(want))
+        assert set(row) == set(want), set(row) ^ set(want)
         got = {name: _read_back(row[name], want[name], db.kind, name) for name in want}
         for name in want:
             assert got[name] == want[name], f"{db.kind}: row {want.get('id')}, column {name!r}: {row[name]!r}"
@@ -171,7 +169,32 @@ ALL_TYPES = {
         {"name": "nums", "type": {"type": "array", "items": "long"}},
         {"name": "note", "type": ["null", "string"], "default": None},
         {"name": "qty", "type": "int", "default": 1},
+        {"name": "label", "type": "string", "default": "it's"},
+        {
+            "name": "fee",
+            "type": {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2},
+            "default": "\u00c8",
+        },
+        {"name": "since", "type": {"type": "long", "logicalType": "timestamp-millis"}, "default": 1000},
+        {"name": "shade", "type": "test.registry.Color", "default": "BLUE"},
+        {"name": "flags", "type": {"type": "array", "items": "string"}, "default": ["x"]},
+        {"name": "meta", "type": {"type": "map", "values": "string"}, "default": {"k": "v"}},
+        {"name": "token", "type": "bytes", "default": "\u00ff"},
+        {"name": "when", "type": {"type": "int", "logicalType": "date"}, "default": 1},
+        {"name": "ratio", "type": ["double", "null"], "default": 0.5},
     ],
+}
+DEFAULTS = {
+    "qty": 1,
+    "label": "it's",
+    "fee": Decimal("2.00"),
+    "since": dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
+    "shade": "BLUE",
+    "flags": ["x"],
+    "meta": {"k": "v"},
+    "token": b"\xff",
+    "when": dt.date(1970, 1, 2),
+    "ratio": 0.5,
 }
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
@@ -204,6 +227,15 @@ def _all_types_records() -> list[tuple[dict[str, Any], dict[str, Any]]]:
         "nums": [1, -2, 2**62],
         "note": "gift",
         "qty": 7,
+        "label": "set",
+        "fee": Decimal("-0.01"),
+        "since": dt.datetime(2000, 1, 1, tzinfo=UTC),
+        "shade": "RED",
+        "flags": [],
+        "meta": {},
+        "token": b"",
+        "when": dt.date(2000, 1, 1),
+        "ratio": None,
     }
     second = {
         "id": 2,
@@ -230,8 +262,8 @@ def _all_types_records() -> list[tuple[dict[str, Any], dict[str, Any]]]:
         "attrs": {},
         "nums": [],
         "note": None,
-    }  # no qty: the serializer writes the field's default
-    return [(first, first), (second, {**second, "qty": 1})]
+    }  # no qty, label...: the serializer writes the fields' defaults
+    return [(first, first), (second, {**second, **DEFAULTS})]
 
 
 def test_every_avro_type_lands_exactly(
@@ -259,7 +291,8 @@ def test_every_avro_type_lands_exactly(
     assert list(columns) == [f["name"] for f in ALL_TYPES["fields"]], "schema order"
     assert primary_key(target.url, table) == ["id"]
     assert columns["note"]["nullable"]
-    assert not any(columns[f["name"]]["nullable"] for f in ALL_TYPES["fields"] if f["name"] != "note")
+    nullable = {"note", "ratio"}
+    assert not any(columns[f["name"]]["nullable"] for f in ALL_TYPES["fields"] if f["name"] not in nullable)
     assert str(columns["qty"]["default"]).strip("'()") == "1", columns["qty"]
     if target.kind == "pg":
         assert isinstance(columns["nums"]["type"], sa.ARRAY), "arrays of primitives are native on PostgreSQL"
@@ -345,7 +378,13 @@ def _protobuf_classes() -> tuple[Any, Any]:
     add(name="status", number=2, type=FD.TYPE_ENUM, type_name=".sinktest.Status", label=FD.LABEL_OPTIONAL)
     add(name="tags", number=3, type=FD.TYPE_STRING, label=FD.LABEL_REPEATED)
     add(name="placed", number=4, type=FD.TYPE_MESSAGE, type_name=".google.protobuf.Timestamp", label=FD.LABEL_OPTIONAL)
-    add(name="discount", number=5, type=FD.TYPE_MESSAGE, type_name=".google.protobuf.Int32Value", label=FD.LABEL_OPTIONAL)
+    add(
+        name="discount",
+        number=5,
+        type=FD.TYPE_MESSAGE,
+        type_name=".google.protobuf.Int32Value",
+        label=FD.LABEL_OPTIONAL,
+    )
     add(name="coupon", number=6, type=FD.TYPE_STRING, label=FD.LABEL_OPTIONAL, proto3_optional=True, oneof_index=0)
     add(name="total", number=7, type=FD.TYPE_UINT64, label=FD.LABEL_OPTIONAL)
     add(name="price", number=8, type=FD.TYPE_DOUBLE, label=FD.LABEL_OPTIONAL)
@@ -370,25 +409,24 @@ def test_protobuf_topic_lands(bootstrap_servers: str, registry_url: str, target:
     Order, Key = _protobuf_classes()
     client = _client(registry_url)
     values, keys = ProtobufSerializer(Order, client), ProtobufSerializer(Key, client)
-    placed = dt.datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)
-    first = Order(id=1, status=1, tags=["a", "b"], coupon="SAVE", total=2**64 - 1, price=9.75, paid=True)
-    first.placed.FromDatetime(placed)
-    first.discount.value = 0
-    first.blob = b"\x00\x01"
-    first.line.sku = "sku-1"
-    first.line.n = 3
-    first.attrs["x"] = 2**40
-    second = Order(id=2)
+    placed = dt.datetime(1969, 12, 31, 23, 59, 59, 250000, tzinfo=UTC)
+    full = Order(id=3, status=1, tags=["a", "b"], coupon="SAVE", total=2**64 - 1, price=9.75, paid=True)
+    full.placed.FromDatetime(placed)
+    full.discount.value = 0  # a wrapper set to zero is not null
+    full.blob = b"\x00\x01"
+    full.line.sku = "sku-1"
+    full.line.n = 3
+    full.attrs["x"] = 2**40
+    first = Order()
+    first.CopyFrom(full)
+    first.id = 1
     upsert = Order(id=1, status=1, tags=["c"], coupon="AGAIN", total=5, price=-1.0)
     upsert.placed.FromDatetime(placed)
-    records = [(Key(id=1), first), (Key(id=2), second), (Key(id=1), upsert)]
+    records = [(Key(id=1), first), (Key(id=2), Order(id=2)), (Key(id=3), full), (Key(id=1), upsert)]
     produce(
         bootstrap_servers,
         topic,
-        [
-            {"key": keys(k, _ctx(topic, MessageField.KEY)), "value": values(v, _ctx(topic))}
-            for k, v in records
-        ],
+        [{"key": keys(k, _ctx(topic, MessageField.KEY)), "value": values(v, _ctx(topic))} for k, v in records],
     )
     _sink(
         bootstrap_servers,
@@ -401,74 +439,40 @@ def test_protobuf_topic_lands(bootstrap_servers: str, registry_url: str, target:
         insert_mode="upsert",
         pk_mode="record_key",
     )
-    empty = {"status": "NEW", "tags": [], "placed": None, "discount": None, "coupon": None, "line": None}
+    unset = {"discount": None, "coupon": None, "paid": False, "blob": b"", "line": None, "attrs": {}}
     expected = [
         {
             "id": 1,
             "status": "PAID",
             "tags": ["c"],
             "placed": placed,
-            "discount": None,
-            "coupon": "AGAIN",
             "total": Decimal(5),
             "price": -1.0,
-            "paid": False,
-            "blob": b"",
-            "line": None,
-            "attrs": {},
+            **unset,
+            "coupon": "AGAIN",
         },
-        {**empty, "id": 2, "total": Decimal(0), "price": 0.0, "paid": False, "blob": b"", "attrs": {}},
+        {"id": 2, "status": "NEW", "tags": [], "placed": None, "total": Decimal(0), "price": 0.0, **unset},
+        {
+            "id": 3,
+            "status": "PAID",
+            "tags": ["a", "b"],
+            "placed": placed,
+            "discount": 0,
+            "coupon": "SAVE",
+            "total": Decimal(2**64 - 1),
+            "price": 9.75,
+            "paid": True,
+            "blob": b"\x00\x01",
+            "line": {"sku": "sku-1", "n": 3},
+            "attrs": {"x": 2**40},
+        },
     ]
     _compare(target, table, "id", expected)
     assert primary_key(target.url, table) == ["id"]
-
-
-def test_protobuf_values_of_every_kind_land(
-    bootstrap_servers: str, registry_url: str, target: TargetDb, unique_name: str
-) -> None:
-    """The first Order above, alone: wrappers set to zero, nested message, map, uint64 max."""
-    topic = table = target.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    Order, Key = _protobuf_classes()
-    client = _client(registry_url)
-    placed = dt.datetime(1969, 12, 31, 23, 59, 59, 250000, tzinfo=UTC)
-    order = Order(id=7, status=1, tags=["a", "b"], coupon="SAVE", total=2**64 - 1, price=9.75, paid=True)
-    order.placed.FromDatetime(placed)
-    order.discount.value = 0
-    order.blob = b"\x00\x01"
-    order.line.sku = "sku-1"
-    order.line.n = 3
-    order.attrs["x"] = 2**40
-    key = ProtobufSerializer(Key, client)(Key(id=7), _ctx(topic, MessageField.KEY))
-    produce(bootstrap_servers, topic, [{"key": key, "value": ProtobufSerializer(Order, client)(order, _ctx(topic))}])
-    _sink(
-        bootstrap_servers,
-        target,
-        topic,
-        registry_url,
-        1,
-        key_format="protobuf",
-        value_format="protobuf",
-        insert_mode="upsert",
-        pk_mode="record_key",
-    )
-    expected = {
-        "id": 7,
-        "status": "PAID",
-        "tags": ["a", "b"],
-        "placed": placed,
-        "discount": 0,
-        "coupon": "SAVE",
-        "total": Decimal(2**64 - 1),
-        "price": 9.75,
-        "paid": True,
-        "blob": b"\x00\x01",
-        "line": {"sku": "sku-1", "n": 3},
-        "attrs": {"x": 2**40},
-    }
-    _compare(target, table, "id", [expected])
+    columns = table_columns(target.url, table)
+    assert columns["discount"]["nullable"] and not columns["status"]["nullable"]
     if target.kind == "pg":
-        assert isinstance(table_columns(target.url, table)["tags"]["type"], sa.ARRAY)
+        assert isinstance(columns["tags"]["type"], sa.ARRAY), "repeated primitives are native arrays"
 
 
 CUSTOMER_JSON_SCHEMA = {
@@ -490,9 +494,7 @@ CUSTOMER_JSON_SCHEMA = {
 }
 
 
-def test_json_schema_topic_lands(
-    bootstrap_servers: str, registry_url: str, target: TargetDb, unique_name: str
-) -> None:
+def test_json_schema_topic_lands(bootstrap_servers: str, registry_url: str, target: TargetDb, unique_name: str) -> None:
     topic = table = target.table(unique_name)
     create_topic(bootstrap_servers, topic)
     serialize = JSONSerializer(json.dumps(CUSTOMER_JSON_SCHEMA), _client(registry_url))
@@ -689,6 +691,4 @@ def test_unknown_schema_id_stops_the_worker_without_committing_it(
         assert committed_offsets(bootstrap_servers, unique_name, topic) == {0: 1}, "offset 1 is not committed"
         assert [r["id"] for r in fetch_rows(db.url, table, "id")] == [0], "the record before it landed, none after"
     finally:
-        from tests.support.db import drop_table
-
         drop_table(db.url, table)
