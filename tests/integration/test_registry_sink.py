@@ -74,13 +74,16 @@ def _sink(bootstrap: str, db: TargetDb, topic: str, registry_url: str, count: in
         sink.wait_committed(topic, {0: count})
 
 
-def _read_back(value: Any, expected: Any, kind: str, column: str) -> Any:
+def _read_back(value: Any, expected: Any, kind: str, column: str, is_json: bool = False) -> Any:
     """The database's value in the terms of what was produced (docs/types.md says what to expect):
     instants naive UTC on MariaDB and SQLite, decimals as text on SQLite, JSON as text outside
     PostgreSQL, UUIDs as text outside PostgreSQL, TIME as a timedelta from PyMySQL."""
     if value is None or expected is None:
         return value
     where = f"{kind}: column {column!r}"
+    if is_json and kind != "pg":  # a JSON document of any JSON value, as text
+        assert isinstance(value, str), f"{where}: JSON reads back as text, got {value!r}"
+        return json.loads(value)
     if isinstance(expected, bool):
         assert value in (0, 1), where
         return bool(value)
@@ -115,12 +118,15 @@ def _read_back(value: Any, expected: Any, kind: str, column: str) -> Any:
     return value
 
 
-def _compare(db: TargetDb, table: str, order_by: str | list[str], expected: list[dict[str, Any]]) -> None:
+def _compare(
+    db: TargetDb, table: str, order_by: str | list[str], expected: list[dict[str, Any]], json_columns: tuple = ()
+) -> None:
+    """The whole table equals `expected` (rows in `order_by` order); `json_columns` hold JSON documents."""
     rows = fetch_rows(db.url, table, order_by=order_by)
     assert len(rows) == len(expected), rows
     for row, want in zip(rows, expected, strict=True):
         assert set(row) == set(want), set(row) ^ set(want)
-        got = {name: _read_back(row[name], want[name], db.kind, name) for name in want}
+        got = {name: _read_back(row[name], want[name], db.kind, name, name in json_columns) for name in want}
         for name in want:
             assert got[name] == want[name], f"{db.kind}: row {want.get('id')}, column {name!r}: {row[name]!r}"
 
@@ -168,12 +174,13 @@ ALL_TYPES = {
         {"name": "attrs", "type": {"type": "map", "values": "long"}},
         {"name": "nums", "type": {"type": "array", "items": "long"}},
         {"name": "note", "type": ["null", "string"], "default": None},
+        {"name": "either", "type": ["null", "string", "long"], "default": None},  # several types: JSON
         {"name": "qty", "type": "int", "default": 1},
         {"name": "label", "type": "string", "default": "it's"},
         {
             "name": "fee",
             "type": {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2},
-            "default": "\u00c8",
+            "default": "\u0000\u00c8",
         },
         {"name": "since", "type": {"type": "long", "logicalType": "timestamp-millis"}, "default": 1000},
         {"name": "shade", "type": "test.registry.Color", "default": "BLUE"},
@@ -226,6 +233,7 @@ def _all_types_records() -> list[tuple[dict[str, Any], dict[str, Any]]]:
         "attrs": {"a": 1, "b": -(2**40)},
         "nums": [1, -2, 2**62],
         "note": "gift",
+        "either": "x",
         "qty": 7,
         "label": "set",
         "fee": Decimal("-0.01"),
@@ -262,6 +270,9 @@ def _all_types_records() -> list[tuple[dict[str, Any], dict[str, Any]]]:
         "attrs": {},
         "nums": [],
         "note": None,
+        "either": 2**40,
+        "fee": Decimal("2.00"),  # fastavro cannot write the defaults of bytes fields itself
+        "token": b"\xff",
     }  # no qty, label...: the serializer writes the fields' defaults
     return [(first, first), (second, {**second, **DEFAULTS})]
 
@@ -286,17 +297,47 @@ def test_every_avro_type_lands_exactly(
         pk_fields="id",
     )
 
-    _compare(target, table, "id", [expected for _, expected in records])
+    json_columns = ("address", "attrs", "either", "meta")
+    _compare(target, table, "id", [expected for _, expected in records], json_columns)
     columns = table_columns(target.url, table)
     assert list(columns) == [f["name"] for f in ALL_TYPES["fields"]], "schema order"
     assert primary_key(target.url, table) == ["id"]
     assert columns["note"]["nullable"]
-    nullable = {"note", "ratio"}
+    nullable = {"note", "either", "ratio"}
     assert not any(columns[f["name"]]["nullable"] for f in ALL_TYPES["fields"] if f["name"] not in nullable)
     assert str(columns["qty"]["default"]).strip("'()") == "1", columns["qty"]
     if target.kind == "pg":
         assert isinstance(columns["nums"]["type"], sa.ARRAY), "arrays of primitives are native on PostgreSQL"
         assert isinstance(fetch_rows(target.url, table, "id")[0]["nums"], list)
+
+    # the fields' defaults are the columns' DEFAULTs: a row inserted without them gets them
+    without_defaults = {name: value for name, value in records[0][1].items() if name not in DEFAULTS}
+    _insert(target, table, {**without_defaults, "id": 3}, json_columns)
+    row = next(r for r in fetch_rows(target.url, table, "id") if r["id"] == 3)
+    assert {name: _read_back(row[name], want, target.kind, name) for name, want in DEFAULTS.items()} == DEFAULTS
+
+
+def _insert(db: TargetDb, table: str, values: dict[str, Any], json_columns: tuple = ()) -> None:
+    """Insert one row by hand through the reflected table, in each database's own terms."""
+    if db.kind != "pg":
+        values = {k: _stored(v, k in json_columns) for k, v in values.items()}
+    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.Table(table, sa.MetaData(), autoload_with=conn).insert().values(**values))
+    finally:
+        engine.dispose()
+
+
+def _stored(value: Any, is_json: bool) -> Any:
+    """MariaDB and SQLite: JSON, UUIDs and (SQLite) decimals as text, instants as naive UTC."""
+    if is_json or isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, (uuid.UUID, Decimal)):
+        return str(value)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
 
 
 # ------------------------------------------------------------------------------ evolution
@@ -655,31 +696,42 @@ def test_avro_primitive_key_is_one_key_column(
 UNKNOWN_ID = 0x7FFF_FF00
 
 
+@pytest.mark.parametrize("field", ["value", "key"])
 def test_unknown_schema_id_stops_the_worker_without_committing_it(
     bootstrap_servers: str,
     registry_url: str,
     pg_url: str,
     unique_name: str,
     caplog: pytest.LogCaptureFixture,
+    field: str,
 ) -> None:
     db = TargetDb("pg", pg_url)
     topic = table = db.table(unique_name)
     try:
         create_topic(bootstrap_servers, topic)
-        serialize = _avro(_client(registry_url), CUSTOMER_V1)
-        good = [serialize({"id": n, "name": f"n{n}"}, _ctx(topic)) for n in range(3)]
-        unknown = b"\x00" + struct.pack(">I", UNKNOWN_ID) + good[1][5:]
-        produce(bootstrap_servers, topic, [{"value": good[0]}, {"value": unknown}, {"value": good[2]}])
+        client = _client(registry_url)
+        keys, values = _avro(client, '"long"'), _avro(client, CUSTOMER_V1)
+        records = [
+            {
+                "key": keys(n, _ctx(topic, MessageField.KEY)),
+                "value": values({"id": n, "name": f"n{n}"}, _ctx(topic)),
+            }
+            for n in range(3)
+        ]
+        good = records[1][field]
+        records[1][field] = b"\x00" + struct.pack(">I", UNKNOWN_ID) + good[5:]  # a well-formed body
+        produce(bootstrap_servers, topic, records)
         env = sink_env(
             bootstrap_servers,
             db.url,
             topic,
             unique_name,
+            key_format="avro",
             value_format="avro",
             schema_registry_url=registry_url,
             insert_mode="upsert",
-            pk_mode="record_value",
-            pk_fields="id",
+            pk_mode="record_key",
+            pk_fields="key_id",
         )
         with caplog.at_level(logging.ERROR, logger="sink"), running_sink(env, expect_exit=1) as sink:
             sink.thread.join(60)
@@ -687,8 +739,10 @@ def test_unknown_schema_id_stops_the_worker_without_committing_it(
             assert sink.exit_code == 1
         stop = [r.getMessage() for r in caplog.records if "SINK_ERRORS_TOLERANCE=none" in r.getMessage()]
         assert stop, caplog.text
-        assert f"{topic}/0@1" in stop[0] and f"schema id {UNKNOWN_ID}" in stop[0], stop[0]
+        assert f"record {topic}/0@1 failed at {field.upper()}_CONVERTER" in stop[0], stop[0]
+        assert f"schema id {UNKNOWN_ID}" in stop[0], stop[0]
         assert committed_offsets(bootstrap_servers, unique_name, topic) == {0: 1}, "offset 1 is not committed"
-        assert [r["id"] for r in fetch_rows(db.url, table, "id")] == [0], "the record before it landed, none after"
+        rows = fetch_rows(db.url, table, "key_id")
+        assert [(r["key_id"], r["name"]) for r in rows] == [(0, "n0")], "the record before it landed, none after"
     finally:
         drop_table(db.url, table)
