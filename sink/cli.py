@@ -3,6 +3,8 @@
 sink run   [--env-file F ...]   consume, write, commit until SIGTERM/SIGINT
 sink check [--env-file F ...]   validate the configuration, reach broker, registry and database
 sink quickstart                 embedded broker + SQLite, sample orders in, rows out, a summary
+sink reset-offsets [--env-file F ...] (--topic T[:P,P] | --all-topics) --to-earliest|... [--execute]
+                                move the sink's consumer group (kafka-consumer-groups' words; dry run by default)
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level, settings.log_format)
     if args.command == "check":
         return check(settings)
+    if args.command == "reset-offsets":
+        return reset_offsets(settings, args)
     return run(settings)
 
 
@@ -51,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("run", "consume and write until stopped"),
         ("check", "validate and reach every service"),
+        ("reset-offsets", "move the sink's consumer group offsets (dry run unless --execute)"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument(
@@ -59,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
             metavar="FILE",
             help="env file with SINK_* settings; repeatable, later wins",
         )
+        if name == "reset-offsets":
+            from .reset import add_arguments
+
+            add_arguments(command)
     commands.add_parser("quickstart", help="run the sink end to end on an embedded broker and SQLite")
     return parser
 
@@ -187,6 +196,19 @@ def check(settings: Settings) -> int:
     from .checks import run_checks
 
     return run_checks(settings)
+
+
+# ------------------------------------------------------------------------------ reset-offsets
+
+
+def reset_offsets(settings: Settings, args: argparse.Namespace) -> int:
+    from .adapters.offsets_admin import OffsetsAdmin
+    from .reset import run_command
+
+    def connect() -> OffsetsAdmin:
+        return OffsetsAdmin(settings.bootstrap_servers, settings.consumer_config())
+
+    return run_command(args, settings.effective_group_id, settings.topics, settings.topics_regex, connect)
 
 
 if __name__ == "__main__":
