@@ -70,7 +70,7 @@ def profile_writer(database: str, url: str, rows: int, batch_size: int) -> list[
             writer.write(batch)
         profiler.disable()
     finally:
-        store.dispose()
+        store.close()
         drop_tables(url, [table])
     return summarize(profiler, f"sink Writer on {database}, {rows:,} rows, batch {batch_size}")
 

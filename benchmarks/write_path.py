@@ -99,7 +99,7 @@ def run(
             if variant != "naive" and (found := count_rows(url, tables[variant])) != rows:
                 result.note = f"WRONG: {found:,} rows in the table"
     finally:
-        store.dispose()
+        store.close()
         drop_tables(url, list(tables.values()))
     return list(results.values())
 

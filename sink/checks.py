@@ -59,7 +59,7 @@ def _database(s: Settings) -> str:
     try:
         version = store.ping()
     finally:
-        store.dispose()
+        store.close()
     return f"{s.safe_database_url()} ({store.dialect.name} {version})"
 
 

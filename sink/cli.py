@@ -116,7 +116,6 @@ def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
         OutcomeRouter(routing, publisher),
         _loop_rules(settings),
         time.monotonic,
-        time.sleep,
     )
     closeables = [c for c in (publisher, store) if c is not None]
     return worker, closeables
@@ -184,7 +183,7 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGINT, stop)
     code = worker.run()
     for closeable in closeables:
-        closeable.close() if hasattr(closeable, "close") else closeable.dispose()  # type: ignore[attr-defined]
+        closeable.close()
     log.info("stopped with exit code %d", code)
     return code
 

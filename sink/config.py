@@ -192,8 +192,7 @@ def _contradictions(s: Settings) -> list[str]:
         problems.append("SINK_PK_FIELDS: with SINK_PK_MODE=kafka give three names (topic, partition, offset)")
     if s.uses_registry and not s.schema_registry_url:
         problems.append("SINK_SCHEMA_REGISTRY_URL: required when a format is avro, protobuf or json_schema")
-    if "${topic}" not in s.table_name_format and s.topics_regex:
-        pass  # one table for many topics is allowed on purpose (fan-in)
+    # A SINK_TABLE_NAME_FORMAT without ${topic} is allowed on purpose: many topics into one table.
     return problems[:1]
 
 

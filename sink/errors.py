@@ -36,10 +36,6 @@ class RecordError(SinkError):
         self.coord = coord
 
     @property
-    def reason(self) -> str:
-        return str(self)
-
-    @property
     def safe_reason(self) -> str:
         """The reason without record values, for logs (the sink's own messages quote no values)."""
         return str(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -33,10 +33,6 @@ class RawRecord:
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...] = ()
     timestamp: int | None = None  # milliseconds since the epoch, as Kafka gives it
-
-    @property
-    def size(self) -> int:
-        return len(self.key or b"") + len(self.value or b"")
 
 
 # ---------------------------------------------------------------------------- neutral schemas
@@ -218,4 +214,3 @@ class Counters:
     dead_lettered: int = 0
     failed: int = 0
     commits: int = 0
-    extra: dict[str, int] = field(default_factory=dict)

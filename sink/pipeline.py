@@ -12,7 +12,7 @@ it written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -89,19 +89,15 @@ class WriteRules:
 
 
 class Writer:
-    def __init__(self, store: Store, rules: WriteRules, on_statement: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: Store, rules: WriteRules) -> None:
         self.store = store
         self.rules = rules
-        self._on_statement = on_statement or (lambda: None)
 
-    def write(self, batch: Batch, extra: Callable[[Transaction], None] | None = None) -> list[Outcome]:
-        """Write one batch in one transaction; `extra` runs inside it last (offsets, exactly-once)."""
+    def write(self, batch: Batch) -> list[Outcome]:
+        """Write one batch in one transaction."""
         if all(row.op is Op.DELETE for row in batch.rows) and self.store.table(batch.spec.name) is None:
             # Nothing to delete from a table that does not exist; creating it from the key alone
             # would shape it without the columns of the records that follow.
-            if extra is not None:
-                with self.store.transaction() as tx:
-                    extra(tx)
             return [Outcome(r.raw, Status.DELETED, batch.table, "delete", dict(r.key)) for r in batch.rows]
         spec = self.ensure_table(batch.spec, lenient=batch.inferred)
         outcomes: list[Outcome] = []
@@ -109,8 +105,6 @@ class Writer:
             for segment in segments(batch.rows, self.rules.insert_mode == "insert"):
                 if not self._write_isolated(tx, spec, segment, outcomes):
                     break  # stopped at a rejected row: the rows after it stay unwritten and unsettled
-            if extra is not None:
-                extra(tx)
         return outcomes
 
     # -------------------------------------------------------------- DDL
@@ -180,7 +174,6 @@ class Writer:
         chunk = units[start:stop]
         try:
             with tx.savepoint():
-                self._on_statement()
                 operations = tx.apply(spec, chunk, self.rules.insert_mode)
         except RecordRejected as exc:
             return exc

@@ -6,14 +6,11 @@ input record's key, so a consumer can join a report back to what it reports on; 
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
 import json
-import uuid
 from typing import Any
 
 from .deadletter import exception_class, exception_message
+from .jsonvalues import json_default
 from .model import Outcome, Status
 
 
@@ -45,10 +42,7 @@ def body(outcome: Outcome) -> bytes:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
+    try:
+        return json_default(value)
+    except TypeError:  # a report must not fail on a key it cannot encode: its text will do
         return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return str(value)

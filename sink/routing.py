@@ -26,8 +26,6 @@ from .offsets import OffsetTracker
 
 log = logging.getLogger("sink.errors")
 
-Headers = list[tuple[str, bytes | None]]
-
 
 class Publisher(Protocol):
     """An idempotent producer with acks=all. `on_done(None)` means acknowledged."""
@@ -37,7 +35,7 @@ class Publisher(Protocol):
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: Headers,
+        headers: deadletter.Headers,
         timestamp: int | None,
         on_done: Callable[[Exception | None], None],
     ) -> None: ...

@@ -49,10 +49,10 @@ class RowMapper:
         if record.value.data is None:
             return self._delete(record, table) if self.rules.delete_enabled else None
         key_values, key_columns = self._key(record)
-        values, value_columns = self._value(record.value)
-        values = {**values, **key_values}
+        values = self._value(record.value)
         inferred = record.value.shape is None or (record.key.shape is None and self.rules.pk_mode == "record_key")
-        spec = self._spec(table, record, key_columns, value_columns, inferred)
+        spec = self._spec(table, record, key_columns, values, inferred)
+        values = {**values, **key_values}
         return Row(record.raw, table, Op.UPSERT, key_values, values, spec, record.value.schema_id, inferred)
 
     # -------------------------------------------------------------- key
@@ -71,8 +71,7 @@ class RowMapper:
         if mode == "record_key":
             return self._fields(record.key, self.rules.pk_fields, "record key", DEFAULT_KEY_FIELD)
         if mode == "record_value":
-            values, columns = self._fields(record.value, self.rules.pk_fields, "record value", DEFAULT_VALUE_FIELD)
-            return values, columns
+            return self._fields(record.value, self.rules.pk_fields, "record value", DEFAULT_VALUE_FIELD)
         return self._header_key(record)
 
     def _kafka_key(self, record: Decoded) -> tuple[dict[str, Any], tuple[Column, ...]]:
@@ -114,16 +113,20 @@ class RowMapper:
 
     # -------------------------------------------------------------- value
 
-    def _value(self, payload: Payload) -> tuple[dict[str, Any], tuple[Column, ...] | None]:
+    def _value(self, payload: Payload) -> dict[str, Any]:
+        """The value's fields (filtered), or a primitive value as its one field."""
         data = payload.data
         if not isinstance(data, Mapping):
-            column_type = payload.shape if isinstance(payload.shape, ColumnType) else infer_type(data)
-            return {DEFAULT_VALUE_FIELD: data}, (Column(DEFAULT_VALUE_FIELD, column_type or ColumnType(Kind.STRING)),)
-        values = self._filtered(data)
-        if isinstance(payload.shape, tuple):
-            columns = tuple(c for c in payload.shape if c.name in values)
-            return values, columns
-        return values, None
+            return {DEFAULT_VALUE_FIELD: data}
+        return self._filtered(data)
+
+    @staticmethod
+    def _value_columns(payload: Payload, values: Mapping[str, Any]) -> tuple[Column, ...]:
+        """The value's columns from its shape: a struct's (those kept by the filters) or the primitive's."""
+        if isinstance(payload.data, Mapping) and isinstance(payload.shape, tuple):
+            return tuple(c for c in payload.shape if c.name in values)
+        column_type = payload.shape if isinstance(payload.shape, ColumnType) else infer_type(payload.data)
+        return (Column(DEFAULT_VALUE_FIELD, column_type or ColumnType(Kind.STRING)),)
 
     def _filtered(self, data: Mapping[str, Any]) -> dict[str, Any]:
         include, exclude = self.rules.fields_include, self.rules.fields_exclude
@@ -138,20 +141,21 @@ class RowMapper:
         table: str,
         record: Decoded,
         key_columns: tuple[Column, ...],
-        value_columns: tuple[Column, ...] | None,
+        values: dict[str, Any],
         inferred: bool,
     ) -> TableSpec:
-        if value_columns is not None and inferred:
-            return _build(table, key_columns, value_columns)
-        if value_columns is None:
-            values = record.value.data if isinstance(record.value.data, Mapping) else {}
-            return self._inferred_spec(table, key_columns, self._filtered(values))
-        cache_key = (table, record.key.schema_id, record.value.schema_id)
+        """The spec of a record's row. A struct without a struct shape is typed from its values;
+        otherwise the spec comes from the shapes, cached by schema ids unless a part is inferred."""
+        value = record.value
+        if isinstance(value.data, Mapping) and not isinstance(value.shape, tuple):
+            return self._inferred_spec(table, key_columns, values)
+        if inferred:
+            return _build(table, key_columns, self._value_columns(value, values))
+        cache_key = (table, record.key.schema_id, value.schema_id)
         spec = self._specs.get(cache_key)
         if spec is None:
-            spec = self._specs[cache_key] = _build(table, key_columns, value_columns)
+            spec = self._specs[cache_key] = _build(table, key_columns, self._value_columns(value, values))
         return spec
-
 
     def _inferred_spec(self, table: str, key_columns: tuple[Column, ...], values: Mapping[str, Any]) -> TableSpec:
         """Schemaless records of one shape (same fields, same value classes) share one spec, so

@@ -64,7 +64,6 @@ class Worker:
         router: OutcomeRouter,
         rules: LoopRules,
         clock: Callable[[], float],
-        sleep: Callable[[float], None],
     ) -> None:
         self.source = source
         self.preparer = preparer
@@ -73,7 +72,6 @@ class Worker:
         self.router = router
         self.rules = rules
         self.clock = clock
-        self.sleep = sleep
         self.tracker = OffsetTracker()
         self.counters = Counters()
         self._stopping = False
@@ -196,10 +194,13 @@ class Worker:
 
     def _flush(self, batches: Iterable[Batch] = (), deadline: float | None = None) -> None:
         """Write the closed batches in order, each retried through outages."""
+        self._write_ready(batches, lambda batch: self._retrying(lambda: self._write(batch), deadline))
+
+    def _write_ready(self, batches: Iterable[Batch], write: Callable[[Batch], list[Outcome]]) -> None:
+        """Write the waiting batches and then `batches`, in order, and route their outcomes."""
         self._ready.extend(batches)
         while self._ready:
-            batch = self._ready.popleft()
-            outcomes = self._retrying(lambda: self._write(batch), deadline)  # noqa: B023 - called at once
+            outcomes = write(self._ready.popleft())
             self._stale.clear()
             self.counters.batches += 1
             self.router.settled(outcomes)
@@ -300,11 +301,7 @@ class Worker:
         else:
             log.info("revoked %s: flushing and committing first", _names(partitions))
             try:
-                self._ready.extend(self.batcher.drain())
-                while self._ready:
-                    batch = self._ready.popleft()
-                    self.counters.batches += 1
-                    self.router.settled(self.writer.write(batch))
+                self._write_ready(self.batcher.drain(), self._write)  # no retries inside the callback
                 self._commit()
             except RetriableError as exc:
                 log.warning("could not flush before giving up partitions (the new owner re-reads them): %s", exc)
@@ -341,10 +338,6 @@ class Worker:
             "?" if lag is None else lag,
         )
         self._last_stats = self.clock()
-
-    @property
-    def idle(self) -> bool:
-        return not self._ready and len(self.batcher) == 0 and self.tracker.unsettled() == 0
 
 
 def _only(batch: Batch, keep: Callable[[Row], bool]) -> Batch:

@@ -3,12 +3,8 @@ classified by code (SQLSTATE, MySQL errno, SQLite error name) in `dberrors`."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import decimal
 import json
 import logging
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..batch import Unit
 from ..dialects import Dialect, for_backend
+from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from .dberrors import classified, classify
@@ -29,20 +26,8 @@ log = logging.getLogger("sink.db")
 # ------------------------------------------------------------------------------ the store
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def json_dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+    return json.dumps(value, default=json_default, separators=(",", ":"))
 
 
 def create_engine(url: str) -> Engine:
@@ -100,10 +85,10 @@ class SqlTransaction:
         if deletes:
             self.connection.execute(self.dialect.delete(table, key), deletes)
         operations: dict[int, str] = {}
-        for group in _by_columns(writes, {c.name for c in table.columns}):
-            statement, params = self._write(table, key, mode, [values for _, values in group])
-            wanted = self.store.report_operations and mode == "upsert"
-            reporting = self.dialect.reporting_inserts(statement) if wanted else None
+        report = self.store.report_operations and mode == "upsert"
+        for carried, group in _by_columns(writes, {c.name for c in table.columns}):
+            statement, params = self._write(table, key, mode, carried, [values for _, values in group])
+            reporting = self.dialect.reporting_inserts(statement) if report else None
             if reporting is None:
                 self.connection.execute(statement, params)
                 continue
@@ -112,10 +97,11 @@ class SqlTransaction:
                 operations[index] = "insert" if inserted else "update"
         return operations
 
-    def _write(self, table: sa.Table, key: Sequence[str], mode: str, rows: list[Any]) -> tuple[Any, list[dict]]:
+    def _write(
+        self, table: sa.Table, key: Sequence[str], mode: str, carried: frozenset[str], rows: list[Any]
+    ) -> tuple[Any, list[dict]]:
         # Only the columns the records carry: a column they do not know keeps its value (upsert,
         # update) or takes its DEFAULT (insert), as in Kafka Connect's JDBC sink.
-        carried = {name for row in rows for name in row}
         names = [c.name for c in table.columns if c.name in carried or c.name in key]
         if mode == "update":
             params = [self.dialect.update_params(key, names, row) for row in rows]
@@ -125,21 +111,17 @@ class SqlTransaction:
         statement = self.dialect.upsert(table, key, names) if mode == "upsert" else self.dialect.insert(table)
         return statement, params
 
-    def execute(self, statement: Any, params: Any = None) -> Any:
-        with classified():
-            return self.connection.execute(statement, params)
-
 
 def _by_columns(
     writes: Sequence[tuple[int, Mapping[str, Any]]], columns: set[str]
-) -> list[list[tuple[int, Mapping[str, Any]]]]:
+) -> list[tuple[frozenset[str], list[tuple[int, Mapping[str, Any]]]]]:
     """Rows grouped by the table columns they carry, one statement per group: a row never writes a
     column it does not carry, whichever rows share its batch (the units of a segment have distinct
     keys, so the groups may be written in any order)."""
     groups: dict[frozenset[str], list[tuple[int, Mapping[str, Any]]]] = {}
     for index, values in writes:
         groups.setdefault(frozenset(values.keys() & columns), []).append((index, values))
-    return list(groups.values())
+    return list(groups.items())
 
 
 class SqlStore:
@@ -213,7 +195,7 @@ class SqlStore:
             connection.execute(sa.text("SELECT 1"))
         return ".".join(str(part) for part in version or ())
 
-    def dispose(self) -> None:
+    def close(self) -> None:
         self.engine.dispose()
 
 

@@ -72,6 +72,9 @@ MYSQL_RETRIABLE_ERRNOS = {
     4031: "ER_CLIENT_INTERACTION_TIMEOUT",
 }
 MYSQL_CLIENT_ERRNOS = range(2000, 3000)  # CR_*: the client lost or could not reach the server
+SQLITE_RECORD_NAMES = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG", "SQLITE_RANGE")
+SQLITE_RETRIABLE_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL")
+
 
 class _QuietPipelineAbort(logging.Filter):
     """psycopg warns "error ignored terminating <Pipeline>: pipeline aborted" whenever a statement
@@ -84,9 +87,6 @@ class _QuietPipelineAbort(logging.Filter):
 
 
 logging.getLogger("psycopg").addFilter(_QuietPipelineAbort())
-
-SQLITE_RECORD_NAMES = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG", "SQLITE_RANGE")
-SQLITE_RETRIABLE_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL")
 
 
 def classify(error: exc.SQLAlchemyError) -> SinkError:
@@ -122,6 +122,9 @@ def _classify_sqlalchemy(error: exc.SQLAlchemyError) -> SinkError:
     if isinstance(error, exc.StatementError) and isinstance(error.orig, TypeError | ValueError | OverflowError):
         # a bind processor could not convert one row's value for its column type
         return RecordRejected(f"cannot send the value: {error.orig}", code=f"bind {type(error.orig).__name__}")
+    if isinstance(error, exc.StatementError) and error.orig is not None:
+        # Not str(error): SQLAlchemy appends the statement and its parameters, i.e. record values.
+        return FatalError(f"database error ({type(error.orig).__name__}): {error.orig}")
     return FatalError(f"database error: {error}")
 
 

@@ -119,20 +119,18 @@ class KafkaSource:
 
     def resume(self) -> None:
         self._paused = False
-        try:
-            assignment = self._consumer.assignment()
-            if assignment:
-                self._consumer.resume(assignment)
-        except KafkaException as exc:
-            log.warning("resuming the partitions: %s", exc.args[0].str())
+        self._on_assigned(self._consumer.resume, "resuming")
 
     def _pause_assigned(self) -> None:
+        self._on_assigned(self._consumer.pause, "pausing")
+
+    def _on_assigned(self, action: Callable[[list[TopicPartition]], None], doing: str) -> None:
         try:
             assignment = self._consumer.assignment()
             if assignment:
-                self._consumer.pause(assignment)
+                action(assignment)
         except KafkaException as exc:
-            log.warning("pausing the partitions: %s", exc.args[0].str())
+            log.warning("%s the partitions: %s", doing, exc.args[0].str())
 
     def lag(self) -> int | None:
         """Records behind the end of the log, from the high watermarks cached from fetches."""
@@ -155,10 +153,6 @@ class KafkaSource:
             self._consumer.close()  # leaves the group at once instead of waiting for the session to expire
         except (KafkaException, RuntimeError) as exc:
             log.warning("closing the consumer: %s", exc)
-
-    def committed(self, partitions: list[TP], timeout: float = 10.0) -> dict[TP, int]:
-        result = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=timeout)
-        return {(tp.topic, tp.partition): tp.offset for tp in result}
 
 
 class KafkaPublisher:

@@ -74,7 +74,8 @@ class OffsetsAdmin:
             if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
                 return GroupState("DEAD", 0)
             raise self._error(exc.args[0], f"describing group {group}") from None
-        return GroupState(description.state.name, len(description.members or ()))
+        state = getattr(description.state, "name", None) or "UNKNOWN"
+        return GroupState(state, len(description.members or ()))
 
     def committed(self, group: str, partitions: Sequence[TP]) -> dict[TP, int | None]:
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])

@@ -230,9 +230,8 @@ class Dialect:
     def update(self, table: sa.Table, key: Sequence[str], columns: Sequence[str]) -> Statement:
         # Bind names are positions, not column names: SQLAlchemy reserves those for its SET
         # clause, and a position needs no escaping whatever the column is called.
-        where = sa.and_(*(table.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)))
         values = {c: sa.bindparam(f"v{i}") for i, c in enumerate(columns) if c not in key}
-        return sa.update(table).where(where).values(values)
+        return sa.update(table).where(_key_condition(table, key)).values(values)
 
     def update_params(self, key: Sequence[str], columns: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any]:
         params = {f"v{i}": self.bind(row.get(c)) for i, c in enumerate(columns) if c not in key}
@@ -240,8 +239,7 @@ class Dialect:
         return params
 
     def delete(self, table: sa.Table, key: Sequence[str]) -> Statement:
-        where = sa.and_(*(table.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)))
-        return sa.delete(table).where(where)
+        return sa.delete(table).where(_key_condition(table, key))
 
     def key_params(self, row: Mapping[str, Any], key: Sequence[str] | None = None) -> dict[str, Any]:
         """Parameters of `update`/`delete`'s key condition: `key` (default: the row's) from `row`."""
@@ -266,6 +264,20 @@ class Dialect:
         key = ColumnType(Kind.STRING)
         rows.append(("string, in the primary key", self.type_sql(key, key=True), _label(self.storage_type(key))))
         return rows
+
+
+def _key_condition(table: sa.Table, key: Sequence[str]) -> sa.ColumnElement[bool]:
+    """`k0 = :k0 AND k1 = :k1 ...`, bound as `key_params` names them."""
+    return sa.and_(*(table.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)))
+
+
+def on_conflict_upsert(insert: Any, key: Sequence[str], columns: Sequence[str]) -> Statement:
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET the non-key `columns` to the proposed row's values
+    (PostgreSQL and SQLite spell it alike); DO NOTHING when every column is in the key."""
+    updates = {c: insert.excluded[c] for c in columns if c not in key}
+    if not updates:
+        return insert.on_conflict_do_nothing(index_elements=list(key))
+    return insert.on_conflict_do_update(index_elements=list(key), set_=updates)
 
 
 def _label(ct: ColumnType) -> str:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from ..model import ColumnType, Kind
-from .base import Dialect, Statement
+from .base import Dialect, Statement, on_conflict_upsert
 
 
 class PostgresDialect(Dialect):
@@ -43,12 +43,7 @@ class PostgresDialect(Dialect):
         return f"decode('{value.hex()}', 'hex')"  # independent of standard_conforming_strings
 
     def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
-        stmt = postgresql.insert(table)
-        updates = {c: stmt.excluded[c] for c in columns or table.c.keys() if c not in key}
-        if not updates:
-            return stmt.on_conflict_do_nothing(index_elements=list(key))
-        return stmt.on_conflict_do_update(index_elements=list(key), set_=updates)
-
+        return on_conflict_upsert(postgresql.insert(table), key, columns or table.c.keys())
 
     def reporting_inserts(self, upsert: Statement) -> Statement | None:
         # xmax is 0 for a row version no transaction has locked or replaced yet: a fresh insert
@@ -56,6 +51,7 @@ class PostgresDialect(Dialect):
             return None  # DO NOTHING returns no row for a conflict: the flags would not line up
         flag = sa.literal_column("(xmax = 0)", sa.Boolean)
         return upsert.returning(flag, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+
 
 def _native_item(item: ColumnType | None) -> bool:
     """Arrays of primitives are native arrays; arrays of arrays or documents stay JSONB."""

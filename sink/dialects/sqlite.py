@@ -23,7 +23,7 @@ from sqlalchemy.sql.expression import Executable
 from ..model import Column, ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from . import ddl
-from .base import Dialect, Statement
+from .base import Dialect, Statement, on_conflict_upsert
 from .types import DecimalText, JsonText, UtcDateTime, utc_naive
 
 REBUILD_PREFIX = "_sink_rebuild_"
@@ -96,11 +96,7 @@ class SqliteDialect(Dialect):
         return [sa.schema.CreateTable(new), copy, sa.schema.DropTable(old), ddl.RenameTable(new, target.name)]
 
     def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
-        stmt = sqlite.insert(table)
-        updates = {c: stmt.excluded[c] for c in columns or table.c.keys() if c not in key}
-        if not updates:
-            return stmt.on_conflict_do_nothing(index_elements=list(key))
-        return stmt.on_conflict_do_update(index_elements=list(key), set_=updates)
+        return on_conflict_upsert(sqlite.insert(table), key, columns or table.c.keys())
 
     def bind(self, value: Any) -> Any:
         return utc_naive(value)

@@ -6,6 +6,7 @@ writer schemas by id over HTTP, so this package stays free of I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import ConfigError, DecodeError
@@ -37,6 +38,15 @@ class SchemaSource(Protocol):
     def protobuf_file(self, schema_id: int) -> Any:
         """The `google.protobuf` FileDescriptor of a Protobuf schema, its imports resolved."""
         ...
+
+
+def identity(value: Any) -> Any:
+    return value
+
+
+def nullable(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert` for a value that may be null (None stays None)."""
+    return lambda v: None if v is None else convert(v)
 
 
 MAGIC_BYTE = 0

@@ -21,7 +21,7 @@ from fastavro import parse_schema, schemaless_reader
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import SchemaSource, logical, schema_id_of, writer_schema
+from . import SchemaSource, identity, logical, nullable, schema_id_of, writer_schema
 
 Convert = Callable[[Any], Any]
 
@@ -244,7 +244,7 @@ class _Compiler:
             if len(branches) != 1:
                 return None
             inner = self.converter(branches[0], path)
-            return None if inner is None else (lambda v: None if v is None else inner(v))
+            return None if inner is None else nullable(inner)
         if isinstance(schema, str):
             return None
         kind = schema["type"]
@@ -268,7 +268,7 @@ class _Compiler:
         if name not in self._building:
             return self._records[name]
         # a recursive record still being compiled: look its converter up when called
-        return lambda v: (self._records.get(name) or _identity)(v)
+        return lambda v: (self._records.get(name) or identity)(v)
 
     def _record(self, schema: dict[str, Any], path: str) -> Convert | None:
         name = schema["name"]
@@ -311,10 +311,6 @@ class _Compiler:
         if kind in ("float", "double"):
             return float(value)
         return raw  # records, maps, arrays: their JSON value; enums: the symbol
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 def _record_converter(fields: list[tuple[str, Convert]], path: str, where: str) -> Convert:

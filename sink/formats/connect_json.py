@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import logical
+from . import identity, logical, nullable
 
 PRIMITIVES = {
     "int8": Kind.INT8,
@@ -33,10 +33,6 @@ PRIMITIVES = {
 FLOATS = ("float", "float32", "double", "float64")
 
 Convert = Callable[[Any], Any]
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 def column_type(schema: Mapping[str, Any]) -> ColumnType:
@@ -59,32 +55,28 @@ def converter(schema: Mapping[str, Any]) -> Convert:
     """A function turning a wire value of `schema` into its Python value (recursively)."""
     named = logical.converter(schema.get("name"), schema.get("parameters"))
     if named is not None:
-        return _nullable(named)
+        return nullable(named)
     kind = schema.get("type")
     if kind in FLOATS:  # the envelope is parsed with exact decimals (for decimal.format=NUMERIC)
-        return _nullable(float)
+        return nullable(float)
     if kind == "bytes":
-        return _nullable(lambda v: base64.b64decode(v) if isinstance(v, str) else v)
+        return nullable(lambda v: base64.b64decode(v) if isinstance(v, str) else v)
     if kind == "struct":
         fields = [(f["field"], converter(f)) for f in schema.get("fields", [])]
-        return _nullable(lambda v: {name: conv(v.get(name)) for name, conv in fields})
+        return nullable(lambda v: {name: conv(v.get(name)) for name, conv in fields})
     if kind == "array":
         item = converter(schema.get("items") or {})
-        return _nullable(lambda v: [item(x) for x in v])
+        return nullable(lambda v: [item(x) for x in v])
     if kind == "map":
         values = converter(schema.get("values") or {})
-        return _nullable(lambda v: _map(v, values))
-    return _identity
+        return nullable(lambda v: _map(v, values))
+    return identity
 
 
 def _map(value: Any, values: Convert) -> dict[str, Any]:
     # Connect writes maps with non-string keys as [[k, v], ...]
     pairs = value.items() if isinstance(value, Mapping) else value
     return {str(k): values(v) for k, v in pairs}
-
-
-def _nullable(convert: Convert) -> Convert:
-    return lambda v: None if v is None else convert(v)
 
 
 def shape(schema: Mapping[str, Any]) -> Shape:

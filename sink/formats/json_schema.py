@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import HEADER_SIZE, SchemaSource, logical, schema_id_of, writer_schema
+from . import HEADER_SIZE, SchemaSource, logical, nullable, schema_id_of, writer_schema
 
 Convert = Callable[[Any], Any]
 JSON = ColumnType(Kind.JSON)
@@ -104,7 +104,7 @@ class JsonSchemaDecoder:
             columns, convert = compiler.object(root)
             return Compiled(columns, convert, True)
         column_type, _nullable, convert = compiler.analyse(schema, "")
-        return Compiled(column_type, _nullable_convert(convert), False)
+        return Compiled(column_type, None if convert is None else nullable(convert), False)
 
 
 class _Compiler:
@@ -196,10 +196,6 @@ def _types(schema: Mapping[str, Any]) -> list[str]:
     if "properties" in schema:
         return ["object"]
     return []
-
-
-def _nullable_convert(convert: Convert | None) -> Convert | None:
-    return None if convert is None else (lambda v: None if v is None else convert(v))
 
 
 def _object_converter(converters: list[tuple[str, Convert | None]], where: str) -> Convert:

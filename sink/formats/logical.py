@@ -20,7 +20,6 @@ from ..model import ColumnType, Kind
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 EPOCH_LOCAL = dt.datetime(1970, 1, 1)
 EPOCH_DATE = dt.date(1970, 1, 1)
-MIDNIGHT = dt.datetime(1970, 1, 1)
 
 CONNECT_DECIMAL = "org.apache.kafka.connect.data.Decimal"
 DEBEZIUM_VARIABLE_DECIMAL = "io.debezium.data.VariableScaleDecimal"
@@ -81,11 +80,11 @@ def _json_text(value: Any) -> Any:
 
 
 def _time(unit_us: int) -> Callable[[Any], dt.time]:
-    return lambda v: (MIDNIGHT + dt.timedelta(microseconds=int(v) * unit_us // 1)).time()
+    return lambda v: (EPOCH_LOCAL + dt.timedelta(microseconds=int(v) * unit_us // 1)).time()
 
 
 def _nano_time(v: Any) -> dt.time:
-    return (MIDNIGHT + dt.timedelta(microseconds=int(v) // 1000)).time()
+    return (EPOCH_LOCAL + dt.timedelta(microseconds=int(v) // 1000)).time()
 
 
 def _instant(unit_us: float) -> Callable[[Any], dt.datetime]:

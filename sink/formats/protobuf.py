@@ -25,7 +25,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import HEADER_SIZE, SchemaSource, schema_id_of
+from . import HEADER_SIZE, SchemaSource, identity, logical, schema_id_of
 
 Convert = Callable[[Any], Any]
 Getter = Callable[[Any], Any]
@@ -51,12 +51,11 @@ SCALARS: dict[int, ColumnType] = {
     F.TYPE_ENUM: ColumnType(Kind.STRING),
 }
 JSON = ColumnType(Kind.JSON)
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MAX_INDEXES = 64
 
 
 def _timestamp(m: Any) -> dt.datetime:
-    return EPOCH + dt.timedelta(seconds=m.seconds, microseconds=m.nanos // 1000)
+    return logical.EPOCH + dt.timedelta(seconds=m.seconds, microseconds=m.nanos // 1000)
 
 
 def _date(m: Any) -> dt.date:
@@ -220,7 +219,7 @@ class _Compiler:
         if fd.message_type is not None:
             return Column(fd.name, self.item_type(fd), nullable=True)
         column_type = SCALARS[fd.type]
-        convert = self.scalar(fd) or _identity
+        convert = self.scalar(fd) or identity
         if fd.is_required:
             return Column(fd.name, column_type, nullable=False)
         if fd.has_presence:  # proto3 optional, proto2 optional, oneof members
@@ -300,7 +299,3 @@ def _record(fields: list[tuple[str, Getter]], where: str) -> Convert:
 
 def _is_map(fd: FieldDescriptor) -> bool:
     return fd.is_repeated and fd.message_type is not None and fd.message_type.GetOptions().map_entry
-
-
-def _identity(value: Any) -> Any:
-    return value

@@ -11,22 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kafka import SESSION_TIMEOUT_MS
+from tests.support.runner import sink_env
 
 SINK = Path(sys.executable).with_name("sink")
 
 
 def write_env(path: Path, bootstrap: str, database_url: str, topics: str, group: str, **extra: str | int) -> Path:
-    lines = {
-        "SINK_BOOTSTRAP_SERVERS": bootstrap,
-        "SINK_DATABASE_URL": database_url,
-        "SINK_TOPICS": topics,
-        "SINK_GROUP_ID": group,
-        "SINK_CONSUMER__SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
-        "SINK_AUTO_CREATE": "true",
-        "SINK_BATCH_MAX_WAIT_MS": "100",
-    }
-    lines.update({f"SINK_{key.upper()}": str(value) for key, value in extra.items()})
+    """`sink_env`'s variables as an env file at `path`."""
+    lines = sink_env(bootstrap, database_url, topics, group, **extra)
     path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
     return path
 

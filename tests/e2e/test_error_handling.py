@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.conftest import SinkProcess, SinkRunner, write_env
-from tests.support.db import drop_table, fetch_rows
+from tests.support.db import create_poison_table, drop_table, fetch_rows
 from tests.support.kafka import Message, committed_offsets, consume_all, create_topic, produce, wait_for
 from tests.support.registry import RegistryServer
 
@@ -40,24 +40,6 @@ KEY_SCHEMA = {
     "namespace": "test.poison",
     "fields": [{"name": "id", "type": "long"}],
 }
-
-
-def create_poison_table(url: str, name: str) -> None:
-    """id BIGINT key, qty INTEGER CHECK (qty >= 0), note VARCHAR(10) NOT NULL."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    metadata = sa.MetaData()
-    sa.Table(
-        name,
-        metadata,
-        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("qty", sa.Integer),
-        sa.Column("note", sa.String(10), nullable=False),
-        sa.CheckConstraint("qty >= 0", name=f"{name}_qty_nonneg"),
-    )
-    try:
-        metadata.create_all(engine)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture

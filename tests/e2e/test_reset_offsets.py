@@ -44,7 +44,8 @@ def fill(bootstrap: str, topic: str, partitions: int, count: int) -> None:
 
 def commit(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, o) for p, o in offsets.items()])
-    result = AdminClient({"bootstrap.servers": bootstrap}).alter_consumer_group_offsets([request])[group].result()
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept referenced until the future is done
+    result = admin.alter_consumer_group_offsets([request], request_timeout=10)[group].result()
     assert all(tp.error is None for tp in result.topic_partitions), result.topic_partitions
 
 
@@ -75,9 +76,7 @@ def test_dry_run_is_the_default_and_changes_nothing(setup: tuple[Path, str, str]
         assert committed_offsets(bootstrap_servers, group, topic, 2) == {0: 3, 1: 4}
 
 
-def test_execute_to_earliest_moves_the_group_to_the_start(
-    setup: tuple[Path, str, str], bootstrap_servers: str
-) -> None:
+def test_execute_to_earliest_moves_the_group_to_the_start(setup: tuple[Path, str, str], bootstrap_servers: str) -> None:
     env, topic, group = setup
     done = reset(env, "--all-topics", "--to-earliest", "--execute")
     assert done.returncode == 0, done.stderr

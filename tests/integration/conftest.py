@@ -1,5 +1,6 @@
 """Fixtures for the integration tests: a target database (PostgreSQL or SQLite) that drops what
-the test created."""
+the test created; and, for the store-level tests (writer contract, evolution), `url` (each of
+PostgreSQL, MariaDB and SQLite), `name` (a table dropped afterwards) and `store` (a SqlStore on `url`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from sink.adapters.db import SqlStore, create_engine
 from tests.support.db import drop_table
+
+BACKENDS = {"postgresql": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_url"}
 
 
 @dataclass
@@ -40,3 +44,21 @@ def pg(pg_url: str) -> Iterator[TargetDb]:
     yield target
     for table in target.tables:
         drop_table(pg_url, table)
+
+
+@pytest.fixture(params=list(BACKENDS))
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(BACKENDS[request.param]))
+
+
+@pytest.fixture
+def name(url: str, unique_name: str) -> Iterator[str]:
+    yield unique_name
+    drop_table(url, unique_name)
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[SqlStore]:
+    engine = create_engine(url)
+    yield SqlStore(engine)
+    engine.dispose()

@@ -18,14 +18,13 @@ from typing import Any
 
 import fastavro
 import pytest
-import sqlalchemy as sa
 
 from sink.adapters.db import SqlStore, create_engine
 from sink.deadletter import exception_message
 from sink.errors import DatabaseUnavailable, FatalError, RecordRejected
 from sink.model import Batch, Column, ColumnType, Coord, Kind, Op, RawRecord, Row, Status, TableSpec
 from sink.pipeline import Writer, WriteRules
-from tests.support.db import drop_table, fetch_rows
+from tests.support.db import create_poison_table, drop_table, fetch_rows
 from tests.support.kafka import committed_offsets, consume_all, create_topic, produce, wait_for
 from tests.support.registry import RegistryServer
 from tests.support.runner import RunningSink, running_sink, sink_env
@@ -46,24 +45,6 @@ def poison_table(any_db: tuple[str, str], unique_name: str) -> Iterator[tuple[st
     create_poison_table(url, unique_name)
     yield kind, url, unique_name
     drop_table(url, unique_name)
-
-
-def create_poison_table(url: str, name: str) -> None:
-    """id BIGINT key, qty INTEGER CHECK (qty >= 0), note VARCHAR(10) NOT NULL."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    metadata = sa.MetaData()
-    sa.Table(
-        name,
-        metadata,
-        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("qty", sa.Integer),
-        sa.Column("note", sa.String(10), nullable=False),
-        sa.CheckConstraint("qty >= 0", name=f"{name}_qty_nonneg"),
-    )
-    try:
-        metadata.create_all(engine)
-    finally:
-        engine.dispose()
 
 
 def _rows(table: str, values: list[dict[str, Any]]) -> Batch:
@@ -127,7 +108,7 @@ def test_each_database_rejects_the_bad_rows_with_its_own_code(poison_table: tupl
     try:
         outcomes = Writer(store, WriteRules("insert")).write(_rows(table, list(cases.values())))
     finally:
-        store.dispose()
+        store.close()
 
     by_case = dict(zip(cases, outcomes, strict=True))
     for case, code in EXPECTED_CODES[kind].items():
@@ -168,7 +149,7 @@ def test_an_unreachable_database_is_an_outage_and_a_missing_one_is_fatal(url: st
         with pytest.raises(error) as raised:
             store.ping()
     finally:
-        store.dispose()
+        store.close()
     assert type(raised.value) is error
 
 
@@ -184,25 +165,43 @@ def _committed(bootstrap: str, group: str, topic: str) -> int | None:
     return committed_offsets(bootstrap, group, topic)[0]
 
 
+def _with_dead_letter_topic(bootstrap: str, name: str) -> tuple[str, str]:
+    """Topic `name` and its dead-letter topic `name_dlq`, both created."""
+    topic, dlq = name, f"{name}_dlq"
+    create_topic(bootstrap, topic)
+    create_topic(bootstrap, dlq)
+    return topic, dlq
+
+
+def _run_until_it_stops(
+    bootstrap: str,
+    url: str,
+    topic: str,
+    dlq: str,
+    records: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+    level: int = logging.ERROR,
+    **settings: Any,
+) -> None:
+    """Produce `records`, run the sink (group `topic`, tolerance all, dead-letter topic `dlq`) with
+    the worker's log captured at `level`, and expect it to stop by itself with exit code 1."""
+    produce(bootstrap, topic, records)
+    env = sink_env(
+        bootstrap, url, topic, topic, errors_tolerance="all", errors_deadletterqueue_topic_name=dlq, **settings
+    )
+    with caplog.at_level(level, logger="sink.worker"), running_sink(env, expect_exit=1) as sink:
+        assert _wait_exit(sink) == 1
+
+
 def test_the_flood_limit_stops_a_topic_of_bad_records(
     bootstrap_servers: str, pg_url: str, unique_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topic, dlq = unique_name, f"{unique_name}_dlq"
-    create_topic(bootstrap_servers, topic)
-    create_topic(bootstrap_servers, dlq)
-    produce(bootstrap_servers, topic, [{"value": b'{"n": %d, ' % i} for i in range(30)])
-    env = sink_env(
-        bootstrap_servers,
-        pg_url,
-        topic,
-        unique_name,
-        errors_tolerance="all",
-        errors_deadletterqueue_topic_name=dlq,
-        errors_deadletterqueue_max_consecutive=5,
-    )
+    topic, dlq = _with_dead_letter_topic(bootstrap_servers, unique_name)
+    bad = [{"value": b'{"n": %d, ' % i} for i in range(30)]
     try:
-        with caplog.at_level(logging.ERROR, logger="sink.worker"), running_sink(env, expect_exit=1) as sink:
-            assert _wait_exit(sink) == 1
+        _run_until_it_stops(
+            bootstrap_servers, pg_url, topic, dlq, bad, caplog, errors_deadletterqueue_max_consecutive=5
+        )
     finally:
         drop_table(pg_url, topic)
     assert "5 bad records in a row, the last" in caplog.text
@@ -216,23 +215,11 @@ def test_a_dead_letter_topic_that_cannot_take_the_record_stops_the_worker(
 ) -> None:
     """The dead-letter producer refuses a record larger than its message.max.bytes, as a broker refuses
     one larger than the topic's max.message.bytes: the sink stops, it does not skip the record."""
-    topic, dlq = unique_name, f"{unique_name}_dlq"
-    create_topic(bootstrap_servers, topic)
-    create_topic(bootstrap_servers, dlq)
+    topic, dlq = _with_dead_letter_topic(bootstrap_servers, unique_name)
     big_bad = b'{"note": "' + b"x" * 5000  # invalid JSON, and too big for the dead-letter producer
-    produce(bootstrap_servers, topic, [{"value": json.dumps({"n": 0})}, {"value": big_bad}, {"value": '{"n": 2}'}])
-    env = sink_env(
-        bootstrap_servers,
-        pg_url,
-        topic,
-        unique_name,
-        errors_tolerance="all",
-        errors_deadletterqueue_topic_name=dlq,
-        producer__message_max_bytes=1000,
-    )
+    records = [{"value": json.dumps({"n": 0})}, {"value": big_bad}, {"value": '{"n": 2}'}]
     try:
-        with caplog.at_level(logging.ERROR, logger="sink.worker"), running_sink(env, expect_exit=1) as sink:
-            assert _wait_exit(sink) == 1
+        _run_until_it_stops(bootstrap_servers, pg_url, topic, dlq, records, caplog, producer__message_max_bytes=1000)
     finally:
         drop_table(pg_url, topic)
     assert f"dead-letter topic '{dlq}' did not take {topic}/0@1" in caplog.text
@@ -244,22 +231,18 @@ def test_a_dead_letter_topic_that_cannot_take_the_record_stops_the_worker(
 def test_an_outage_past_the_retry_timeout_stops_with_exit_1_and_dead_letters_nothing(
     bootstrap_servers: str, unique_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    topic, dlq = unique_name, f"{unique_name}_dlq"
-    create_topic(bootstrap_servers, topic)
-    create_topic(bootstrap_servers, dlq)
-    produce(bootstrap_servers, topic, [{"value": json.dumps({"n": i})} for i in range(3)])
-    env = sink_env(
+    topic, dlq = _with_dead_letter_topic(bootstrap_servers, unique_name)
+    _run_until_it_stops(
         bootstrap_servers,
         "postgresql+psycopg://postgres@127.0.0.1:1/test",  # nothing listens: connection refused
         topic,
-        unique_name,
-        errors_tolerance="all",
-        errors_deadletterqueue_topic_name=dlq,
+        dlq,
+        [{"value": json.dumps({"n": i})} for i in range(3)],
+        caplog,
+        level=logging.INFO,
         errors_retry_timeout_ms=3000,
         errors_retry_delay_max_ms=500,
     )
-    with caplog.at_level(logging.INFO, logger="sink.worker"), running_sink(env, expect_exit=1) as sink:
-        assert _wait_exit(sink) == 1
     assert "outage, pausing consumption and retrying" in caplog.text
     assert "gave up after 3 s of retries (SINK_ERRORS_RETRY_TIMEOUT_MS)" in caplog.text
     assert _committed(bootstrap_servers, unique_name, topic) is None
@@ -346,9 +329,7 @@ def _avro(schema_id: int, value: dict[str, Any]) -> bytes:
 def test_a_registry_outage_is_waited_out_not_dead_lettered(
     bootstrap_servers: str, pg_url: str, unique_name: str, private_registry: RegistryServer
 ) -> None:
-    topic, dlq = unique_name, f"{unique_name}_dlq"
-    create_topic(bootstrap_servers, topic)
-    create_topic(bootstrap_servers, dlq)
+    topic, dlq = _with_dead_letter_topic(bootstrap_servers, unique_name)
     schema_id = private_registry.register(f"{topic}-value", json.dumps(VALUE_SCHEMA))
     produce(bootstrap_servers, topic, [{"value": _avro(schema_id, {"id": i, "note": f"n{i}"})} for i in range(3)])
     private_registry.available = False

@@ -4,7 +4,7 @@ is left alone because it fits, and what is refused with a message naming table, 
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -14,32 +14,14 @@ from sink.adapters.db import SqlStore, create_engine
 from sink.errors import SchemaEvolutionRefused
 from sink.model import Batch, Column, ColumnType, Coord, Kind, Op, Outcome, RawRecord, Row, Status, TableSpec
 from sink.pipeline import Writer, WriteRules
-from tests.support.db import drop_table
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = {"postgresql": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_url"}
 ID = Column("id", ColumnType(Kind.INT64), nullable=False)
 INT32, INT64 = ColumnType(Kind.INT32), ColumnType(Kind.INT64)
 STRING = ColumnType(Kind.STRING)
 
 
-@pytest.fixture(params=list(BACKENDS))
-def url(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue(BACKENDS[request.param]))
-
-
-@pytest.fixture
-def name(url: str, unique_name: str) -> Iterator[str]:
-    yield unique_name
-    drop_table(url, unique_name)
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[SqlStore]:
-    engine = create_engine(url)
-    yield SqlStore(engine)
-    engine.dispose()
 
 
 def spec(name: str, *columns: Column) -> TableSpec:

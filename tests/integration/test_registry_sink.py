@@ -67,11 +67,19 @@ def _ctx(topic: str, field: str = MessageField.VALUE) -> SerializationContext:
     return SerializationContext(topic, field)
 
 
-def _sink(bootstrap: str, db: TargetDb, topic: str, registry_url: str, count: int, **settings: Any) -> None:
-    """Run the real worker until the group committed all `count` records of partition 0, then stop it."""
+def _sink(
+    bootstrap: str, db: TargetDb, topic: str, registry_url: str, records: list[dict[str, Any]], **settings: Any
+) -> None:
+    """Produce `records` to partition 0 of `topic`, run the real worker until the group committed
+    all of them, then stop it."""
+    produce(bootstrap, topic, records)
     env = sink_env(bootstrap, db.url, topic, topic, schema_registry_url=registry_url, **settings)
     with running_sink(env) as sink:
-        sink.wait_committed(topic, {0: count})
+        sink.wait_committed(topic, {0: len(records)})
+
+
+AVRO_UPSERT_BY_ID = {"value_format": "avro", "insert_mode": "upsert", "pk_mode": "record_value", "pk_fields": "id"}
+AVRO_UPSERT_BY_KEY = {"key_format": "avro", "value_format": "avro", "insert_mode": "upsert", "pk_mode": "record_key"}
 
 
 def _read_back(value: Any, expected: Any, kind: str, column: str, is_json: bool = False) -> Any:
@@ -284,18 +292,8 @@ def test_every_avro_type_lands_exactly(
     create_topic(bootstrap_servers, topic)
     serialize = _avro(_client(registry_url), ALL_TYPES)
     records = _all_types_records()
-    produce(bootstrap_servers, topic, [{"value": serialize(value, _ctx(topic))} for value, _ in records])
-    _sink(
-        bootstrap_servers,
-        target,
-        topic,
-        registry_url,
-        len(records),
-        value_format="avro",
-        insert_mode="upsert",
-        pk_mode="record_value",
-        pk_fields="id",
-    )
+    produced = [{"value": serialize(value, _ctx(topic))} for value, _ in records]
+    _sink(bootstrap_servers, target, topic, registry_url, produced, **AVRO_UPSERT_BY_ID)
 
     json_columns = ("address", "attrs", "either", "meta")
     _compare(target, table, "id", [expected for _, expected in records], json_columns)
@@ -372,19 +370,7 @@ def test_v1_and_v2_interleaved_evolve_the_table(
             records.append({"value": v2(value, _ctx(topic))})
             expected.append(value)
     assert records[0]["value"][1:5] != records[1]["value"][1:5], "two schema ids"
-    produce(bootstrap_servers, topic, records)
-    _sink(
-        bootstrap_servers,
-        target,
-        topic,
-        registry_url,
-        len(records),
-        value_format="avro",
-        insert_mode="upsert",
-        pk_mode="record_value",
-        pk_fields="id",
-        auto_evolve="true",
-    )
+    _sink(bootstrap_servers, target, topic, registry_url, records, **AVRO_UPSERT_BY_ID, auto_evolve="true")
     _compare(target, table, "id", expected)
     columns = table_columns(target.url, table)
     assert list(columns) == ["id", "name", "email"]
@@ -464,17 +450,12 @@ def test_protobuf_topic_lands(bootstrap_servers: str, registry_url: str, target:
     upsert = Order(id=1, status=1, tags=["c"], coupon="AGAIN", total=5, price=-1.0)
     upsert.placed.FromDatetime(placed)
     records = [(Key(id=1), first), (Key(id=2), Order(id=2)), (Key(id=3), full), (Key(id=1), upsert)]
-    produce(
-        bootstrap_servers,
-        topic,
-        [{"key": keys(k, _ctx(topic, MessageField.KEY)), "value": values(v, _ctx(topic))} for k, v in records],
-    )
     _sink(
         bootstrap_servers,
         target,
         topic,
         registry_url,
-        len(records),
+        [{"key": keys(k, _ctx(topic, MessageField.KEY)), "value": values(v, _ctx(topic))} for k, v in records],
         key_format="protobuf",
         value_format="protobuf",
         insert_mode="upsert",
@@ -552,13 +533,12 @@ def test_json_schema_topic_lands(bootstrap_servers: str, registry_url: str, targ
         "tags": ["x", "y"],
     }
     values = [full, {"id": 2, "email": "b@example.com"}, {**full, "id": 3, "email": "c@example.com", "vip": False}]
-    produce(bootstrap_servers, topic, [{"key": str(v["id"]), "value": serialize(v, _ctx(topic))} for v in values])
     _sink(
         bootstrap_servers,
         target,
         topic,
         registry_url,
-        len(values),
+        [{"key": str(v["id"]), "value": serialize(v, _ctx(topic))} for v in values],
         key_format="string",
         value_format="json_schema",
         insert_mode="upsert",
@@ -625,18 +605,7 @@ def test_avro_record_key_fields_are_a_composite_primary_key(
         }
         for (tenant, id_), (item, amount) in produced
     ]
-    produce(bootstrap_servers, topic, records)
-    _sink(
-        bootstrap_servers,
-        target,
-        topic,
-        registry_url,
-        len(records),
-        key_format="avro",
-        value_format="avro",
-        insert_mode="upsert",
-        pk_mode="record_key",
-    )
+    _sink(bootstrap_servers, target, topic, registry_url, records, **AVRO_UPSERT_BY_KEY)
     state: dict[tuple[str, int], dict[str, Any]] = {}
     for (tenant, id_), (item, amount) in produced:
         state[tenant, id_] = {"tenant": tenant, "id": id_, "item": item, "amount": Decimal(amount)}
@@ -672,20 +641,8 @@ def test_avro_primitive_key_is_one_key_column(
         value = {"item": f"item-{n}", "amount": Decimal(n) / 4}
         records.append({"key": key_serializer(key, _ctx(topic, MessageField.KEY)), "value": values(value, _ctx(topic))})
         state[key] = {column: key, **value}
-    produce(bootstrap_servers, topic, records)
     extra = {"pk_fields": pk_fields} if pk_fields else {}
-    _sink(
-        bootstrap_servers,
-        target,
-        topic,
-        registry_url,
-        len(records),
-        key_format="avro",
-        value_format="avro",
-        insert_mode="upsert",
-        pk_mode="record_key",
-        **extra,
-    )
+    _sink(bootstrap_servers, target, topic, registry_url, records, **AVRO_UPSERT_BY_KEY, **extra)
     _compare(target, table, column, [state[k] for k in sorted(state)])
     assert primary_key(target.url, table) == [column]
     assert list(table_columns(target.url, table)) == [column, "item", "amount"]

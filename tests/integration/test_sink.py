@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -39,27 +40,46 @@ def run(
             sink.wait_committed(topic, partition_ends)
 
 
+def sink_records(
+    bootstrap: str,
+    db: TargetDb,
+    topic: str,
+    records: Sequence[Mapping[str, Any]],
+    group: str,
+    partitions: int = 1,
+    **settings: Any,
+) -> None:
+    """Create `topic`, produce `records` (dicts for `produce`) and run the sink until the group
+    committed every one of them."""
+    create_topic(bootstrap, topic, partitions=partitions)
+    produce(bootstrap, topic, records)
+    ends = Counter(record.get("partition", 0) for record in records)
+    run(bootstrap, db, [topic], {topic: dict(ends)}, group, **settings)
+
+
 def j(value: Any) -> str:
     return json.dumps(value)
+
+
+def values(*documents: Any) -> list[dict[str, str]]:
+    """Records with these JSON values and no key."""
+    return [{"value": j(document)} for document in documents]
 
 
 # ------------------------------------------------------------------------------ insert modes
 
 
 def test_insert_mode_without_key_keeps_every_record(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
+    table = db.table(unique_name)
     records = [{"id": i % 3, "name": f"n{i}", "score": i * 1.5, "ok": i % 2 == 0} for i in range(9)]
-    produce(bootstrap_servers, topic, [{"value": j(r)} for r in records])
-    run(bootstrap_servers, db, [topic], {topic: {0: 9}}, unique_name)
+    sink_records(bootstrap_servers, db, table, values(*records), unique_name)
     rows = fetch_rows(db.url, table, order_by="name")
     assert sorted(rows, key=lambda r: r["name"]) == sorted(records, key=lambda r: r["name"])
     assert primary_key(db.url, table) == []
 
 
 def test_upsert_with_tombstone_deletes(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
+    table = db.table(unique_name)
     events: list[tuple[int, dict | None]] = [
         (1, {"name": "a", "qty": 1}),
         (2, {"name": "b", "qty": 2}),
@@ -72,22 +92,17 @@ def test_upsert_with_tombstone_deletes(bootstrap_servers: str, db: TargetDb, uni
         (5, None),  # tombstone for a key that never existed
         (3, {"name": "c2", "qty": 33}),
     ]
-    produce(
-        bootstrap_servers,
-        topic,
-        [{"key": j({"id": k}), "value": None if v is None else j(v)} for k, v in events],
-    )
     expected: dict[int, dict] = {}
     for key, value in events:
         if value is None:
             expected.pop(key, None)
         else:
             expected[key] = {"id": key, **value}
-    run(
+    sink_records(
         bootstrap_servers,
         db,
-        [topic],
-        {topic: {0: len(events)}},
+        table,
+        [{"key": j({"id": k}), "value": None if v is None else j(v)} for k, v in events],
         unique_name,
         key_format="json",
         insert_mode="upsert",
@@ -99,14 +114,9 @@ def test_upsert_with_tombstone_deletes(bootstrap_servers: str, db: TargetDb, uni
 
 
 def test_tombstones_are_skipped_without_delete(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    produce(
-        bootstrap_servers,
-        topic,
-        [{"key": "k1", "value": j({"v": 1})}, {"key": "k1", "value": None}, {"key": "k2", "value": j({"v": 2})}],
-    )
-    run(bootstrap_servers, db, [topic], {topic: {0: 3}}, unique_name, insert_mode="upsert", pk_mode="record_key")
+    table = db.table(unique_name)
+    records = [{"key": "k1", "value": j({"v": 1})}, {"key": "k1", "value": None}, {"key": "k2", "value": j({"v": 2})}]
+    sink_records(bootstrap_servers, db, table, records, unique_name, insert_mode="upsert", pk_mode="record_key")
     assert fetch_rows(db.url, table, order_by="__connect_key") == [
         {"__connect_key": "k1", "v": 1},
         {"__connect_key": "k2", "v": 2},
@@ -130,19 +140,17 @@ def test_update_mode_changes_existing_rows_only(bootstrap_servers: str, db: Targ
             conn.execute(existing.insert(), [{"id": i, "name": f"old{i}", "qty": i} for i in (1, 2, 3)])
     finally:
         engine.dispose()
-    create_topic(bootstrap_servers, topic)
     updates = [
         {"id": 2, "name": "new2", "qty": 20},
         {"id": 9, "name": "new9", "qty": 90},  # no such row: update mode never inserts
         {"id": 3, "name": "new3", "qty": 30},
         {"id": 2, "name": "newer2", "qty": 21},
     ]
-    produce(bootstrap_servers, topic, [{"value": j(u)} for u in updates])
-    run(
+    sink_records(
         bootstrap_servers,
         db,
-        [topic],
-        {topic: {0: 4}},
+        topic,
+        values(*updates),
         unique_name,
         insert_mode="update",
         pk_mode="record_value",
@@ -160,9 +168,8 @@ def test_update_mode_changes_existing_rows_only(bootstrap_servers: str, db: Targ
 
 def test_pk_mode_kafka_with_partitions(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
     topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic, partitions=2)
-    produce(bootstrap_servers, topic, [{"value": j({"n": i}), "partition": i % 2} for i in range(6)])
-    run(bootstrap_servers, db, [topic], {topic: {0: 3, 1: 3}}, unique_name, pk_mode="kafka")
+    records = [{"value": j({"n": i}), "partition": i % 2} for i in range(6)]
+    sink_records(bootstrap_servers, db, topic, records, unique_name, partitions=2, pk_mode="kafka")
     rows = fetch_rows(db.url, table, order_by=["__connect_partition", "__connect_offset"])
     assert rows == [
         {"__connect_topic": topic, "__connect_partition": p, "__connect_offset": o, "n": o * 2 + p}
@@ -172,130 +179,74 @@ def test_pk_mode_kafka_with_partitions(bootstrap_servers: str, db: TargetDb, uni
     assert primary_key(db.url, table) == ["__connect_topic", "__connect_partition", "__connect_offset"]
 
 
-def test_pk_mode_record_key_primitive(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    produce(
-        bootstrap_servers,
-        topic,
+# (records, settings, order_by, rows in the table, primary key or None when not checked)
+UPSERT_BY_KEY = {
+    "record_key_primitive": (
         [
             {"key": "order-1", "value": j({"qty": 1})},
             {"key": "order-2", "value": j({"qty": 2})},
             {"key": "order-1", "value": j({"qty": 3})},
         ],
-    )
-    run(
-        bootstrap_servers,
-        db,
-        [topic],
-        {topic: {0: 3}},
-        unique_name,
-        insert_mode="upsert",
-        pk_mode="record_key",
-        pk_fields="order_id",
-    )
-    assert fetch_rows(db.url, table, order_by="order_id") == [
-        {"order_id": "order-1", "qty": 3},
-        {"order_id": "order-2", "qty": 2},
-    ]
-    assert primary_key(db.url, table) == ["order_id"]
-
-
-def test_pk_mode_record_key_struct(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    produce(
-        bootstrap_servers,
-        topic,
+        {"pk_mode": "record_key", "pk_fields": "order_id"},
+        "order_id",
+        [{"order_id": "order-1", "qty": 3}, {"order_id": "order-2", "qty": 2}],
+        ["order_id"],
+    ),
+    "record_key_struct": (
         [
             {"key": j({"tenant": "a", "id": 1}), "value": j({"qty": 1})},
             {"key": j({"tenant": "b", "id": 1}), "value": j({"qty": 2})},
             {"key": j({"tenant": "a", "id": 1}), "value": j({"qty": 3})},
         ],
-    )
-    run(
-        bootstrap_servers,
-        db,
-        [topic],
-        {topic: {0: 3}},
-        unique_name,
-        key_format="json",
-        insert_mode="upsert",
-        pk_mode="record_key",
-    )
-    assert fetch_rows(db.url, table, order_by="tenant") == [
-        {"tenant": "a", "id": 1, "qty": 3},
-        {"tenant": "b", "id": 1, "qty": 2},
-    ]
-    assert primary_key(db.url, table) == ["tenant", "id"]
-
-
-def test_pk_mode_record_value(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    values = [
-        {"sku": "x", "store": 1, "qty": 1},
-        {"sku": "x", "store": 2, "qty": 2},
-        {"sku": "x", "store": 1, "qty": 5},
-    ]
-    produce(bootstrap_servers, topic, [{"value": j(v)} for v in values])
-    run(
-        bootstrap_servers,
-        db,
-        [topic],
-        {topic: {0: 3}},
-        unique_name,
-        insert_mode="upsert",
-        pk_mode="record_value",
-        pk_fields="sku,store",
-    )
-    assert fetch_rows(db.url, table, order_by="store") == [
-        {"sku": "x", "store": 1, "qty": 5},
-        {"sku": "x", "store": 2, "qty": 2},
-    ]
-    assert primary_key(db.url, table) == ["sku", "store"]
-
-
-def test_pk_mode_record_header(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    produce(
-        bootstrap_servers,
-        topic,
+        {"key_format": "json", "pk_mode": "record_key"},
+        "tenant",
+        [{"tenant": "a", "id": 1, "qty": 3}, {"tenant": "b", "id": 1, "qty": 2}],
+        ["tenant", "id"],
+    ),
+    "record_value": (
+        values(
+            {"sku": "x", "store": 1, "qty": 1},
+            {"sku": "x", "store": 2, "qty": 2},
+            {"sku": "x", "store": 1, "qty": 5},
+        ),
+        {"pk_mode": "record_value", "pk_fields": "sku,store"},
+        "store",
+        [{"sku": "x", "store": 1, "qty": 5}, {"sku": "x", "store": 2, "qty": 2}],
+        ["sku", "store"],
+    ),
+    "record_header": (
         [
             {"value": j({"qty": 1}), "headers": {"tenant": "acme", "trace": "t1"}},
             {"value": j({"qty": 2}), "headers": {"tenant": "initech", "trace": "t2"}},
             {"value": j({"qty": 3}), "headers": {"tenant": "acme", "trace": "t3"}},
         ],
-    )
-    run(
-        bootstrap_servers,
-        db,
-        [topic],
-        {topic: {0: 3}},
-        unique_name,
-        insert_mode="upsert",
-        pk_mode="record_header",
-        pk_fields="tenant",
-    )
-    assert fetch_rows(db.url, table, order_by="tenant") == [
-        {"tenant": "acme", "qty": 3},
-        {"tenant": "initech", "qty": 2},
-    ]
+        {"pk_mode": "record_header", "pk_fields": "tenant"},
+        "tenant",
+        [{"tenant": "acme", "qty": 3}, {"tenant": "initech", "qty": 2}],
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UPSERT_BY_KEY))
+def test_pk_mode_upserts_by_its_key(bootstrap_servers: str, db: TargetDb, unique_name: str, case: str) -> None:
+    records, settings, order_by, rows, key = UPSERT_BY_KEY[case]
+    table = db.table(unique_name)
+    sink_records(bootstrap_servers, db, table, records, unique_name, insert_mode="upsert", **settings)
+    assert fetch_rows(db.url, table, order_by=order_by) == rows
+    if key is not None:
+        assert primary_key(db.url, table) == key
 
 
 def test_insert_mode_duplicate_key_with_tolerance_all_keeps_first(
     bootstrap_servers: str, db: TargetDb, unique_name: str
 ) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    values = [{"id": 1, "v": "first"}, {"id": 2, "v": "two"}, {"id": 1, "v": "second"}, {"id": 3, "v": "three"}]
-    produce(bootstrap_servers, topic, [{"value": j(v)} for v in values])
-    run(
+    table = db.table(unique_name)
+    sink_records(
         bootstrap_servers,
         db,
-        [topic],
-        {topic: {0: 4}},
+        table,
+        values({"id": 1, "v": "first"}, {"id": 2, "v": "two"}, {"id": 1, "v": "second"}, {"id": 3, "v": "three"}),
         unique_name,
         pk_mode="record_value",
         pk_fields="id",
@@ -313,15 +264,13 @@ def test_insert_mode_duplicate_key_with_tolerance_all_keeps_first(
 
 def test_auto_create_and_add_column_evolution(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
     topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    first = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
-    produce(bootstrap_servers, topic, [{"value": j(v)} for v in first])
     settings = {"insert_mode": "upsert", "pk_mode": "record_value", "pk_fields": "id", "auto_evolve": "true"}
-    run(bootstrap_servers, db, [topic], {topic: {0: 2}}, unique_name, **settings)
+    first = values({"id": 1, "name": "a"}, {"id": 2, "name": "b"})
+    sink_records(bootstrap_servers, db, topic, first, unique_name, **settings)
     assert list(table_columns(db.url, table)) == ["id", "name"]
 
-    later = [{"id": 3, "name": "c", "email": "c@x", "age": 30}, {"id": 1, "name": "a2", "age": 41}]
-    produce(bootstrap_servers, topic, [{"value": j(v)} for v in later])
+    later = values({"id": 3, "name": "c", "email": "c@x", "age": 30}, {"id": 1, "name": "a2", "age": 41})
+    produce(bootstrap_servers, topic, later)
     run(bootstrap_servers, db, [topic], {topic: {0: 4}}, unique_name, **settings)
     columns = table_columns(db.url, table)
     assert list(columns) == ["id", "name", "email", "age"]
@@ -334,11 +283,9 @@ def test_auto_create_and_add_column_evolution(bootstrap_servers: str, db: Target
 
 
 def test_new_field_in_one_batch_with_old_records(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    values = [{"id": 1}, {"id": 2, "extra": "x"}, {"id": 3, "more": 1.5}]
-    produce(bootstrap_servers, topic, [{"value": j(v)} for v in values])
-    run(bootstrap_servers, db, [topic], {topic: {0: 3}}, unique_name, auto_evolve="true")
+    table = db.table(unique_name)
+    records = values({"id": 1}, {"id": 2, "extra": "x"}, {"id": 3, "more": 1.5})
+    sink_records(bootstrap_servers, db, table, records, unique_name, auto_evolve="true")
     assert fetch_rows(db.url, table, order_by="id") == [
         {"id": 1, "extra": None, "more": None},
         {"id": 2, "extra": "x", "more": None},
@@ -347,20 +294,17 @@ def test_new_field_in_one_batch_with_old_records(bootstrap_servers: str, db: Tar
 
 
 def test_identifiers_that_need_quoting(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = unique_name
     table = db.table("Select")
-    create_topic(bootstrap_servers, topic)
-    values = [
+    documents = [
         {"user id": 1, 'x"y': "quote", "Über": "umlaut", "order": 1, "Mixed": True},
         {"user id": 2, 'x"y': "'; DROP TABLE x; --", "Über": "grüße", "order": 2, "Mixed": False},
         {"user id": 1, 'x"y': "quote2", "Über": "umlaut2", "order": 3, "Mixed": False},
     ]
-    produce(bootstrap_servers, topic, [{"value": j(v)} for v in values])
-    run(
+    sink_records(
         bootstrap_servers,
         db,
-        [topic],
-        {topic: {0: 3}},
+        unique_name,
+        values(*documents),
         unique_name,
         table_name_format="Select",
         insert_mode="upsert",
@@ -369,20 +313,17 @@ def test_identifiers_that_need_quoting(bootstrap_servers: str, db: TargetDb, uni
     )
     assert list(table_columns(db.url, table)) == ["user id", 'x"y', "Über", "order", "Mixed"]
     assert primary_key(db.url, table) == ["user id"]
-    assert fetch_rows(db.url, table, order_by="user id") == [values[2], values[1]]
+    assert fetch_rows(db.url, table, order_by="user id") == [documents[2], documents[1]]
 
 
 def test_topic_name_that_needs_quoting_as_table(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(f"Orders.{unique_name}-V2")
-    create_topic(bootstrap_servers, topic)
-    produce(bootstrap_servers, topic, [{"value": j({"id": i})} for i in range(3)])
-    run(bootstrap_servers, db, [topic], {topic: {0: 3}}, unique_name)
+    table = db.table(f"Orders.{unique_name}-V2")
+    sink_records(bootstrap_servers, db, table, values(*({"id": i} for i in range(3))), unique_name)
     assert fetch_rows(db.url, table, order_by="id") == [{"id": 0}, {"id": 1}, {"id": 2}]
 
 
 def test_multi_partition_topic(bootstrap_servers: str, db: TargetDb, unique_name: str) -> None:
-    topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic, partitions=3)
+    table = db.table(unique_name)
     records = []
     expected: dict[str, int] = {}
     for i in range(60):
@@ -390,14 +331,13 @@ def test_multi_partition_topic(bootstrap_servers: str, db: TargetDb, unique_name
         partition = (i % 12) % 3  # a key always goes to the same partition, as a keyed producer does
         records.append({"key": key, "value": j({"n": i}), "partition": partition})
         expected[key] = i
-    produce(bootstrap_servers, topic, records)
-    ends = {p: sum(1 for r in records if r["partition"] == p) for p in range(3)}
-    run(
+    sink_records(
         bootstrap_servers,
         db,
-        [topic],
-        {topic: ends},
+        table,
+        records,
         unique_name,
+        partitions=3,
         insert_mode="upsert",
         pk_mode="record_key",
         batch_size=7,
@@ -436,7 +376,7 @@ def test_table_name_format_fans_topics_into_their_tables(
     db.table(f"sink_{b}")
     for topic in (a, b):
         create_topic(bootstrap_servers, topic)
-        produce(bootstrap_servers, topic, [{"value": j({"from": topic})}])
+        produce(bootstrap_servers, topic, values({"from": topic}))
     run(bootstrap_servers, db, [a, b], {a: {0: 1}, b: {0: 1}}, unique_name, table_name_format="sink_${topic}")
     assert fetch_rows(db.url, f"sink_{a}") == [{"from": a}]
     assert fetch_rows(db.url, f"sink_{b}") == [{"from": b}]
@@ -447,7 +387,7 @@ def test_missing_table_without_auto_create_stops_with_a_clear_error(
 ) -> None:
     topic = db.table(unique_name)
     create_topic(bootstrap_servers, topic)
-    produce(bootstrap_servers, topic, [{"value": j({"id": 1})}])
+    produce(bootstrap_servers, topic, values({"id": 1}))
     env = sink_env(bootstrap_servers, db.url, topic, unique_name, auto_create="false")
     with running_sink(env, expect_exit=1) as sink:
         sink.thread.join(60)
@@ -460,10 +400,8 @@ def test_float_for_an_inferred_integer_column_stops_instead_of_rounding(
     bootstrap_servers: str, db: TargetDb, unique_name: str
 ) -> None:
     topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
-    produce(bootstrap_servers, topic, [{"value": j({"id": 1, "price": 10})}])
-    run(bootstrap_servers, db, [topic], {topic: {0: 1}}, unique_name, auto_evolve="true")
-    produce(bootstrap_servers, topic, [{"value": j({"id": 2, "price": 10.75})}])
+    sink_records(bootstrap_servers, db, topic, values({"id": 1, "price": 10}), unique_name, auto_evolve="true")
+    produce(bootstrap_servers, topic, values({"id": 2, "price": 10.75}))
     env = sink_env(bootstrap_servers, db.url, topic, unique_name, auto_evolve="true")
     with running_sink(env, expect_exit=1) as sink:
         sink.thread.join(60)
@@ -519,10 +457,9 @@ def test_tombstones_before_any_value_do_not_shape_the_table(
     """A batch of deletes for a table that does not exist yet deletes nothing; it must not create
     a key-only table that the first real record then cannot be written to."""
     topic = table = db.table(unique_name)
-    create_topic(bootstrap_servers, topic)
     settings = {"insert_mode": "upsert", "pk_mode": "record_key", "delete_enabled": "true"}
-    produce(bootstrap_servers, topic, [{"key": "k1", "value": None}, {"key": "k2", "value": None}])
-    run(bootstrap_servers, db, [topic], {topic: {0: 2}}, unique_name, **settings)
+    tombstones = [{"key": "k1", "value": None}, {"key": "k2", "value": None}]
+    sink_records(bootstrap_servers, db, topic, tombstones, unique_name, **settings)
     produce(bootstrap_servers, topic, [{"key": "k1", "value": j({"name": "one", "qty": 1})}])
     run(bootstrap_servers, db, [topic], {topic: {0: 3}}, unique_name, **settings)
     assert fetch_rows(db.url, table) == [{"__connect_key": "k1", "name": "one", "qty": 1}]

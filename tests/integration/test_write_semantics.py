@@ -49,7 +49,7 @@ class Sink:
 def sink(db: TargetDb, unique_name: str) -> Iterator[Sink]:
     sink = Sink(db.url, db.table(unique_name))
     yield sink
-    sink.store.dispose()
+    sink.store.close()
 
 
 def rows(db: TargetDb, table: str) -> list[dict[str, Any]]:

@@ -29,7 +29,6 @@ from tests.support.db import drop_table
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = {"postgresql": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_url"}
 UTC_PLUS_2 = dt.timezone(dt.timedelta(hours=2))
 
 
@@ -80,22 +79,6 @@ HOSTILE = ('x"y', "Über", "a%b", ":name", "x`y")
 # ------------------------------------------------------------------------------ fixtures and helpers
 
 
-@pytest.fixture(params=list(BACKENDS))
-def url(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue(BACKENDS[request.param]))
-
-
-@pytest.fixture
-def name(url: str, unique_name: str) -> Iterator[str]:
-    yield unique_name
-    drop_table(url, unique_name)
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[SqlStore]:
-    engine = create_engine(url)
-    yield SqlStore(engine)
-    engine.dispose()
 
 
 def write(store: SqlStore, spec: TableSpec, rows: list[Row], mode: str = "upsert") -> list[Outcome]:

@@ -56,3 +56,19 @@ def primary_key(url: str, table: str) -> list[str]:
     """The primary key column names of ``table`` (empty when it has none)."""
     with _engine(url) as engine:
         return list(sa.inspect(engine).get_pk_constraint(table).get("constrained_columns") or [])
+
+
+def create_poison_table(url: str, name: str) -> None:
+    """A table that rejects bad rows: id BIGINT key, qty INTEGER CHECK (qty >= 0) (constraint
+    `<name>_qty_nonneg`), note VARCHAR(10) NOT NULL."""
+    metadata = sa.MetaData()
+    sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("qty", sa.Integer),
+        sa.Column("note", sa.String(10), nullable=False),
+        sa.CheckConstraint("qty >= 0", name=f"{name}_qty_nonneg"),
+    )
+    with _engine(url) as engine:
+        metadata.create_all(engine)

@@ -167,6 +167,14 @@ def test_a_value_that_a_bind_processor_cannot_convert_is_a_record_error() -> Non
     assert error.code == "bind TypeError"
 
 
+def test_a_fatal_statement_error_never_quotes_the_parameters() -> None:
+    orig = exc.InvalidRequestError("A value is required for bind parameter 'b'")
+    error = classify(exc.StatementError("a bug", "INSERT INTO t VALUES (?, ?)", [{"a": "secret value"}], orig))
+    assert type(error) is FatalError
+    assert "secret value" not in str(error)
+    assert "A value is required for bind parameter 'b'" in str(error)
+
+
 def test_an_exhausted_pool_is_retriable() -> None:
     assert isinstance(classify(exc.TimeoutError("QueuePool limit reached")), DatabaseUnavailable)
 

@@ -1,5 +1,6 @@
 """Outcome routing, dead-letter envelopes, delivery reports and the flood limit; and the worker's
-retry / commit rules around them, against small in-memory fakes (publisher, consumer, store).
+retry / commit rules around them, against small in-memory fakes (publisher here; consumer and store
+from tests/support/fakes.py).
 
 The fakes keep the real contracts: the publisher acknowledges (or fails) a record only when it is
 flushed, the store's savepoints roll back, the source records every commit.
@@ -7,12 +8,10 @@ flushed, the store's savepoints roll back, the source records every commit.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ import pytest
 from sink.batch import Batcher, Unit
 from sink.deadletter import PREFIX
 from sink.errors import (
-    DatabaseUnavailable,
     DeadLetterUnavailable,
     DecodeError,
     MappingError,
@@ -47,11 +45,11 @@ from sink.model import (
 )
 from sink.pipeline import Preparer, Writer, WriteRules
 from sink.routing import DeadLetterFlood, OutcomeRouter, RoutingRules
-from sink.schema import Evolution
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
+from tests.support import fakes
+from tests.support.fakes import Clock, FakeSource, FakeStore
 
-TP = tuple[str, int]
 SECRET = b"card=4111-1111-1111-1111"
 
 
@@ -83,29 +81,8 @@ class FakePublisher:
         return [r for r in self.sent if r["topic"] == topic]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class FakeTx:
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        saved = copy.deepcopy(self.store.rows)
-        try:
-            yield
-        except RecordRejected:
-            self.store.rows = saved
-            raise
+class FakeTx(fakes.FakeTx):
+    """Inserts and upserts, one statement per call (counted); a negative qty violates "qty_nonneg"."""
 
     def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
         self.store.statements += 1
@@ -129,97 +106,6 @@ class FakeTx:
         return operations
 
 
-class FakeStore:
-    def __init__(self) -> None:
-        self.specs: dict[str, TableSpec] = {}
-        self.rows: dict[str, dict[Any, dict[str, Any]]] = {}
-        self.outages = 0  # transactions refused with DatabaseUnavailable before it works again
-        self.statements = 0
-
-    def table(self, name: str) -> TableSpec | None:
-        return self.specs.get(name)
-
-    def storage_type(self, column_type: ColumnType) -> ColumnType:
-        return column_type
-
-    def create_table(self, spec: TableSpec) -> None:
-        self.specs[spec.name] = spec
-
-    def alter_table(self, existing: TableSpec, evolution: Evolution) -> None:
-        spec = self.specs[existing.name]
-        self.specs[existing.name] = TableSpec(spec.name, spec.columns + evolution.add, spec.primary_key)
-
-    @contextmanager
-    def transaction(self) -> Iterator[FakeTx]:
-        if self.outages:
-            self.outages -= 1
-            raise DatabaseUnavailable("connection refused")
-        saved = copy.deepcopy(self.rows)
-        try:
-            yield FakeTx(self)
-        except BaseException:
-            self.rows = saved
-            raise
-
-    def ids(self, table: str = "orders") -> list[Any]:
-        return sorted(row["id"] for row in self.rows.get(table, {}).values())
-
-
-class FakeSource:
-    """Hands out a script of polls (each advances the clock by its timeout); stops the worker when
-    the script is done. Polls while paused return nothing."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.script: list[list[RawRecord] | Callable[[], None]] = []
-        self.committed: dict[TP, int] = {}
-        self.commits: list[dict[TP, int]] = []
-        self.commit_failures = 0
-        self.paused = False
-        self.pauses = 0
-        self.polls_while_paused = 0
-        self.closed = False
-        self.when_done: Callable[[], None] = lambda: None
-
-    def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
-        pass
-
-    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
-        self.clock.now += timeout
-        if self.paused:
-            self.polls_while_paused += 1
-            return []
-        while self.script:
-            step = self.script.pop(0)
-            if callable(step):
-                step()
-                continue
-            return step
-        self.when_done()
-        return []
-
-    def commit(self, offsets: Mapping[TP, int]) -> None:
-        if self.commit_failures:
-            from sink.errors import BrokerUnavailable
-
-            self.commit_failures -= 1
-            raise BrokerUnavailable("offset commit failed: coordinator not available")
-        self.commits.append(dict(offsets))
-        self.committed.update(offsets)
-
-    def pause(self) -> None:
-        self.paused, self.pauses = True, self.pauses + 1
-
-    def resume(self) -> None:
-        self.paused = False
-
-    def lag(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class FlakyDecoder:
     """JSON, but the first `outages` calls find the registry away."""
 
@@ -239,7 +125,7 @@ class Harness:
         loop = {k: rules.pop(k) for k in ("retry_timeout_s",) if k in rules}
         stop_at_rejection = rules.get("tolerance", "none") == "none"
         self.clock = Clock()
-        self.store = FakeStore()
+        self.store = FakeStore(FakeTx)
         self.source = FakeSource(self.clock)
         self.publisher = publisher
         self.router = OutcomeRouter(RoutingRules(**rules), publisher)
@@ -260,7 +146,6 @@ class Harness:
                 poll_timeout_s=0.1, commit_interval_s=1.0, stats_interval_s=3600, retry_delay_initial_s=0.5, **loop
             ),
             self.clock,
-            self.clock.sleep,
         )
         self.source.when_done = self.worker.stop
 
@@ -534,7 +419,7 @@ def test_bad_records_are_dead_lettered_and_commits_wait_for_the_acknowledgement(
     h = Harness(publisher, tolerance="all", dlq_topic="dlq", result_topic="ok", error_topic="bad")
     h.then([good(0), rec(1, b"{oops", key=b"k1"), good(2, qty=-5), good(3)])
     assert h.run() == 0
-    assert h.store.ids() == [0, 3]
+    assert h.store.values() == [0, 3]
     assert [(r["key"], r["value"]) for r in publisher.on("dlq")] == [
         (b"k1", b"{oops"),
         (b"k2", b'{"id": 2, "qty": -5}'),
@@ -563,7 +448,7 @@ def test_a_database_outage_never_dead_letters_and_resumes_the_same_batch() -> No
     assert h.run() == 0
     assert h.source.pauses == 1 and not h.source.paused
     assert h.source.polls_while_paused > 0, "it keeps polling to stay in the group"
-    assert h.store.ids() == [0, 1, 2]
+    assert h.store.values() == [0, 1, 2]
     assert publisher.sent == []
     assert h.source.committed == {("orders", 0): 3}
 
@@ -603,7 +488,7 @@ def test_a_registry_outage_while_decoding_is_retried_not_dead_lettered() -> None
     h = Harness(publisher, value_decoder=FlakyDecoder(outages=3), tolerance="all", dlq_topic="dlq")
     h.then([good(0), good(1)])
     assert h.run() == 0
-    assert h.store.ids() == [0, 1]
+    assert h.store.values() == [0, 1]
     assert publisher.sent == []
     assert h.source.pauses == 1
 
@@ -621,7 +506,7 @@ def test_tolerance_none_writes_nothing_after_a_rejected_row_and_a_restart_stops_
     batch = [good(0), good(1), good(2, qty=-1), good(3), good(4)]
     h.then(list(batch))
     assert h.run() == 1
-    assert h.store.ids() == [0, 1], "the rows after the bad one are not written"
+    assert h.store.values() == [0, 1], "the rows after the bad one are not written"
     assert h.source.committed == {("orders", 0): 2}
 
     again = Harness(tolerance="none")
@@ -630,7 +515,7 @@ def test_tolerance_none_writes_nothing_after_a_rejected_row_and_a_restart_stops_
     again.then(batch[2:])  # a restart reads from the committed offset
     assert again.run() == 1
     assert again.source.committed == {}
-    assert h.store.ids() == [0, 1]
+    assert h.store.values() == [0, 1]
 
 
 def test_the_flood_limit_stops_the_worker() -> None:
@@ -665,7 +550,7 @@ def _batch(n: int, bad: set[int]) -> Batch:
 
 @pytest.mark.parametrize("bad", [set(), {0}, {9_999}, {17, 5_003, 9_998}, {4_000, 4_001, 4_002}])
 def test_bisection_finds_the_bad_rows_in_about_k_log_n_statements(bad: set[int]) -> None:
-    store = FakeStore()
+    store = FakeStore(FakeTx)
     writer = Writer(store, WriteRules("insert", auto_create=True))
     outcomes = writer.write(_batch(10_000, bad))
     assert [o.coord.offset for o in outcomes] == list(range(10_000)), "one outcome per record, in order"
@@ -676,9 +561,9 @@ def test_bisection_finds_the_bad_rows_in_about_k_log_n_statements(bad: set[int])
 
 
 def test_stop_at_rejection_stops_at_the_first_bad_row() -> None:
-    store = FakeStore()
+    store = FakeStore(FakeTx)
     writer = Writer(store, WriteRules("insert", auto_create=True, stop_at_rejection=True))
     outcomes = writer.write(_batch(1000, {300, 700}))
     assert [o.coord.offset for o in outcomes] == list(range(301))
     assert outcomes[-1].status is Status.FAILED
-    assert store.ids() == list(range(300))
+    assert store.values() == list(range(300))

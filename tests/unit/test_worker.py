@@ -1,59 +1,31 @@
-"""The Worker loop against small in-memory fakes of the consumer (Source) and the database (Store).
-
-The fakes keep the contracts the real adapters keep: the store's transactions are atomic and its
-savepoints roll back, the source hands out records in offset order and records every commit.
-"""
+"""The Worker loop against small in-memory fakes of the consumer (Source) and the database (Store)
+from tests/support/fakes.py, which keep the contracts the real adapters keep."""
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
 from sink.batch import Batcher, Unit
-from sink.errors import DatabaseUnavailable, RecordRejected
+from sink.errors import RecordRejected
 from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
-from sink.model import ColumnType, Coord, RawRecord, TableSpec
+from sink.model import Coord, RawRecord, TableSpec
 from sink.pipeline import Preparer, Writer, WriteRules
 from sink.routing import OutcomeRouter, RoutingRules
-from sink.schema import Evolution
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
-
-TP = tuple[str, int]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
+from tests.support import fakes
+from tests.support.fakes import TP, Clock, FakeSource, FakeStore
 
 # ------------------------------------------------------------------------------ fake database
 
 
-class FakeTx:
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        saved = copy.deepcopy(self.store.rows)
-        try:
-            yield
-        except RecordRejected:
-            self.store.rows = saved
-            raise
+class FakeTx(fakes.FakeTx):
+    """Deletes, inserts, upserts and updates; a value 'REJECT' violates a check constraint."""
 
     def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
         table = self.store.rows.setdefault(spec.name, {})
@@ -76,104 +48,6 @@ class FakeTx:
         return {}
 
 
-class FakeStore:
-    """Tables as {name: {key: row}}; a transaction commits all or nothing."""
-
-    def __init__(self) -> None:
-        self.specs: dict[str, TableSpec] = {}
-        self.rows: dict[str, dict[Any, dict[str, Any]]] = {}
-        self.outages = 0  # transactions to refuse with DatabaseUnavailable before working again
-        self.transactions = 0
-
-    def table(self, name: str) -> TableSpec | None:
-        return self.specs.get(name)
-
-    def storage_type(self, column_type: ColumnType) -> ColumnType:
-        return column_type
-
-    def create_table(self, spec: TableSpec) -> None:
-        self.specs[spec.name] = spec
-
-    def alter_table(self, existing: TableSpec, evolution: Evolution) -> None:
-        spec = self.specs[existing.name]
-        self.specs[existing.name] = TableSpec(spec.name, spec.columns + evolution.add, spec.primary_key)
-
-    @contextmanager
-    def transaction(self) -> Iterator[FakeTx]:
-        if self.outages:
-            self.outages -= 1
-            raise DatabaseUnavailable("connection refused")
-        saved = copy.deepcopy(self.rows)
-        try:
-            yield FakeTx(self)
-        except BaseException:
-            self.rows = saved
-            raise
-        self.transactions += 1
-
-    def values(self, table: str, field: str = "id") -> list[Any]:
-        return sorted(row[field] for row in self.rows.get(table, {}).values() if field in row)
-
-
-# ------------------------------------------------------------------------------ fake consumer
-
-
-class FakeSource:
-    """Hands out a script of polls; each poll advances the clock by its timeout. When the script
-    is done, `when_done` runs (by default: stop the worker)."""
-
-    def __init__(self, clock: Clock, store: FakeStore) -> None:
-        self.clock = clock
-        self.store = store
-        self.script: list[list[RawRecord] | Callable[[], None]] = []
-        self.commits: list[dict[TP, int]] = []
-        self.committed: dict[TP, int] = {}
-        self.snapshots: list[dict[str, list[Any]]] = []  # table contents at each commit
-        self.paused = False
-        self.pauses = 0
-        self.closed = False
-        self.subscribed = False
-        self.when_done: Callable[[], None] = lambda: None
-        self.polls_while_paused = 0
-
-    def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
-        self.subscribed = True
-        self.on_revoke = on_revoke
-
-    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
-        self.clock.now += timeout
-        if self.paused:
-            self.polls_while_paused += 1
-            return []
-        while self.script:
-            step = self.script.pop(0)
-            if callable(step):
-                step()
-                continue
-            return step
-        self.when_done()
-        return []
-
-    def commit(self, offsets: Mapping[TP, int]) -> None:
-        assert not self.closed
-        self.commits.append(dict(offsets))
-        self.committed.update(offsets)
-        self.snapshots.append({t: self.store.values(t) for t in self.store.rows})
-
-    def pause(self) -> None:
-        self.paused = True
-        self.pauses += 1
-
-    def resume(self) -> None:
-        self.paused = False
-
-    def lag(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        self.closed = True
-
-
 # ------------------------------------------------------------------------------ harness
 
 
@@ -188,7 +62,7 @@ class Harness:
         insert_mode: str = "upsert",
     ) -> None:
         self.clock = Clock()
-        self.store = FakeStore()
+        self.store = FakeStore(FakeTx)
         self.source = FakeSource(self.clock, self.store)
         mapping = mapping or MappingRules(pk_mode="record_value", pk_fields=("id",), delete_enabled=False)
         self.worker = Worker(
@@ -199,7 +73,6 @@ class Harness:
             OutcomeRouter(RoutingRules(tolerance=tolerance), None),
             LoopRules(poll_timeout_s=0.1, commit_interval_s=1.0, stats_interval_s=3600, retry_delay_initial_s=0.5),
             self.clock,
-            self.clock.sleep,
         )
         self.source.when_done = self.worker.stop
 

@@ -1,0 +1,154 @@
+"""In-memory fakes of the worker's ports for unit tests: a clock, the consumer (`worker.Source`) and
+the database (`pipeline.Store`).
+
+They keep the contracts the real adapters keep: the store's transactions are atomic and its
+savepoints roll back, the source hands out records in offset order and records every commit. What
+a table accepts is each test module's own rule: a subclass of `FakeTx` with its `apply`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sink.batch import Unit
+from sink.errors import BrokerUnavailable, DatabaseUnavailable, RecordRejected
+from sink.model import ColumnType, RawRecord, TableSpec
+from sink.schema import Evolution
+
+TP = tuple[str, int]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class FakeTx:
+    """A transaction of `FakeStore`: a savepoint rolls the rows back when a statement is rejected."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        saved = copy.deepcopy(self.store.rows)
+        try:
+            yield
+        except RecordRejected:
+            self.store.rows = saved
+            raise
+
+    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+        raise NotImplementedError("a test module's FakeTx says what its tables accept")
+
+
+class FakeStore:
+    """Tables as {name: {key: row}}; a transaction commits all or nothing."""
+
+    def __init__(self, tx: type[FakeTx]) -> None:
+        self.tx = tx
+        self.specs: dict[str, TableSpec] = {}
+        self.rows: dict[str, dict[Any, dict[str, Any]]] = {}
+        self.outages = 0  # transactions to refuse with DatabaseUnavailable before working again
+        self.transactions = 0  # committed ones
+        self.statements = 0  # for the transaction's `apply` to count
+
+    def table(self, name: str) -> TableSpec | None:
+        return self.specs.get(name)
+
+    def storage_type(self, column_type: ColumnType) -> ColumnType:
+        return column_type
+
+    def create_table(self, spec: TableSpec) -> None:
+        self.specs[spec.name] = spec
+
+    def alter_table(self, existing: TableSpec, evolution: Evolution) -> None:
+        spec = self.specs[existing.name]
+        self.specs[existing.name] = TableSpec(spec.name, spec.columns + evolution.add, spec.primary_key)
+
+    @contextmanager
+    def transaction(self) -> Iterator[FakeTx]:
+        if self.outages:
+            self.outages -= 1
+            raise DatabaseUnavailable("connection refused")
+        saved = copy.deepcopy(self.rows)
+        try:
+            yield self.tx(self)
+        except BaseException:
+            self.rows = saved
+            raise
+        self.transactions += 1
+
+    def values(self, table: str = "orders", field: str = "id") -> list[Any]:
+        return sorted(row[field] for row in self.rows.get(table, {}).values() if field in row)
+
+
+class FakeSource:
+    """Hands out a script of polls (each advances the clock by its timeout); when the script is
+    done, `when_done` runs (the harness makes it stop the worker). Polls while paused return
+    nothing. With a `store`, each commit snapshots its tables."""
+
+    def __init__(self, clock: Clock, store: FakeStore | None = None) -> None:
+        self.clock = clock
+        self.store = store
+        self.script: list[list[RawRecord] | Callable[[], None]] = []
+        self.commits: list[dict[TP, int]] = []
+        self.committed: dict[TP, int] = {}
+        self.commit_failures = 0  # commits to refuse before working again
+        self.snapshots: list[dict[str, list[Any]]] = []  # table contents at each commit
+        self.paused = False
+        self.pauses = 0
+        self.polls_while_paused = 0
+        self.closed = False
+        self.subscribed = False
+        self.when_done: Callable[[], None] = lambda: None
+
+    def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
+        self.subscribed = True
+        self.on_revoke = on_revoke
+
+    def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
+        self.clock.now += timeout
+        if self.paused:
+            self.polls_while_paused += 1
+            return []
+        while self.script:
+            step = self.script.pop(0)
+            if callable(step):
+                step()
+                continue
+            return step
+        self.when_done()
+        return []
+
+    def commit(self, offsets: Mapping[TP, int]) -> None:
+        assert not self.closed
+        if self.commit_failures:
+            self.commit_failures -= 1
+            raise BrokerUnavailable("offset commit failed: coordinator not available")
+        self.commits.append(dict(offsets))
+        self.committed.update(offsets)
+        if self.store is not None:
+            self.snapshots.append({t: self.store.values(t) for t in self.store.rows})
+
+    def pause(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def lag(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
