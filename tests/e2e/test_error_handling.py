@@ -299,7 +299,7 @@ def test_postgres_outage_mid_ingest_is_waited_out(
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         pytest.skip("stops PostgreSQL under every other test: run it alone, `pytest -m serial`")
     if shutil.which("pg_ctlcluster") is None or not os.path.isdir("/etc/postgresql"):
-        pytest.skip("needs the local PostgreSQL cluster and pg_ctlcluster to stop and start it")
+        pytest.fail("needs the local PostgreSQL cluster and pg_ctlcluster to stop and start it")
     topic, dlq = unique_name, f"{unique_name}_dlq"
     create_topic(bootstrap_servers, topic)
     create_topic(bootstrap_servers, dlq)
