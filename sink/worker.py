@@ -249,7 +249,9 @@ class Worker:
         elapsed = self.clock() - started
         budget = self.rules.retry_timeout_s
         if budget is not None and elapsed >= budget:
-            raise FatalError(f"gave up after {elapsed:.0f} s of retries (SINK_ERRORS_RETRY_TIMEOUT_MS): {exc}")
+            raise FatalError(
+                f"gave up after {elapsed:.0f} s of retries (SINK_ERRORS_RETRY_TIMEOUT_MS={budget * 1000:.0f}): {exc}"
+            )
         if deadline is not None and self.clock() >= deadline:
             raise FatalError(f"could not flush before the shutdown deadline: {exc}")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -244,7 +245,11 @@ def test_an_outage_past_the_retry_timeout_stops_with_exit_1_and_dead_letters_not
         errors_retry_delay_max_ms=500,
     )
     assert "outage, pausing consumption and retrying" in caplog.text
-    assert "gave up after 3 s of retries (SINK_ERRORS_RETRY_TIMEOUT_MS)" in caplog.text
+    # The budget is 3 s; under load the worker notices it at its next back-off step, so the
+    # elapsed time it reports is at least 3 s, not exactly 3 s.
+    gave_up = re.search(r"gave up after (\d+) s of retries \(SINK_ERRORS_RETRY_TIMEOUT_MS=3000\)", caplog.text)
+    assert gave_up is not None, caplog.text
+    assert int(gave_up.group(1)) >= 3
     assert _committed(bootstrap_servers, unique_name, topic) is None
     assert consume_all(bootstrap_servers, dlq) == []
 
