@@ -1,11 +1,78 @@
-"""`sink check`: validate the configuration and reach every service, one line per check."""
+"""`sink check`: validate the configuration and reach every service, one line per check; and
+the start-up checks `sink run` makes before it joins the group (a ConfigError each, exit code 2)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from typing import Any
 
 from .config import Settings
-from .errors import SinkError
+from .errors import ConfigError, SinkError
+
+# MySQL/MariaDB errnos of a connection the server refused for good: wrong database, user or password.
+MYSQL_REFUSED = {
+    1044: "ER_DBACCESS_DENIED_ERROR",
+    1045: "ER_ACCESS_DENIED_ERROR",
+    1049: "ER_BAD_DB_ERROR",
+    1698: "ER_ACCESS_DENIED_NO_PASSWORD_ERROR",
+}
+# libpq keeps no SQLSTATE for a refused connection (psycopg's error has none), only the server's
+# FATAL line: these are the server's own words for 3D000 / 28000 / 28P01. A localized server
+# message is not recognised and the sink falls back to retrying it as an outage.
+PG_REFUSED = (
+    ("3D000 invalid_catalog_name", re.compile(r'FATAL:\s+(database ".*" does not exist)')),
+    ("28000 invalid_authorization_specification", re.compile(r'FATAL:\s+(role ".*" does not exist)')),
+    ("28000 invalid_authorization_specification", re.compile(r"FATAL:\s+(no pg_hba\.conf entry.*)")),
+    ("28P01 invalid_password", re.compile(r"FATAL:\s+(password authentication failed.*)")),
+)
+
+
+def validate_clients(s: Settings) -> None:
+    """Build every client's configuration without reaching any service: a librdkafka property typo,
+    a value it refuses, a regex it cannot compile, a bad registry property is a ConfigError now."""
+    from .adapters.kafka import validate_consumer_config, validate_producer_config
+
+    validate_consumer_config(s.consumer_config(), s.topics, s.topics_regex)
+    validate_producer_config(s.producer_config())
+    if s.uses_registry and s.schema_registry_url:
+        from .adapters.registry import RegistrySchemaSource
+
+        RegistrySchemaSource(s.schema_registry_url, s.registry_config())
+
+
+def database_refusal(s: Settings) -> None:
+    """Connect once. A database, role or password the server refuses is a ConfigError (an outage
+    retried forever otherwise); a server that does not answer stays an outage the worker waits out."""
+    import sqlalchemy as sa
+
+    from .adapters.db import create_engine
+
+    engine = create_engine(s.database_url.get_secret_value())
+    try:
+        with engine.connect():
+            return
+    except sa.exc.DBAPIError as error:
+        problem = _refusal(error.orig)
+    except sa.exc.SQLAlchemyError:
+        return
+    finally:
+        engine.dispose()
+    if problem:
+        raise ConfigError(f"SINK_DATABASE_URL: the database refused the connection: {problem}")
+
+
+def _refusal(orig: Any) -> str | None:
+    args = getattr(orig, "args", ())
+    if type(orig).__module__.startswith("pymysql") and args and args[0] in MYSQL_REFUSED:
+        return f"{args[1] if len(args) > 1 else ''} (MySQL error {args[0]} {MYSQL_REFUSED[args[0]]})"
+    pgconn = getattr(orig, "pgconn", None)
+    said = (getattr(pgconn, "error_message", b"") or b"").decode("utf-8", "replace")
+    for code, pattern in PG_REFUSED:
+        found = pattern.search(said)
+        if found:
+            return f"{found.group(1).strip()} (SQLSTATE {code})"
+    return None
 
 
 def run_checks(settings: Settings, out: Callable[[str], None] = print) -> int:

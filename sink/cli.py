@@ -42,11 +42,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sink: configuration error: {exc}", file=sys.stderr)
         return exc.exit_code
     setup_logging(settings.log_level, settings.log_format)
+    try:
+        _preflight(settings, args.command)
+    except ConfigError as exc:
+        print(f"sink: configuration error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if args.command == "check":
         return check(settings)
     if args.command == "reset-offsets":
         return reset_offsets(settings, args)
     return run(settings)
+
+
+def _preflight(settings: Settings, command: str) -> None:
+    """Configuration problems the settings alone cannot show, found before anything starts."""
+    from .checks import database_refusal, validate_clients
+
+    validate_clients(settings)
+    if command == "run":  # `sink check` reports the database on its own line
+        database_refusal(settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,6 +185,9 @@ def run(settings: Settings) -> int:
     )
     try:
         worker, closeables = build_worker(settings)
+    except ConfigError as exc:
+        print(f"sink: configuration error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except SinkError as exc:
         log.error("cannot start: %s", exc)
         return exc.exit_code if isinstance(exc, FatalError) else 1

@@ -18,13 +18,19 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError
 
 ENV_PREFIX = "SINK_"
 PASSTHROUGH = ("consumer", "producer", "schema_registry")  # SINK_<GROUP>__<PROP> -> librdkafka "a.b.c"
+# Settings whose values may hold a credential: an error about them never quotes the value.
+SECRET_SETTINGS = (*PASSTHROUGH, "database_url", "schema_registry_url", "bootstrap_servers")
+# Query parameters of a database URL that carry a secret (libpq's password, sslpassword,
+# oauth_client_secret; PyMySQL's passwd; any driver's token): masked wherever the URL is shown.
+_SECRET_QUERY = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
+_MASK = "MASKEDSECRET"
 
 Format = Literal["avro", "protobuf", "json_schema", "connect_json", "json", "string"]
 REGISTRY_FORMATS = ("avro", "protobuf", "json_schema")
@@ -118,6 +124,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a valid regular expression ({exc})") from None
         return value
 
+    @field_validator("table_name_format")
+    @classmethod
+    def _valid_table_name_format(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty; e.g. ${topic} (the default) or kafka_${topic}")
+        return value
+
     @field_validator("schema_registry_url")
     @classmethod
     def _valid_registry_url(cls, value: str | None) -> str | None:
@@ -141,6 +154,8 @@ class Settings(BaseSettings):
             ) from None
         if url.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite"):
             raise ValueError(f"unsupported database {url.get_backend_name()!r}; use postgresql, mysql or sqlite")
+        _driver_installed(url)
+        _sqlite_directory_exists(url)
         return value
 
     @model_validator(mode="after")
@@ -169,8 +184,34 @@ class Settings(BaseSettings):
         return self.key_format in REGISTRY_FORMATS or self.value_format in REGISTRY_FORMATS
 
     def safe_database_url(self) -> str:
-        """The database URL with its password masked, for logs and `sink check`."""
-        return make_url(self.database_url.get_secret_value()).render_as_string(hide_password=True)
+        """The database URL with every password masked (userinfo and secret query parameters such
+        as `password=`, `sslpassword=`), for logs and `sink check`."""
+        url = make_url(self.database_url.get_secret_value())
+        query = {key: _MASK if _SECRET_QUERY.search(key) else value for key, value in url.query.items()}
+        return url.set(query=query).render_as_string(hide_password=True).replace(_MASK, "***")
+
+
+def _driver_installed(url: URL) -> None:
+    """A missing driver (`postgresql+psycopg2://` without psycopg2) is a configuration error now,
+    not a traceback when the engine is first created."""
+    try:
+        url.get_dialect().import_dbapi()
+    except (ImportError, ArgumentError):
+        raise ValueError(
+            f"database driver {url.get_driver_name()!r} is not installed; use postgresql+psycopg://..., "
+            "mysql+pymysql://... or sqlite:///file.db"
+        ) from None
+
+
+def _sqlite_directory_exists(url: URL) -> None:
+    """SQLite creates a missing file but not its directory; without this check the sink would
+    retry "unable to open database file" forever, as if the database were down."""
+    path = url.database or ""
+    if url.get_backend_name() != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
+        return
+    directory = Path(path).expanduser().parent
+    if not directory.is_dir():
+        raise ValueError(f"SQLite directory {directory} does not exist (SQLite creates the file, not its directory)")
 
 
 def _librdkafka(props: Mapping[str, SecretStr]) -> dict[str, str]:
@@ -221,6 +262,11 @@ def _nest(values: Mapping[str, str]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     for key, value in values.items():
         group, sep, prop = key.partition("__")
+        if key in PASSTHROUGH:
+            if value.strip():  # never quote the value: likely a credential put in the wrong place
+                variable = ENV_PREFIX + key.upper()
+                raise ConfigError(f"{variable}: not a setting itself; give each property as {variable}__<PROPERTY>")
+            continue
         if sep and group in PASSTHROUGH:
             nested.setdefault(group, {})[prop] = value
         elif key in Settings.model_fields:
@@ -254,6 +300,6 @@ def describe(exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"{name}: required, not set"
     shown = err.get("input")
-    secret = loc[0] in ("database_url", "schema_registry_url")  # URLs that may hold a password
+    secret = loc[0] in SECRET_SETTINGS
     got = "" if secret or shown is None or isinstance(shown, dict) else f" (got {shown!r})"
     return f"{name}: {message}{got}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .deadletter import exception_class, exception_message
+from .deadletter import exception_class, reason
 from .jsonvalues import json_default
 from .model import Outcome, Status
 
@@ -24,7 +24,8 @@ def headers(outcome: Outcome) -> list[tuple[str, bytes | None]]:
     ]
 
 
-def body(outcome: Outcome) -> bytes:
+def body(outcome: Outcome, include_messages: bool = False) -> bytes:
+    """The report as JSON; `error_message` is value-free unless `include_messages`."""
     doc: dict[str, Any] = {
         "topic": outcome.coord.topic,
         "partition": outcome.coord.partition,
@@ -37,7 +38,7 @@ def body(outcome: Outcome) -> bytes:
     if outcome.status in (Status.FAILED, Status.DEAD_LETTERED) and outcome.error is not None:
         doc["stage"] = outcome.stage.value if outcome.stage else None
         doc["error_class"] = exception_class(outcome.error)
-        doc["error_message"] = exception_message(outcome.error)
+        doc["error_message"] = reason(outcome.error, include_messages)
     return json.dumps(doc, default=_json_default, separators=(",", ":")).encode()
 
 

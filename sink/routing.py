@@ -5,9 +5,10 @@ dead-letter producer acknowledged it; only then may its offset be committed. Rec
 `errors.tolerance`: `none` stops at the record, `all` dead-letters it (or logs it when no topic is
 set). A flood limit turns "every record is bad" into a stop instead of a silent drain.
 
-Logs never carry record values (nor database messages, which may quote them) unless
-`errors.log.include.messages` asks for them; the dead-letter topic and the reports carry the full
-reason, next to the record they concern.
+Logs, dead-letter headers and reports never carry record values (nor database messages, which
+may quote them) unless `errors.log.include.messages` asks for them: they say the value-free
+`safe_reason`. A record too large for the dead-letter topic is dead-lettered without its key,
+value and headers (`deadletter.truncated`), never a stop.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ from .offsets import OffsetTracker
 log = logging.getLogger("sink.errors")
 
 
+class MessageTooLarge(Exception):
+    """What a Publisher passes to `on_done` when a record exceeds the producer's or the topic's
+    size limit (the router then sends it again, truncated)."""
+
+
 class Publisher(Protocol):
-    """An idempotent producer with acks=all. `on_done(None)` means acknowledged."""
+    """An idempotent producer with acks=all. `on_done(None)` means acknowledged; a record over the
+    size limit gets `on_done(MessageTooLarge(...))`."""
 
     def publish(
         self,
@@ -59,7 +66,7 @@ class RoutingRules:
     ratio_window: int = 1000
     max_consecutive: int = 0  # 0: no limit
     log_errors: bool = False
-    log_messages: bool = False
+    log_messages: bool = False  # errors.log.include.messages: values and full reasons in logs, DLQ headers, reports
     result_topic: str | None = None
     error_topic: str | None = None
 
@@ -167,16 +174,26 @@ class OutcomeRouter:
             self._report(self.rules.error_topic, outcome)
 
     def _dead_letter(self, outcome: Outcome, error: RecordError) -> None:
-        assert self.publisher is not None and self.rules.dlq_topic
-        topic = self.rules.dlq_topic
         env = deadletter.envelope(
             outcome.raw,
             error,
             connector=self.rules.connector_name,
             with_context=self.rules.dlq_context_headers,
+            include_messages=self.rules.log_messages,
         )
+        self._publish_dead_letter(outcome, error, env, truncated=False)
+        self._report(self.rules.error_topic, dataclasses.replace(outcome, status=Status.DEAD_LETTERED))
+
+    def _publish_dead_letter(
+        self, outcome: Outcome, error: RecordError, env: deadletter.Envelope, truncated: bool
+    ) -> None:
+        assert self.publisher is not None and self.rules.dlq_topic
+        topic = self.rules.dlq_topic
 
         def acknowledged(failure: Exception | None) -> None:
+            if isinstance(failure, MessageTooLarge) and not truncated:
+                self._dead_letter_truncated(outcome, error, failure)
+                return
             if failure is not None:
                 message = f"dead-letter topic {topic!r} did not take {outcome.coord}: {failure}"
                 self._break(DeadLetterUnavailable(message))
@@ -185,7 +202,19 @@ class OutcomeRouter:
             self.tracker.settle(outcome.coord)
 
         self.publisher.publish(topic, env.key, env.value, env.headers, env.timestamp, acknowledged)
-        self._report(self.rules.error_topic, dataclasses.replace(outcome, status=Status.DEAD_LETTERED))
+
+    def _dead_letter_truncated(self, outcome: Outcome, error: RecordError, failure: Exception) -> None:
+        log.warning(
+            "record %s is too large for the dead-letter topic (%s): dead-lettered without its key, value "
+            "and headers (header %s gives their sizes); re-read it from its topic at that offset",
+            outcome.coord,
+            failure,
+            deadletter.TRUNCATED,
+        )
+        env = deadletter.truncated(
+            outcome.raw, error, connector=self.rules.connector_name, include_messages=self.rules.log_messages
+        )
+        self._publish_dead_letter(outcome, error, env, truncated=True)
 
     # -------------------------------------------------------------- reports
 
@@ -201,7 +230,7 @@ class OutcomeRouter:
         self.publisher.publish(
             topic,
             outcome.raw.key,
-            report.body(outcome),
+            report.body(outcome, self.rules.log_messages),
             report.headers(outcome),
             outcome.raw.timestamp,
             acknowledged,

@@ -98,6 +98,11 @@ class RowMapper:
         if data is None:
             raise MappingError(f"{what} is null but SINK_PK_MODE needs it for the primary key")
         if not isinstance(data, Mapping):
+            if len(wanted) > 1:  # one value cannot fill several key columns: never silently use the first
+                raise MappingError(
+                    f"{what} is a single value, not a struct, but SINK_PK_FIELDS names {len(wanted)} fields "
+                    f"({', '.join(wanted)}); give one name (the key column) or send a struct {what}"
+                )
             name = wanted[0] if wanted else default_name
             column_type = payload.shape if isinstance(payload.shape, ColumnType) else infer_type(data)
             return {name: data}, (Column(name, _key_type(column_type), nullable=False),)

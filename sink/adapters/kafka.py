@@ -4,18 +4,26 @@ for dead-letter records and reports (routing.Publisher). Errors are classified b
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from ..errors import BrokerUnavailable, DeadLetterUnavailable, FatalError
+from ..errors import BrokerUnavailable, ConfigError, DeadLetterUnavailable, FatalError
 from ..model import Coord, RawRecord
+from ..routing import MessageTooLarge
 
 log = logging.getLogger("sink.kafka")
 # librdkafka's own lines go through Python logging (same format, JSON too), not straight to stderr.
 LIBRDKAFKA_LOG = logging.getLogger("sink.librdkafka")
+# Client errors (broker down, ...) repeat many times a second: logs.setup_logging throttles this logger.
+CLIENT_LOG = logging.getLogger("sink.kafka.client")
+# The start-up probes build throw-away clients; what librdkafka says about them is not news.
+_PROBE_LOG = logging.getLogger("sink.kafka.probe")
+_PROBE_LOG.propagate = False
+_PROBE_LOG.addHandler(logging.NullHandler())
 
 TP = tuple[str, int]
 Headers = list[tuple[str, bytes | None]]
@@ -43,6 +51,64 @@ def consumer_config(bootstrap: str, group_id: str, overrides: Mapping[str, str])
     return config
 
 
+def subscription(topics: tuple[str, ...], topics_regex: str | None) -> list[str]:
+    """librdkafka treats a name starting with ^ as a regular expression."""
+    if topics_regex:
+        return [topics_regex if topics_regex.startswith("^") else "^" + topics_regex]
+    return list(topics)
+
+
+# ------------------------------------------------------------------------------ start-up validation
+
+
+def validate_consumer_config(overrides: Mapping[str, str], topics: tuple[str, ...], topics_regex: str | None) -> None:
+    """Build (and close) a consumer with the user's properties and subscription, without a broker,
+    so that a typo, a bad value or a regex librdkafka cannot compile is a ConfigError at start-up."""
+    config = consumer_config("", "sink-config-probe", overrides)
+    config.pop("bootstrap.servers")  # no broker: nothing to connect to, nothing to wait for
+    consumer = _build(Consumer, config, overrides, "SINK_CONSUMER__")
+    try:
+        consumer.subscribe(subscription(topics, topics_regex))
+    except KafkaException as exc:
+        variable = "SINK_TOPICS_REGEX" if topics_regex else "SINK_TOPICS"
+        raise ConfigError(f"{variable}: librdkafka refused the subscription ({exc.args[0].str()})") from None
+    finally:
+        consumer.close()
+
+
+def validate_producer_config(overrides: Mapping[str, str]) -> None:
+    """As `validate_consumer_config`, for the dead-letter/report producer's properties."""
+    _build(Producer, dict(overrides), overrides, "SINK_PRODUCER__").flush(0)
+
+
+def _build(client: Any, config: Mapping[str, Any], overrides: Mapping[str, str], prefix: str) -> Any:
+    try:
+        return client({**config, "logger": _PROBE_LOG})
+    except KafkaException as whole:
+        base = {k: v for k, v in config.items() if k not in overrides}
+        for name, value in overrides.items():  # which property: try each alone, rather than parse the text
+            try:
+                client({**base, name: value, "logger": _PROBE_LOG})
+            except KafkaException as exc:
+                raise ConfigError(_refused(prefix, name, value, exc)) from None
+        raise ConfigError(f"{prefix}*: librdkafka refused the combination ({_no_values(whole)})") from None
+
+
+def _refused(prefix: str, name: str, value: str, exc: KafkaException) -> str:
+    variable = prefix + name.upper().replace(".", "_")
+    reason = _no_values(exc)
+    if value and str(value) in reason:  # a form that quotes the value after all: say less
+        reason = "librdkafka refused the value"
+    return f"{variable}: {reason}"
+
+
+def _no_values(exc: KafkaException) -> str:
+    """librdkafka's reason without the value it quotes (a value may be a credential)."""
+    text = exc.args[0].str()
+    text = re.sub(r'Invalid value "[^"]*"', "Invalid value", text)
+    return re.sub(r"(property \"[^\"]+\") value \S+", r"\1 value", text).strip()
+
+
 def to_raw(message: Message) -> RawRecord:
     _kind, timestamp = message.timestamp()
     headers = tuple(message.headers() or ())
@@ -60,9 +126,7 @@ class KafkaSource:
 
     def __init__(self, config: Mapping[str, Any], topics: tuple[str, ...], topics_regex: str | None) -> None:
         self._consumer = Consumer({**config, "logger": LIBRDKAFKA_LOG})
-        self._topics = (
-            [topics_regex if topics_regex.startswith("^") else "^" + topics_regex] if topics_regex else list(topics)
-        )
+        self._topics = subscription(topics, topics_regex)
         self._paused = False
 
     def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
@@ -94,7 +158,7 @@ class KafkaSource:
         if error.code() == KafkaError._PARTITION_EOF:
             return
         # librdkafka reconnects by itself; an unreachable broker is an outage to wait out, not a stop.
-        log.warning("Kafka consumer: %s", error.str())
+        CLIENT_LOG.warning("Kafka consumer: %s", error.str())
 
     def commit(self, offsets: Mapping[TP, int]) -> None:
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
@@ -136,8 +200,8 @@ class KafkaSource:
         """Records behind the end of the log, from the high watermarks cached from fetches."""
         try:
             assignment = self._consumer.assignment()
-            if not assignment:
-                return 0
+            if not assignment:  # not in the group yet, or the broker is unreachable: unknown, not 0
+                return None
             total = 0
             for position in self._consumer.position(assignment):
                 _low, high = self._consumer.get_watermark_offsets(position, cached=True)
@@ -188,7 +252,7 @@ class KafkaPublisher:
             self._fatal = error
             log.error("dead-letter/report producer: fatal error: %s", error.str())
         else:  # transport errors: librdkafka reconnects and retries on its own until message.timeout.ms
-            log.warning("dead-letter/report producer: %s", error.str())
+            CLIENT_LOG.warning("dead-letter/report producer: %s", error.str())
 
     def publish(
         self,
@@ -204,7 +268,7 @@ class KafkaPublisher:
             return
 
         def delivered(error: KafkaError | None, _message: Message) -> None:
-            on_done(None if error is None else KafkaException(error))
+            on_done(None if error is None else _failure(KafkaException(error)))
 
         kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers, "on_delivery": delivered}
         if timestamp is not None:
@@ -216,7 +280,7 @@ class KafkaPublisher:
             except BufferError:  # local queue full: serve delivery reports, then try again
                 self._producer.poll(0.1)
             except (KafkaException, TypeError, ValueError) as exc:  # e.g. an invalid topic name, too large
-                on_done(exc)
+                on_done(_failure(exc))
                 return
         self._producer.poll(0)
 
@@ -238,3 +302,11 @@ class KafkaPublisher:
         close = getattr(self._producer, "close", None)  # confluent-kafka >= 2.13: stop librdkafka's threads now
         if close is not None:
             close()
+
+
+def _failure(exc: Exception) -> Exception:
+    """A record larger than the producer's or the topic's limit is told apart (the router can
+    dead-letter it without its value); any other failure goes to the caller as it is."""
+    if isinstance(exc, KafkaException) and exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+        return MessageTooLarge(exc.args[0].str())
+    return exc

@@ -153,7 +153,7 @@ def test_unknown_variable_in_env_file_is_refused(tmp_path: Path) -> None:
         ({"SINK_TOPICS": "", "SINK_TOPICS_REGEX": "orders(.*"}, "SINK_TOPICS_REGEX", "regular expression"),
         ({"SINK_DATABASE_URL": "not a url"}, "SINK_DATABASE_URL", "postgresql+psycopg://"),
         ({"SINK_DATABASE_URL": f"oracle://u:{PASSWORD}@h/db"}, "SINK_DATABASE_URL", "'oracle'"),
-        ({"SINK_CONSUMER": "oops"}, "SINK_CONSUMER", "dictionary"),
+        ({"SINK_CONSUMER": "oops"}, "SINK_CONSUMER", "SINK_CONSUMER__<PROPERTY>"),
     ],
 )
 def test_bad_value_is_one_line_naming_the_variable(extra: dict[str, str], variable: str, hint: str) -> None:
