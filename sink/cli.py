@@ -99,10 +99,12 @@ def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
         report_operations=bool(settings.reporter_result_topic_name),
     )
     registry = _registry(settings)
+    dialect = store.dialect  # the target database's rules for names and table width
+    depth = settings.record_max_depth
     preparer = Preparer(
-        make_decoder(settings.key_format, registry),
-        make_decoder(settings.value_format, registry),
-        RowMapper(_mapping_rules(settings)),
+        make_decoder(settings.key_format, registry, depth),
+        make_decoder(settings.value_format, registry, depth),
+        RowMapper(_mapping_rules(settings), dialect.identifiers),
     )
     writer = Writer(
         store,
@@ -111,6 +113,8 @@ def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
             settings.auto_create,
             settings.auto_evolve,
             stop_at_rejection=settings.errors_tolerance == "none",
+            identifiers=dialect.identifiers,
+            max_columns=min(settings.table_max_columns or dialect.max_columns, dialect.max_columns),
         ),
     )
     routing = _routing_rules(settings)

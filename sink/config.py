@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     auto_create: bool = False
     auto_evolve: bool = False
 
+    # Limits checked per record before a parser recurses or DDL runs (a record past them is a record error).
+    record_max_depth: int = Field(100, ge=1, le=500)
+    table_max_columns: int | None = Field(None, ge=1)  # default: the database's own limit
+
     batch_size: int = Field(3000, ge=1, le=1_000_000)
     batch_max_wait_ms: int = Field(500, ge=0)
 

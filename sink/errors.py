@@ -4,14 +4,19 @@
       RecordError            a bad record: dead-letter it (errors.tolerance=all) or stop (none)
         DecodeError            bytes that the configured format cannot read
         MappingError           a decoded record that cannot become a row (missing key, bad type)
-        RecordRejected         the database refused the row (SQLSTATE class 22 data, 23 integrity)
+        RecordRejected         the database refused the row (SQLSTATE class 22 data, 23 integrity,
+                               or a value the driver cannot send)
+        SchemaRefused          the record needs a table change the sink will not make (the
+                               SchemaEvolutionRefused of one record: an unsafe type change, a
+                               name the database cannot hold, too many columns)
       RetriableError         the world is down: pause, keep polling, back off, retry; never dead-letter
         DatabaseUnavailable    SQLSTATE 08*, 40001, 40P01, 53*, 57P01, lost connections
         BrokerUnavailable      Kafka cannot be reached
         RegistryUnavailable    the Schema Registry does not answer
       FatalError             an operator is needed: stop without committing, exit non-zero
         ConfigError            bad or contradictory configuration (exit code 2)
-        SchemaEvolutionRefused a schema change the sink will not apply on its own
+        SchemaEvolutionRefused a schema change the sink will not apply on its own (the writer turns
+                               it into SchemaRefused record errors for the records that need it)
         DeadLetterUnavailable  the dead-letter or report topic cannot be written
 
 Adapters classify at the edge by code (SQLSTATE, KafkaError.code()), never by message text.
@@ -29,16 +34,20 @@ class SinkError(Exception):
 class RecordError(SinkError):
     stage: Stage = Stage.TASK_PUT
 
-    def __init__(self, message: str, *, stage: Stage | None = None, coord: Coord | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, stage: Stage | None = None, coord: Coord | None = None, detail: str | None = None
+    ) -> None:
+        super().__init__(f"{message}: {detail}" if detail else message)
         if stage is not None:
             self.stage = stage
         self.coord = coord
+        self._safe = message
 
     @property
     def safe_reason(self) -> str:
-        """The reason without record values, for logs (the sink's own messages quote no values)."""
-        return str(self)
+        """The reason without record values, for logs: the sink's own words, never `detail` (a
+        library's message, which may quote the value it choked on)."""
+        return self._safe
 
 
 class DecodeError(RecordError):
@@ -97,7 +106,9 @@ class RetriableError(SinkError):
 
 
 class DatabaseUnavailable(RetriableError):
-    pass
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 class BrokerUnavailable(RetriableError):
@@ -117,7 +128,16 @@ class ConfigError(FatalError):
 
 
 class SchemaEvolutionRefused(FatalError):
-    pass
+    """`fix`: DDL that would let the records in (e.g. the ALTER TABLE to run by hand), if known."""
+
+    def __init__(self, message: str, *, fix: object = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+class SchemaRefused(RecordError):
+    """One record needs a table change the sink will not make; the message names the table, the
+    column, the types and the fix (never a value)."""
 
 
 class DeadLetterUnavailable(FatalError):

@@ -12,16 +12,25 @@ it written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .batch import Unit, segments
-from .errors import DecodeError, RecordRejected, SchemaEvolutionRefused
+from .errors import (
+    DatabaseUnavailable,
+    DecodeError,
+    MappingError,
+    RecordRejected,
+    SchemaEvolutionRefused,
+    SchemaRefused,
+    SinkError,
+)
 from .formats import Decoder
+from .identifiers import IdentifierRules
 from .model import Batch, ColumnType, Decoded, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
-from .schema import Evolution, evolve
+from .schema import Evolution, evolve, merge_inferred
 from .transforms import RowMapper
 
 NULL = Payload(None)
@@ -36,15 +45,24 @@ class Preparer:
         self.mapper = mapper
 
     def prepare(self, raw: RawRecord) -> Row | Outcome:
+        """Any exception while decoding or mapping one record is that record's error, at its
+        Connect stage, whatever its type (a library's RecursionError, a malformed schema's
+        TypeError): one record can never stop the sink. Outages (RetriableError) and operator
+        problems (FatalError) pass through."""
         decoded = Decoded(
             raw,
             self._decode(self.key_decoder, raw.key, Stage.KEY_CONVERTER),
             self._decode(self.value_decoder, raw.value, Stage.VALUE_CONVERTER),
         )
-        row = self.mapper.to_row(decoded)
-        if row is None:
-            table = self.mapper.table_name(raw.coord.topic)
-            return Outcome(raw, Status.SKIPPED, table, "skip", stage=Stage.TRANSFORMATION)
+        try:
+            row = self.mapper.to_row(decoded)
+            if row is None:
+                table = self.mapper.table_name(raw.coord.topic)
+                return Outcome(raw, Status.SKIPPED, table, "skip", stage=Stage.TRANSFORMATION)
+        except (SinkError, MemoryError):
+            raise
+        except Exception as exc:
+            raise MappingError("the record cannot become a row", detail=_describe_exception(exc)) from exc
         return row
 
     @staticmethod
@@ -56,6 +74,17 @@ class Preparer:
         except DecodeError as exc:
             exc.stage = stage
             raise
+        except (SinkError, MemoryError):
+            raise
+        except Exception as exc:
+            what = "key" if stage is Stage.KEY_CONVERTER else "value"
+            raise DecodeError(f"the {what} cannot be decoded", stage=stage, detail=_describe_exception(exc)) from exc
+
+
+def _describe_exception(exc: BaseException) -> str:
+    """A library's exception for the `detail` of a record error (which may quote values)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 # ------------------------------------------------------------------------------ the store port
@@ -68,7 +97,8 @@ class Transaction(Protocol):
 
     def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
         """Delete/insert/upsert/update the units; return operation names by unit index where the
-        database told which (insert vs update); raise RecordRejected for data/integrity errors."""
+        database told which (insert vs update); raise RecordRejected for data/integrity errors,
+        including a value the driver cannot send."""
         ...
 
 
@@ -79,6 +109,11 @@ class Store(Protocol):
     def alter_table(self, existing: TableSpec, evolution: Evolution) -> None: ...
     def transaction(self) -> AbstractContextManager[Transaction]: ...
 
+    def ddl_text(self, existing: TableSpec | None, wanted: TableSpec, evolution: Evolution | None) -> str:
+        """The DDL that would create `wanted` (no `existing`) or apply `evolution`, as SQL text for a
+        person to read and run."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class WriteRules:
@@ -86,100 +121,333 @@ class WriteRules:
     auto_create: bool = False
     auto_evolve: bool = False
     stop_at_rejection: bool = False  # errors.tolerance=none: write nothing after the first rejected row
+    identifiers: IdentifierRules = field(default_factory=IdentifierRules)
+    max_columns: int | None = None  # per table, checked before any DDL
+    # Savepoints one transaction may take while isolating rejected rows. PostgreSQL keeps a lock per
+    # subtransaction until the end of the transaction (a shared, server-wide table) and slows every
+    # session past 64 of them, so isolation commits what it settled and goes on in a new transaction.
+    max_savepoints: int = 50
+
+
+OnCommit = Callable[[list[Outcome]], None]
+Checkpoint = Callable[[], None]  # called before each statement; raises to abandon the batch
 
 
 class Writer:
     def __init__(self, store: Store, rules: WriteRules) -> None:
         self.store = store
         self.rules = rules
+        self.max_savepoints = rules.max_savepoints
 
-    def write(self, batch: Batch) -> list[Outcome]:
-        """Write one batch in one transaction."""
+    def write(
+        self, batch: Batch, on_commit: OnCommit | None = None, checkpoint: Checkpoint | None = None
+    ) -> list[Outcome]:
+        """Write one batch, normally in one transaction; return the outcomes of what was settled.
+
+        Isolating rejected rows may take several transactions: `on_commit` hears the outcomes of
+        each as it commits (what was committed stays so, whatever happens to the rest). A record the
+        table cannot take without a change the sink refuses is a SchemaRefused record error. When
+        `checkpoint()` raises (a shutdown deadline), the open transaction is rolled back and the
+        rest of the batch left unwritten."""
+        outcomes: list[Outcome] = []
+
+        def committed(part: list[Outcome]) -> None:
+            outcomes.extend(part)
+            if on_commit is not None:
+                on_commit(part)
+
+        self._write(batch, committed, checkpoint or _carry_on)
+        return outcomes
+
+    def _write(self, batch: Batch, committed: OnCommit, checkpoint: Checkpoint) -> None:
         if all(row.op is Op.DELETE for row in batch.rows) and self.store.table(batch.spec.name) is None:
             # Nothing to delete from a table that does not exist; creating it from the key alone
             # would shape it without the columns of the records that follow.
-            return [Outcome(r.raw, Status.DELETED, batch.table, "delete", dict(r.key)) for r in batch.rows]
-        spec = self.ensure_table(batch.spec, lenient=batch.inferred)
-        outcomes: list[Outcome] = []
-        with self.store.transaction() as tx:
+            committed([Outcome(r.raw, Status.DELETED, batch.table, "delete", dict(r.key)) for r in batch.rows])
+            return
+        try:
+            spec = self.ensure_table(batch.spec, lenient=batch.inferred)
+        except SchemaEvolutionRefused as refusal:
+            self._write_around(batch, refusal, committed, checkpoint)
+            return
+        with _Transactions(self.store, self.max_savepoints, committed) as txs:
             for segment in segments(batch.rows, self.rules.insert_mode == "insert"):
-                if not self._write_isolated(tx, spec, segment, outcomes):
-                    break  # stopped at a rejected row: the rows after it stay unwritten and unsettled
-        return outcomes
+                if not self._write_isolated(txs, spec, segment, checkpoint):
+                    break  # stopped at a rejected row: the rest stays unwritten and unsettled
 
     # -------------------------------------------------------------- DDL
 
     def ensure_table(self, wanted: TableSpec, lenient: bool = False) -> TableSpec:
         existing = self.store.table(wanted.name)
         if existing is None:
-            if not self.rules.auto_create:
-                raise SchemaEvolutionRefused(
-                    f"table {wanted.name!r} does not exist; create it or set SINK_AUTO_CREATE=true"
-                )
+            self._check_creatable(wanted)
             self.store.create_table(wanted)
             return self.store.table(wanted.name) or wanted
-        evolution = evolve(existing, wanted, self.store.storage_type, lenient=lenient)
+        evolution = self.evolution(existing, wanted, lenient)
         if not evolution:
             return existing
         if not self.rules.auto_evolve:
             raise SchemaEvolutionRefused(
                 f"table {wanted.name!r} needs {_describe(evolution)} to take these records; "
-                "set SINK_AUTO_EVOLVE=true or change the table yourself"
+                "set SINK_AUTO_EVOLVE=true or change the table yourself",
+                fix=evolution,
             )
         self.store.alter_table(existing, evolution)
         return self.store.table(wanted.name) or wanted
 
+    def _check_creatable(self, wanted: TableSpec) -> None:
+        if not self.rules.auto_create:
+            raise SchemaEvolutionRefused(
+                f"table {wanted.name!r} does not exist; create it or set SINK_AUTO_CREATE=true", fix=wanted
+            )
+        if not wanted.columns:
+            raise SchemaEvolutionRefused(
+                f"table {wanted.name!r} cannot be created from records whose fields are all null "
+                "(no column type to give them)"
+            )
+        self._check_width(wanted.name, len(wanted.columns))
+
+    def evolution(self, existing: TableSpec, wanted: TableSpec, lenient: bool) -> Evolution:
+        """The safe change that lets `existing` take rows of `wanted`; SchemaEvolutionRefused when
+        there is none (an unsafe type change, a name the database would take for another column,
+        more columns than a table may have)."""
+        self._check_names_against(existing, wanted)
+        evolution = evolve(existing, wanted, self.store.storage_type, lenient=lenient)
+        if evolution.add:
+            self._check_width(existing.name, len(existing.columns) + len(evolution.add))
+        return evolution
+
+    def _check_names_against(self, existing: TableSpec, wanted: TableSpec) -> None:
+        identifiers = self.rules.identifiers
+        have = {identifiers.column_key(c.name): c.name for c in existing.columns}
+        for column in wanted.columns:
+            other = have.get(identifiers.column_key(column.name))
+            if other is not None and other != column.name:
+                raise SchemaEvolutionRefused(
+                    f"table {existing.name!r}: field {column.name!r} would be column {other!r}, which "
+                    f"{identifiers.database} takes for the same name (it compares column names without "
+                    "regard to case); rename the field, e.g. with SINK_FIELDS_EXCLUDE or a transform"
+                )
+
+    def _check_width(self, table: str, columns: int) -> None:
+        limit = self.rules.max_columns
+        if limit is not None and columns > limit:
+            raise SchemaEvolutionRefused(
+                f"table {table!r} would have {columns} columns, more than the {limit} allowed "
+                "(SINK_TABLE_MAX_COLUMNS, at most the database's own limit)"
+            )
+
+    # -------------------------------------------------------------- refused changes
+
+    def _write_around(
+        self, batch: Batch, refusal: SchemaEvolutionRefused, committed: OnCommit, checkpoint: Checkpoint
+    ) -> None:
+        """The table cannot take the batch as it is: the records that need the refused change become
+        SchemaRefused record errors, the others are written (with errors.tolerance=none, only those
+        before the first refused record)."""
+        reasons = self._refusals(batch, refusal)
+        if not reasons:  # no record to blame (cannot happen short of a concurrent change): stop
+            raise refusal
+        first = next(i for i, row in enumerate(batch.rows) if id(row) in reasons)
+        if self.rules.stop_at_rejection:
+            good, bad = list(batch.rows[:first]), [batch.rows[first]]
+        else:
+            good = [row for row in batch.rows if id(row) not in reasons]
+            bad = [row for row in batch.rows if id(row) in reasons]
+        if good:
+            self._write(_subbatch(batch, good), committed, checkpoint)
+        committed([_refused(row, reasons[id(row)]) for row in bad])
+
+    def _refusals(self, batch: Batch, refusal: SchemaEvolutionRefused) -> dict[int, SchemaRefused]:
+        """Which records need the refused change, each with its reason. Rows of their own shape
+        (schemaless batches merge several) are judged alone first; when no record is refused alone
+        (the change itself failed, or evolution is off), every record that needs a change is."""
+        existing = self.store.table(batch.spec.name)
+        reasons: dict[int, SchemaRefused] = {}
+        verdicts: dict[int, SchemaEvolutionRefused | None] = {}
+        for row in batch.rows:
+            if row.op is Op.DELETE or existing is None:
+                continue
+            if id(row.spec) not in verdicts:
+                verdicts[id(row.spec)] = self._verdict(existing, row.spec, batch.inferred)
+            verdict = verdicts[id(row.spec)]
+            if verdict is not None:
+                reasons[id(row)] = self._record_error(verdict, existing)
+        if reasons:
+            return reasons
+        error = self._record_error(refusal, existing)
+        for row in batch.rows:
+            if row.op is not Op.DELETE and self._needs_change(existing, row.spec, batch.inferred):
+                reasons[id(row)] = error
+        return reasons
+
+    def _verdict(self, existing: TableSpec, wanted: TableSpec, lenient: bool) -> SchemaEvolutionRefused | None:
+        try:
+            self.evolution(existing, wanted, lenient)
+        except SchemaEvolutionRefused as refusal:
+            return refusal
+        return None
+
+    def _needs_change(self, existing: TableSpec | None, wanted: TableSpec, lenient: bool) -> bool:
+        if existing is None:
+            return True
+        try:
+            return bool(self.evolution(existing, wanted, lenient))
+        except SchemaEvolutionRefused:
+            return True
+
+    def _record_error(self, refusal: SchemaEvolutionRefused, existing: TableSpec | None) -> SchemaRefused:
+        message = str(refusal)
+        fix = refusal.fix
+        if isinstance(fix, Evolution) and existing is not None:
+            message += f"; to take these records, run: {self.store.ddl_text(existing, existing, fix)}"
+        elif isinstance(fix, TableSpec):
+            message += f"; to take these records, run: {self.store.ddl_text(None, fix, None)}"
+        return SchemaRefused(message)
+
     # -------------------------------------------------------------- isolation
 
-    def _write_isolated(self, tx: Transaction, spec: TableSpec, units: list[Unit], out: list[Outcome]) -> bool:
-        """Write `units` in order, each rejected unit isolated as a record error. False when stopped
-        at the first rejected unit (`stop_at_rejection`)."""
-        start = 0
+    def _write_isolated(self, txs: _Transactions, spec: TableSpec, units: list[Unit], checkpoint: Checkpoint) -> bool:
+        """Write `units` in order, each rejected unit isolated as a record error. The whole list is
+        tried first; when a chunk is rejected, a binary search over its prefixes finds its first
+        rejected unit (the prefixes the database takes are kept), and the next chunk is sized by the
+        rejections seen so far (doubling while chunks go in). With k rejected units in n this costs
+        about k·(log2 n + 2) statements when they are few, and stays linear in n when they are many
+        (trying "all the rest" after each one would cost k·n rows).
+        False when stopped at the first rejected unit (`stop_at_rejection`)."""
+        start, size, rejected = 0, len(units), 0
         while start < len(units):
-            if self._attempt(tx, spec, units, start, len(units), out) is None:
-                return True
-            bad, error = self._first_rejected(tx, spec, units, start, out)
+            checkpoint()
+            stop = min(len(units), start + size)
+            failure = self._attempt(txs, spec, units, start, stop)
+            if failure is None:
+                start, size = stop, size * 2
+                continue
+            bad, error = self._first_rejected(txs, spec, units, start, stop, failure, checkpoint)
             if error is not None:
-                out.extend(_rejected(units[bad], error))
+                txs.settle(list(_rejected(units[bad], error)))
                 if self.rules.stop_at_rejection:
                     return False
+                rejected += 1
             start = bad + 1
+            # About one rejection per chunk, from those seen, with the whole batch as a prior.
+            size = max(1, (start + len(units)) // (rejected + 1))
         return True
 
     def _first_rejected(
-        self, tx: Transaction, spec: TableSpec, units: list[Unit], start: int, out: list[Outcome]
+        self,
+        txs: _Transactions,
+        spec: TableSpec,
+        units: list[Unit],
+        low: int,
+        high: int,
+        failure: RecordRejected,
+        checkpoint: Checkpoint,
     ) -> tuple[int, RecordRejected | None]:
-        """Binary search for the first rejected unit of units[start:], which the database refused as
-        a whole; the good units before it are written on the way. Returns its index and the
+        """Binary search for the first rejected unit of units[low:high], which the database refused
+        as a whole; the good units before it are written on the way. Returns its index and the
         database's reason (None if, tried alone, it went in after all)."""
-        low, high = start, len(units)  # the first rejected unit is in units[low:high]
-        error: RecordRejected | None = None  # the reason of units[low] alone, once known
+        error: RecordRejected | None = failure if high - low == 1 else None  # units[low] alone's reason
         while high - low > 1:
+            checkpoint()
             middle = (low + high) // 2
-            failure = self._attempt(tx, spec, units, low, middle, out)
-            if failure is None:
+            attempt = self._attempt(txs, spec, units, low, middle)
+            if attempt is None:
                 low = middle
             else:
                 high = middle
-                error = failure if high - low == 1 else None
+                error = attempt if high - low == 1 else None
         if error is None:
-            error = self._attempt(tx, spec, units, low, low + 1, out)
+            error = self._attempt(txs, spec, units, low, low + 1)
         return low, error
 
     def _attempt(
-        self, tx: Transaction, spec: TableSpec, units: list[Unit], start: int, stop: int, out: list[Outcome]
+        self, txs: _Transactions, spec: TableSpec, units: list[Unit], start: int, stop: int
     ) -> RecordRejected | None:
-        """One statement (per operation) for units[start:stop] under a savepoint: the outcomes on
-        success, the database's reason when it rejects them (rolled back to the savepoint)."""
+        """One statement (per operation) for units[start:stop] under a savepoint: their outcomes
+        (settled when the transaction commits) or the database's reason for rejecting them."""
         chunk = units[start:stop]
+        tx = txs.current()
         try:
             with tx.savepoint():
                 operations = tx.apply(spec, chunk, self.rules.insert_mode)
         except RecordRejected as exc:
+            txs.savepoint_taken()
             return exc
-        for index, unit in enumerate(chunk):
-            out.extend(_settled(spec.name, unit, operations.get(index), self.rules.insert_mode))
+        except DatabaseUnavailable as exc:
+            if exc.sqlstate == OUT_OF_SHARED_MEMORY and self.max_savepoints > 1:
+                # Too many locks for one transaction: fewer savepoints each when the batch is retried.
+                self.max_savepoints = max(1, self.max_savepoints // 2)
+            raise
+        mode = self.rules.insert_mode
+        txs.settle([o for i, unit in enumerate(chunk) for o in _settled(spec.name, unit, operations.get(i), mode)])
+        txs.savepoint_taken()
         return None
+
+
+OUT_OF_SHARED_MEMORY = "53200"
+
+
+class _Transactions:
+    """The transactions of one batch: one, unless isolating rejected rows needs more savepoints
+    than one transaction should hold; then what is settled is committed and a new one begins.
+    Outcomes are announced (`committed`) only when their transaction committed."""
+
+    def __init__(self, store: Store, max_savepoints: int, committed: OnCommit) -> None:
+        self.store = store
+        self.max_savepoints = max_savepoints
+        self.committed = committed
+        self._stack = ExitStack()
+        self._tx: Transaction | None = None
+        self._savepoints = 0
+        self._pending: list[Outcome] = []
+
+    def __enter__(self) -> _Transactions:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self._commit()
+        else:
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)  # roll back; the error goes on
+
+    def current(self) -> Transaction:
+        if self._tx is None:
+            self._tx = self._stack.enter_context(self.store.transaction())
+        return self._tx
+
+    def settle(self, outcomes: list[Outcome]) -> None:
+        self._pending.extend(outcomes)
+
+    def savepoint_taken(self) -> None:
+        self._savepoints += 1
+        if self._savepoints >= self.max_savepoints:
+            self._commit()
+
+    def _commit(self) -> None:
+        self._stack.close()  # commits the open transaction, if any
+        self._tx, self._savepoints = None, 0
+        pending, self._pending = self._pending, []
+        if pending:
+            self.committed(pending)
+
+
+def _carry_on() -> None:
+    return None
+
+
+def _subbatch(batch: Batch, rows: list[Row]) -> Batch:
+    """The batch with only `rows`; a schemaless batch's spec is merged again from theirs."""
+    writes = [row for row in rows if row.op is Op.UPSERT]
+    if not writes:
+        return Batch(batch.table, rows[0].spec, tuple(rows), True)
+    if not batch.inferred:
+        return Batch(batch.table, batch.spec, tuple(rows), False)
+    spec = writes[0].spec
+    for row in writes[1:]:
+        if row.spec is not spec:
+            spec = merge_inferred(spec, row.spec.columns)
+    return Batch(batch.table, spec, tuple(rows), True)
 
 
 def _settled(table: str, unit: Unit, operation: str | None, mode: str) -> Iterator[Outcome]:
@@ -196,6 +464,10 @@ def _rejected(unit: Unit, exc: RecordRejected) -> Iterator[Outcome]:
     for row in unit.rows:
         error = exc.for_record(row.coord)
         yield Outcome(row.raw, Status.FAILED, row.table, row.op.value, dict(row.key), Stage.TASK_PUT, error)
+
+
+def _refused(row: Row, error: SchemaRefused) -> Outcome:
+    return Outcome(row.raw, Status.FAILED, row.table, row.op.value, dict(row.key), Stage.TASK_PUT, error)
 
 
 def _describe(evolution: Evolution) -> str:

@@ -189,7 +189,8 @@ def _addable(table: str, column: Column, lenient: bool) -> Column:
     raise SchemaEvolutionRefused(
         f"table {table!r}: new column {column.name!r} ({column.type}) is required and has no default, "
         "so existing rows cannot get a value; make the field optional or give it a default in the "
-        "schema, or add the column yourself"
+        "schema, or add the column yourself",
+        fix=Evolution(add=(replace(column, nullable=True),)),
     )
 
 

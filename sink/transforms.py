@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import MappingError
+from .identifiers import IdentifierRules, check_columns, check_table
 from .model import Column, ColumnType, Decoded, Kind, Op, Payload, Row, Stage, TableSpec
 from .schema import infer_columns, infer_type
 
@@ -35,13 +36,29 @@ class RowMapper:
     """Turns decoded records into rows. Specs built from a registry/Connect schema are cached by
     schema id, so a schema costs its mapping once, not once per record."""
 
-    def __init__(self, rules: MappingRules) -> None:
+    def __init__(self, rules: MappingRules, identifiers: IdentifierRules | None = None) -> None:
         self.rules = rules
+        self.identifiers = identifiers or IdentifierRules()
         self._specs: dict[tuple[str, Any, Any], TableSpec] = {}
         self._inferred: dict[tuple[Any, ...], TableSpec] = {}
+        self._tables: dict[str, str] = {}  # topic -> its table, once checked
+        self._table_keys: dict[str, str] = {}  # a table name as the database compares it -> the name
 
     def table_name(self, topic: str) -> str:
-        return self.rules.table_name_format.replace("${topic}", topic)
+        """The table of a topic; a MappingError when the database cannot hold that name, or would
+        take it for the table of another topic (names compared as the database compares them)."""
+        table = self._tables.get(topic)
+        if table is None:
+            table = self.rules.table_name_format.replace("${topic}", topic)
+            check_table(self.identifiers, table)
+            other = self._table_keys.setdefault(self.identifiers.table_key(table), table)
+            if other != table:
+                raise MappingError(
+                    f"table name {table!r} (topic {topic!r}) is the same table as {other!r} for "
+                    f"{self.identifiers.database}, which compares table names without regard to case"
+                )
+            self._tables[topic] = table
+        return table
 
     def to_row(self, record: Decoded) -> Row | None:
         """The row for a record; None for a tombstone that is not to delete anything."""
@@ -50,6 +67,8 @@ class RowMapper:
             return self._delete(record, table) if self.rules.delete_enabled else None
         key_values, key_columns = self._key(record)
         values = self._value(record.value)
+        if not values and not key_values:
+            raise MappingError(f"the record has no fields: nothing to write into table {table!r}")
         inferred = record.value.shape is None or (record.key.shape is None and self.rules.pk_mode == "record_key")
         spec = self._spec(table, record, key_columns, values, inferred)
         values = {**values, **key_values}
@@ -155,11 +174,11 @@ class RowMapper:
         if isinstance(value.data, Mapping) and not isinstance(value.shape, tuple):
             return self._inferred_spec(table, key_columns, values)
         if inferred:
-            return _build(table, key_columns, self._value_columns(value, values))
+            return self._build(table, key_columns, self._value_columns(value, values))
         cache_key = (table, record.key.schema_id, value.schema_id)
         spec = self._specs.get(cache_key)
         if spec is None:
-            spec = self._specs[cache_key] = _build(table, key_columns, self._value_columns(value, values))
+            spec = self._specs[cache_key] = self._build(table, key_columns, self._value_columns(value, values))
         return spec
 
     def _inferred_spec(self, table: str, key_columns: tuple[Column, ...], values: Mapping[str, Any]) -> TableSpec:
@@ -170,7 +189,13 @@ class RowMapper:
         if spec is None:
             if len(self._inferred) >= MAX_INFERRED_SHAPES:
                 self._inferred.clear()
-            spec = self._inferred[signature] = _build(table, key_columns, infer_columns(values))
+            spec = self._inferred[signature] = self._build(table, key_columns, infer_columns(values))
+        return spec
+
+    def _build(self, table: str, key_columns: tuple[Column, ...], value_columns: tuple[Column, ...]) -> TableSpec:
+        """A new spec, its names checked against the database's rules (once per spec: specs are cached)."""
+        spec = _build(table, key_columns, value_columns)
+        check_columns(self.identifiers, table, spec.column_names)
         return spec
 
 

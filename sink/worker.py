@@ -80,6 +80,10 @@ class Worker:
         self._stale: set[TopicPartition] = set()  # revoked while a record or batch of theirs was retried
         self._failure: FatalError | None = None  # raised in a rebalance callback, re-raised after poll
         self._backing_off = False
+        self._failed = False  # stopping after a failure: nothing more may be written
+        self._stop_deadline: float | None = None  # when a stop was asked: the shutdown timeout's end
+        self._at = "start-up"  # what the loop is busy with, for the message of an unexpected error
+        self._parts_done: set[Coord] = set()  # records of the batch being written, settled by a committed part
         self._last_commit = self._last_stats = clock()
         router.bind(self.tracker, self.counters)
 
@@ -87,6 +91,8 @@ class Worker:
 
     def stop(self) -> None:
         """Ask the loop to finish (signal handlers call this): flush, commit, leave the group."""
+        if not self._stopping:
+            self._stop_deadline = self.clock() + self.rules.shutdown_timeout_s
         self._stopping = True
 
     def run(self) -> int:
@@ -102,11 +108,11 @@ class Worker:
             self._settle_then_close(self._before(stop.coord))
             return stop.exit_code
         except FatalError as fatal:
-            log.error("fatal: %s", fatal)
+            log.error("fatal at %s: %s", self._at, fatal)
             self._settle_then_close()
             return fatal.exit_code
         except Exception:  # a bug: say where, keep what settled, never commit past it
-            log.exception("unexpected error; stopping without committing unsettled records")
+            log.exception("unexpected error at %s; stopping without committing unsettled records", self._at)
             self._settle_then_close()
             return 1
 
@@ -135,7 +141,9 @@ class Worker:
 
     def _settle_then_close(self, batches: Iterable[Batch] = ()) -> None:
         """After a failure: write `batches` (what came before it, if anything), commit what settled
-        (never past an unsettled record), then leave the group."""
+        (never past an unsettled record), then leave the group. Nothing else is written: leaving the
+        group revokes the partitions, and the revoke must not flush the rows after the failure."""
+        self._failed = True
         self._ready.clear()
         try:
             self._flush(batches, deadline=self.clock() + self.rules.shutdown_timeout_s)
@@ -167,6 +175,7 @@ class Worker:
     # -------------------------------------------------------------- records
 
     def _on_record(self, raw: RawRecord) -> None:
+        self._at = f"record {raw.coord}"
         self.tracker.track(raw.coord)
         self.counters.records_in += 1
         try:
@@ -196,24 +205,45 @@ class Worker:
         """Write the closed batches in order, each retried through outages."""
         self._write_ready(batches, lambda batch: self._retrying(lambda: self._write(batch), deadline))
 
-    def _write_ready(self, batches: Iterable[Batch], write: Callable[[Batch], list[Outcome]]) -> None:
-        """Write the waiting batches and then `batches`, in order, and route their outcomes."""
+    def _write_ready(self, batches: Iterable[Batch], write: Callable[[Batch], None]) -> None:
+        """Write the waiting batches and then `batches`, in order; their outcomes are routed as
+        the transactions that settle them commit."""
         self._ready.extend(batches)
         while self._ready:
-            outcomes = write(self._ready.popleft())
+            self._parts_done.clear()
+            write(self._ready.popleft())
             self._stale.clear()
             self.counters.batches += 1
-            self.router.settled(outcomes)
 
-    def _write(self, batch: Batch) -> list[Outcome]:
-        if self._stale:  # partitions revoked during the outage: their new owner writes those rows
-            batch = _only(batch, lambda row: (row.coord.topic, row.coord.partition) not in self._stale)
+    def _write(self, batch: Batch) -> None:
+        """Write (what is left of) a batch. A retry after an outage skips the records a committed
+        part of it already settled, and those of partitions revoked meanwhile (their new owner
+        writes them)."""
+        done, stale = self._parts_done, self._stale
+        if done or stale:
+            batch = _only(batch, lambda r: r.coord not in done and (r.coord.topic, r.coord.partition) not in stale)
             if not batch.rows:
-                return []
+                return
+        self._at = f"a batch of table {batch.table!r} ({_span(batch)})"
         try:
-            return self.writer.write(batch)
+            self.writer.write(batch, self._settle_part, self._check_stop_deadline)
         except RecordError as exc:  # e.g. a deferred constraint at COMMIT: no single row to blame
-            raise FatalError(f"the database rejected a whole batch of {batch.table!r} at commit: {exc}") from exc
+            raise FatalError(
+                f"the database rejected a whole batch of {batch.table!r} ({_span(batch)}) at commit: {exc.safe_reason}"
+            ) from exc
+
+    def _settle_part(self, outcomes: list[Outcome]) -> None:
+        self._parts_done.update(outcome.coord for outcome in outcomes)
+        self.router.settled(outcomes)
+
+    def _check_stop_deadline(self) -> None:
+        """Between the statements of a batch: a stop was asked and its shutdown timeout is over,
+        so leave the rest unwritten (and unsettled: it is read again after the restart)."""
+        if self._stop_deadline is not None and self.clock() >= self._stop_deadline:
+            raise FatalError(
+                f"could not write every record before the shutdown deadline (SINK_SHUTDOWN_TIMEOUT_MS="
+                f"{self.rules.shutdown_timeout_s * 1000:.0f}); the rest is read again after a restart"
+            )
 
     # -------------------------------------------------------------- outages
 
@@ -297,7 +327,9 @@ class Worker:
         """Write and commit what we hold before the partitions move to another member; during an
         outage drop it instead (the new owner, maybe us again, reads it from the committed offset)."""
         revoked = set(partitions)
-        if self._backing_off:
+        if self._failed:
+            log.info("revoked %s while stopping after a failure: dropping what was read of them", _names(partitions))
+        elif self._backing_off:
             log.warning("revoked %s during an outage: dropping what was read of them", _names(partitions))
             self._stale |= revoked
         else:
@@ -345,6 +377,16 @@ class Worker:
 def _only(batch: Batch, keep: Callable[[Row], bool]) -> Batch:
     rows = tuple(row for row in batch.rows if keep(row))
     return batch if len(rows) == len(batch.rows) else dataclasses.replace(batch, rows=rows)
+
+
+def _span(batch: Batch) -> str:
+    """The records of a batch, for a message: `topic/partition@first..last` per partition."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for row in batch.rows:
+        c = row.coord
+        low, high = ranges.get((c.topic, c.partition), (c.offset, c.offset))
+        ranges[(c.topic, c.partition)] = (min(low, c.offset), max(high, c.offset))
+    return ", ".join(f"{t}/{p}@{low}..{high}" for (t, p), (low, high) in sorted(ranges.items()))
 
 
 def _names(partitions: Iterable[TopicPartition]) -> str:

@@ -18,7 +18,7 @@ from ..dialects import Dialect, for_backend
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
 from ..schema import Evolution
-from .dberrors import classified, classify
+from .dberrors import classified, classify, ddl_classified, driver_refusals
 
 log = logging.getLogger("sink.db")
 
@@ -34,7 +34,13 @@ def create_engine(url: str) -> Engine:
     backend = sa.engine.make_url(url).get_backend_name()
     kwargs: dict[str, Any] = {"json_serializer": json_dumps, "pool_pre_ping": True}
     if backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 5, "application_name": "kafka-sql-sink"}
+        # No server-side prepared statements: after a statement is rejected inside a pipeline,
+        # psycopg's cache of them can name one the server already dropped (SQLSTATE 26000).
+        kwargs["connect_args"] = {
+            "connect_timeout": 5,
+            "application_name": "kafka-sql-sink",
+            "prepare_threshold": None,
+        }
     elif backend in ("mysql", "mariadb"):
         kwargs["connect_args"] = {"connect_timeout": 5, "charset": "utf8mb4"}
     engine = sa.create_engine(url, **kwargs)
@@ -67,7 +73,7 @@ class SqlTransaction:
         with classified():
             nested = self.connection.begin_nested()
         try:
-            with classified():
+            with classified(), driver_refusals():
                 yield
         except BaseException:
             with classified():
@@ -176,11 +182,18 @@ class SqlStore:
 
     def _ddl(self, statements: Sequence[Any], table: str) -> None:
         try:
-            with classified(), self.engine.begin() as connection:
+            with ddl_classified(table), self.engine.begin() as connection:
                 for statement in statements:
                     connection.execute(statement)
         finally:
             self._tables.pop(table, None)
+
+    def ddl_text(self, existing: TableSpec | None, wanted: TableSpec, evolution: Evolution | None) -> str:
+        if existing is None or evolution is None:
+            statements: Sequence[Any] = [self.dialect.create_table(wanted)]
+        else:
+            statements = self.dialect.evolve_statements(existing, evolution)
+        return "; ".join(" ".join(str(s.compile(dialect=self.engine.dialect)).split()) for s in statements)
 
     # -------------------------------------------------------------- DML
 

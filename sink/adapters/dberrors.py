@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import exc
 
-from ..errors import DatabaseUnavailable, FatalError, RecordRejected, SinkError
+from ..errors import DatabaseUnavailable, FatalError, RecordRejected, SchemaEvolutionRefused, SinkError
 
 PG_RECORD_CLASSES = ("22", "23")  # data exception, integrity constraint violation
 PG_RETRIABLE_CLASSES = ("08", "53", "57")  # connection exception, insufficient resources, operator intervention
@@ -74,6 +74,27 @@ MYSQL_RETRIABLE_ERRNOS = {
 MYSQL_CLIENT_ERRNOS = range(2000, 3000)  # CR_*: the client lost or could not reach the server
 SQLITE_RECORD_NAMES = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG", "SQLITE_RANGE")
 SQLITE_RETRIABLE_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL")
+
+
+# DDL the database refuses because of what the records ask for (a table too wide, a name it cannot
+# hold): the change is refused for those records, not a stop of the sink.
+PG_DDL_REFUSALS = {
+    "54011": "too_many_columns",
+    "42622": "name_too_long",
+    "42701": "duplicate_column",
+    "42939": "reserved_name",
+}
+MYSQL_DDL_REFUSALS = {
+    1059: "ER_TOO_LONG_IDENT",
+    1060: "ER_DUP_FIELDNAME",
+    1071: "ER_TOO_LONG_KEY",
+    1074: "ER_TOO_BIG_FIELDLENGTH",
+    1103: "ER_WRONG_TABLE_NAME",
+    1117: "ER_TOO_MANY_FIELDS",
+    1118: "ER_TOO_BIG_ROWSIZE",
+    1166: "ER_WRONG_COLUMN_NAME",
+    1300: "ER_INVALID_CHARACTER_STRING",
+}
 
 
 class _QuietPipelineAbort(logging.Filter):
@@ -142,7 +163,7 @@ def _classify_sqlstate(orig: Any, sqlstate: str) -> SinkError:
         )
     retriable = sqlstate[:2] in PG_RETRIABLE_CLASSES or sqlstate in PG_RETRIABLE_CODES
     if retriable and sqlstate not in PG_FATAL_CODES:
-        return DatabaseUnavailable(f"{reason} (SQLSTATE {sqlstate})")
+        return DatabaseUnavailable(f"{reason} (SQLSTATE {sqlstate})", sqlstate=sqlstate)
     return FatalError(f"database error (SQLSTATE {sqlstate}): {reason}")
 
 
@@ -198,6 +219,50 @@ def _message(orig: Any) -> str:
         return orig.args[1]
     text = str(orig).strip() if orig is not None else ""
     return text.splitlines()[0] if text else "unknown database error"
+
+
+# Raised by a driver (or its adaptation of Python values) for one row's value: a lone surrogate
+# that cannot be encoded, a dict PyMySQL cannot escape, JSON nested past the recursion limit.
+DRIVER_VALUE_ERRORS = (TypeError, ValueError, UnicodeError, RecursionError, OverflowError, ArithmeticError)
+
+
+@contextmanager
+def driver_refusals() -> Iterator[None]:
+    """Around the statements of one bisection step: a value the driver cannot send is that step's
+    rejection (the bisection finds the row; if every row has it, the flood limit sees it)."""
+    try:
+        yield
+    except RecordRejected:
+        raise
+    except DRIVER_VALUE_ERRORS as error:
+        name = type(error).__name__
+        raise RecordRejected(f"the driver cannot send a value: {name}: {error}", code=f"driver {name}") from error
+
+
+@contextmanager
+def ddl_classified(table: str) -> Iterator[None]:
+    """Around CREATE/ALTER: the refusals that the records' shape causes become SchemaEvolutionRefused
+    (record errors for the records that need the change); anything else as `classified`."""
+    try:
+        yield
+    except exc.DBAPIError as error:
+        refusal = _ddl_refusal(error.orig)
+        if refusal is None:
+            raise classify(error) from error
+        raise SchemaEvolutionRefused(f"the database refused to change table {table!r}: {refusal}") from error
+    except exc.StatementError as error:
+        raise classify(error) from error
+
+
+def _ddl_refusal(orig: Any) -> str | None:
+    errno = _mysql_errno(orig)
+    if errno is not None:
+        name = MYSQL_DDL_REFUSALS.get(errno)
+        return f"{_message(orig)} (MySQL error {errno} {name})" if name else None
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in PG_DDL_REFUSALS:
+        return f"{_message(orig)} (SQLSTATE {sqlstate} {PG_DDL_REFUSALS[sqlstate]})"
+    return None
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.sql.expression import Executable
 
+from ..identifiers import IdentifierRules
 from ..model import Column, ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from . import ddl
@@ -68,6 +69,10 @@ class Dialect:
     the upsert statement and whatever DDL their database spells differently."""
 
     name: ClassVar[str] = "generic"
+    # What names the database holds and how many columns a table may have: checked before any DDL,
+    # so a name is never cut or merged and a too-wide table is refused before half of it is built.
+    identifiers: ClassVar[IdentifierRules] = IdentifierRules()
+    max_columns: ClassVar[int] = 1000
 
     def __init__(self, sa_dialect: SADialect) -> None:
         self.sa_dialect = sa_dialect

@@ -38,6 +38,14 @@ class ModifyColumn(_ColumnDDL):
     """MySQL/MariaDB: MODIFY COLUMN restates the whole definition (type, NULL, DEFAULT)."""
 
 
+class AlterTable(ExecutableDDLElement):
+    """MySQL/MariaDB: several ADD/MODIFY COLUMN clauses in one ALTER TABLE. Their DDL is not
+    transactional, so one statement is the only way an evolution applies all or nothing."""
+
+    def __init__(self, changes: list[AddColumn | ModifyColumn]) -> None:
+        self.changes = changes
+
+
 class RenameTable(ExecutableDDLElement):
     def __init__(self, table: sa.Table, new_name: str) -> None:
         self.table = table
@@ -48,9 +56,18 @@ def _alter(compiler: Any, column: sa.Column[Any]) -> str:
     return f"ALTER TABLE {compiler.preparer.format_table(column.table)}"
 
 
+def _add_clause(column: sa.Column[Any], compiler: Any) -> str:
+    return f"ADD COLUMN {compiler.get_column_specification(column)}"
+
+
+def _modify_clause(column: sa.Column[Any], compiler: Any) -> str:
+    null = " NULL" if column.nullable else ""  # implied, but dropping NOT NULL is the point of many a MODIFY
+    return f"MODIFY COLUMN {compiler.get_column_specification(column)}{null}"
+
+
 @compiles(AddColumn)
 def _add_column(element: AddColumn, compiler: Any, **kw: Any) -> str:
-    return f"{_alter(compiler, element.column)} ADD COLUMN {compiler.get_column_specification(element.column)}"
+    return f"{_alter(compiler, element.column)} {_add_clause(element.column, compiler)}"
 
 
 @compiles(AlterColumnType)
@@ -68,10 +85,16 @@ def _drop_not_null(element: DropNotNull, compiler: Any, **kw: Any) -> str:
 
 @compiles(ModifyColumn)
 def _modify_column(element: ModifyColumn, compiler: Any, **kw: Any) -> str:
-    column = element.column
-    definition = compiler.get_column_specification(column)
-    null = " NULL" if column.nullable else ""  # implied, but dropping NOT NULL is the point of many a MODIFY
-    return f"{_alter(compiler, column)} MODIFY COLUMN {definition}{null}"
+    return f"{_alter(compiler, element.column)} {_modify_clause(element.column, compiler)}"
+
+
+@compiles(AlterTable)
+def _alter_table(element: AlterTable, compiler: Any, **kw: Any) -> str:
+    clauses = [
+        _add_clause(c.column, compiler) if isinstance(c, AddColumn) else _modify_clause(c.column, compiler)
+        for c in element.changes
+    ]
+    return f"{_alter(compiler, element.changes[0].column)} {', '.join(clauses)}"
 
 
 @compiles(RenameTable)

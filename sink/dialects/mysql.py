@@ -17,11 +17,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from ..identifiers import IdentifierRules
 from ..model import Column, ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from . import ddl
 from .base import Dialect, Statement
-from .types import utc_naive
+from .types import refuse_nan, utc_naive
 
 VARCHAR_MAX = 768  # utf8mb4 characters that still fit an InnoDB index key (3072 bytes)
 VARBINARY_MAX = 3072
@@ -31,6 +32,17 @@ DECIMAL_MAX = (65, 30)  # MySQL's largest DECIMAL: the home of variable-scale de
 
 class MysqlDialect(Dialect):
     name = "mysql"
+    # Column names compare case-insensitively; table names as the file system does (case-sensitive
+    # on Linux, lower_case_table_names=0). Identifiers are utf8mb3.
+    identifiers = IdentifierRules(
+        "MariaDB/MySQL",
+        max_length=64,
+        length_unit="characters",
+        column_folding="unicode",
+        basic_plane_only=True,
+        no_trailing_space=True,
+    )
+    max_columns = 1017  # InnoDB's limit
 
     def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
         if ct.kind is Kind.STRING:
@@ -83,10 +95,12 @@ class MysqlDialect(Dialect):
 
     def evolve_statements(self, existing: TableSpec, evolution: Evolution) -> list[Executable]:
         target = self.table(evolution.apply(existing))
-        statements: list[Executable] = [ddl.AddColumn(target.c[c.name]) for c in evolution.add]
+        changes: list[ddl.AddColumn | ddl.ModifyColumn] = [ddl.AddColumn(target.c[c.name]) for c in evolution.add]
         changed = dict.fromkeys([c.name for c, _ in evolution.widen] + list(evolution.drop_not_null))
-        statements += [ddl.ModifyColumn(target.c[name]) for name in changed]
-        return statements
+        changes += [ddl.ModifyColumn(target.c[name]) for name in changed]
+        if len(changes) == 1:
+            return list(changes)
+        return [ddl.AlterTable(changes)]  # one statement: all or nothing
 
     def reflect(self, connection: Connection, name: str) -> TableSpec | None:
         spec = super().reflect(connection, name)
@@ -126,7 +140,7 @@ class MysqlDialect(Dialect):
         return stmt.on_duplicate_key_update({c: InsertedValue(table.c[c]) for c in updates})
 
     def bind(self, value: Any) -> Any:
-        return utc_naive(value)
+        return utc_naive(refuse_nan(value, "MariaDB/MySQL", infinity=True))
 
 
 def _unescape(name: str) -> str:

@@ -9,12 +9,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from ..identifiers import IdentifierRules
 from ..model import ColumnType, Kind
 from .base import Dialect, Statement, on_conflict_upsert
 
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    # NAMEDATALEN - 1: longer names are cut without an error, which would merge or misplace columns.
+    identifiers = IdentifierRules("PostgreSQL", max_length=63, length_unit="bytes")
+    max_columns = 1600
 
     def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
         if ct.kind is Kind.JSON or (ct.kind is Kind.ARRAY and not _native_item(ct.item)):

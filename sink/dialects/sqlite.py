@@ -20,17 +20,23 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.sql.expression import Executable
 
+from ..identifiers import IdentifierRules
 from ..model import Column, ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from . import ddl
 from .base import Dialect, Statement, on_conflict_upsert
-from .types import DecimalText, JsonText, UtcDateTime, utc_naive
+from .types import DecimalText, JsonText, UtcDateTime, refuse_nan, utc_naive
 
 REBUILD_PREFIX = "_sink_rebuild_"
 
 
 class SqliteDialect(Dialect):
     name = "sqlite"
+    # Names compare case-insensitively for ASCII letters only; no length limit to speak of.
+    identifiers = IdentifierRules(
+        "SQLite", column_folding="ascii", table_folding="ascii", reserved_table_prefix="sqlite_"
+    )
+    max_columns = 2000  # SQLITE_MAX_COLUMN's default
 
     def __init__(self, sa_dialect: SADialect) -> None:
         super().__init__(sa_dialect)
@@ -99,4 +105,4 @@ class SqliteDialect(Dialect):
         return on_conflict_upsert(sqlite.insert(table), key, columns or table.c.keys())
 
     def bind(self, value: Any) -> Any:
-        return utc_naive(value)
+        return utc_naive(refuse_nan(value, "SQLite", infinity=False))  # SQLite would store NULL

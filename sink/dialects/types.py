@@ -15,6 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 
+from ..errors import RecordRejected
+
 
 class UuidText(sa.types.TypeDecorator[uuid.UUID]):
     """CHAR(36) holding the dashed form. Strings pass as they are: a bad one is the database's to
@@ -73,6 +75,17 @@ def _decimal_text(element: DecimalText, compiler: Any, **kw: Any) -> str:
 @compiles(JsonText, "sqlite")
 def _json_text(element: JsonText, compiler: Any, **kw: Any) -> str:
     return "JSON_TEXT"
+
+
+def refuse_nan(value: Any, database: str, infinity: bool) -> Any:
+    """Databases that cannot hold a NaN (or infinity) would store NULL or fail the whole statement:
+    the row's own error instead, found by the bisection like any rejected value."""
+    if isinstance(value, float) and (value != value or (infinity and value in (_INF, -_INF))):
+        raise RecordRejected(f"{database} cannot store the float {value}", code="not a finite number")
+    return value
+
+
+_INF = float("inf")
 
 
 def utc_naive(value: Any) -> Any:

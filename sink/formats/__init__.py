@@ -49,6 +49,32 @@ def nullable(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda v: None if v is None else convert(v)
 
 
+def exceeds_depth(data: bytes, limit: int) -> bool:
+    """Whether JSON text nests arrays/objects deeper than `limit`. Counting brackets is C-fast and
+    settles almost every record; only one with more brackets than the limit is scanned (strings
+    skipped), so deep input is refused before a recursive parser or encoder meets it."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
 
@@ -79,16 +105,15 @@ def writer_schema(registry: SchemaSource, schema_id: int, expected: str, fmt: st
     return text, list(references or [])
 
 
-def make_decoder(fmt: str, registry: SchemaSource | None = None) -> Decoder:
+def make_decoder(fmt: str, registry: SchemaSource | None = None, max_depth: int = 100) -> Decoder:
     from . import connect_json, json_plain, string
 
-    simple: dict[str, type] = {
-        "json": json_plain.JsonDecoder,
-        "connect_json": connect_json.ConnectJsonDecoder,
-        "string": string.StringDecoder,
-    }
-    if fmt in simple:
-        return simple[fmt]()
+    if fmt == "json":
+        return json_plain.JsonDecoder(max_depth)
+    if fmt == "connect_json":
+        return connect_json.ConnectJsonDecoder(max_depth)
+    if fmt == "string":
+        return string.StringDecoder()
     if registry is None:
         raise ConfigError(f"format {fmt} needs SINK_SCHEMA_REGISTRY_URL")
     if fmt == "avro":

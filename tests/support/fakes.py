@@ -110,6 +110,7 @@ class FakeSource:
         self.polls_while_paused = 0
         self.closed = False
         self.subscribed = False
+        self.assigned: set[TP] = set()  # the partitions records came from
         self.when_done: Callable[[], None] = lambda: None
 
     def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
@@ -126,6 +127,7 @@ class FakeSource:
             if callable(step):
                 step()
                 continue
+            self.assigned.update((r.coord.topic, r.coord.partition) for r in step)
             return step
         self.when_done()
         return []
@@ -151,4 +153,7 @@ class FakeSource:
         return None
 
     def close(self) -> None:
+        """Leaving the group revokes the assignment first, as confluent-kafka's close does."""
+        if self.subscribed and self.assigned:
+            self.on_revoke(sorted(self.assigned))
         self.closed = True

@@ -1,0 +1,103 @@
+"""The target database's rules for table and column names, checked before any DDL.
+
+A database that meets a name it cannot hold does not always refuse it: PostgreSQL silently cuts a
+name at 63 bytes (two long fields then share one column, a long field writes NULL into another),
+and MariaDB and SQLite compare names case-insensitively (`Name` and `name` are one column). So every
+name the sink derives from data is checked here against the rules of the database it writes to,
+and a name that does not fit, or that becomes another after those rules, is a record error naming
+the name and the rule. Never a silent truncation or merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import MappingError
+
+Folding = Literal["none", "ascii", "unicode"]
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierRules:
+    """What one database accepts as a table or column name (its dialect builds these)."""
+
+    database: str = "the database"
+    max_length: int | None = None  # None: no practical limit
+    length_unit: Literal["bytes", "characters"] = "bytes"
+    column_folding: Folding = "none"  # how the database compares column names
+    table_folding: Folding = "none"
+    basic_plane_only: bool = False  # MariaDB/MySQL's identifier charset is 3-byte utf8
+    no_trailing_space: bool = False  # MariaDB/MySQL refuse names ending in a space
+    reserved_table_prefix: str | None = None  # SQLite keeps sqlite_* for itself
+
+    def problem(self, name: str) -> str | None:
+        """Why the database cannot hold `name` as it is; None when it can."""
+        if not name:
+            return "an empty name is not allowed"
+        if "\x00" in name:
+            return "a name may not contain the NUL character"
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+            return "a name may not contain a lone surrogate (not valid Unicode)"
+        if self.basic_plane_only and any(ord(c) > 0xFFFF for c in name):
+            return f"{self.database} names may only hold characters of the basic multilingual plane"
+        if self.no_trailing_space and name.endswith(" "):
+            return f"{self.database} names may not end with a space"
+        if self.max_length is not None:
+            size = len(name.encode("utf-8")) if self.length_unit == "bytes" else len(name)
+            if size > self.max_length:
+                return f"{size} {self.length_unit} is longer than {self.database}'s limit of {self.max_length}"
+        return None
+
+    def column_key(self, name: str) -> str:
+        """The form under which the database compares column names: equal keys are one column."""
+        return _fold(name, self.column_folding)
+
+    def table_key(self, name: str) -> str:
+        return _fold(name, self.table_folding)
+
+
+def _fold(name: str, folding: Folding) -> str:
+    if folding == "ascii":
+        return name.translate(_ASCII_LOWER)
+    if folding == "unicode":
+        return name.lower()  # not casefold(): MariaDB keeps "ß" and "ss" apart
+    return name
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def check_table(rules: IdentifierRules, table: str) -> None:
+    problem = rules.problem(table)
+    prefix = rules.reserved_table_prefix
+    if not problem and prefix and rules.table_key(table).startswith(rules.table_key(prefix)):
+        problem = f"{rules.database} reserves names starting with {prefix!r}"
+    if problem:
+        raise MappingError(f"table name {_shown(table)} cannot be used: {problem}")
+
+
+def check_columns(rules: IdentifierRules, table: str, names: Iterable[str]) -> None:
+    """Every name fits, and no two are one column under the database's comparison."""
+    seen: dict[str, str] = {}
+    for name in names:
+        problem = rules.problem(name)
+        if problem:
+            raise MappingError(f"field {_shown(name)} cannot be a column of table {_shown(table)}: {problem}")
+        key = rules.column_key(name)
+        other = seen.setdefault(key, name)
+        if other != name:
+            raise MappingError(
+                f"fields {_shown(other)} and {_shown(name)} would be one column of table {_shown(table)}: "
+                f"{rules.database} compares column names without regard to case"
+            )
+
+
+def _shown(name: str) -> str:
+    """A name for a message: quoted, escaped, and cut (with its full length said) when very long."""
+    text = ascii(name) if len(name) <= 80 else ascii(name[:60]) + f"... ({len(name)} characters)"
+    return text
+
+
+__all__ = ["IdentifierRules", "check_columns", "check_table"]
