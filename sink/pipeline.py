@@ -330,8 +330,10 @@ class Writer:
                     return False
                 rejected += 1
             start = bad + 1
-            # About one rejection per chunk, from those seen, with the whole batch as a prior.
-            size = max(1, (start + len(units)) // (rejected + 1))
+            # The first rejections may be all there are: the rest is tried whole, as a batch with one
+            # bad row costs no more than that. Past them, chunks of the mean gap between rejections
+            # (about one rejected unit each), so many rejections cost linear work, not rows times rejections.
+            size = len(units) if rejected < WHOLE_REST_TRIES else max(1, start // rejected)
         return True
 
     def _first_rejected(
@@ -386,6 +388,7 @@ class Writer:
 
 
 OUT_OF_SHARED_MEMORY = "53200"
+WHOLE_REST_TRIES = 3
 
 
 class _Transactions:

@@ -8,7 +8,6 @@ a table accepts is each test module's own rule: a subclass of `FakeTx` with its 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -40,7 +39,7 @@ class FakeTx:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        saved = copy.deepcopy(self.store.rows)
+        saved = self.store.snapshot()
         try:
             yield
         except RecordRejected:
@@ -80,13 +79,17 @@ class FakeStore:
         if self.outages:
             self.outages -= 1
             raise DatabaseUnavailable("connection refused")
-        saved = copy.deepcopy(self.rows)
+        saved = self.snapshot()
         try:
             yield self.tx(self)
         except BaseException:
             self.rows = saved
             raise
         self.transactions += 1
+
+    def snapshot(self) -> dict[str, dict[Any, dict[str, Any]]]:
+        """The tables as they are; rows are replaced, never changed in place, so two levels suffice."""
+        return {name: dict(rows) for name, rows in self.rows.items()}
 
     def values(self, table: str = "orders", field: str = "id") -> list[Any]:
         return sorted(row[field] for row in self.rows.get(table, {}).values() if field in row)

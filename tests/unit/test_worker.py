@@ -11,6 +11,8 @@ import pytest
 
 from sink.batch import Batcher, Unit
 from sink.errors import RecordRejected
+from sink.formats import Decoder
+from sink.formats.connect_json import ConnectJsonDecoder
 from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
 from sink.model import Coord, RawRecord, TableSpec
@@ -60,6 +62,8 @@ class Harness:
         max_wait_ms: int = 60_000,
         mapping: MappingRules | None = None,
         insert_mode: str = "upsert",
+        decoder: Decoder | None = None,
+        shutdown_timeout_s: float = 10.0,
     ) -> None:
         self.clock = Clock()
         self.store = FakeStore(FakeTx)
@@ -67,11 +71,20 @@ class Harness:
         mapping = mapping or MappingRules(pk_mode="record_value", pk_fields=("id",), delete_enabled=False)
         self.worker = Worker(
             self.source,
-            Preparer(StringDecoder(), JsonDecoder(), RowMapper(mapping)),
-            Writer(self.store, WriteRules(insert_mode, auto_create=True, auto_evolve=True)),
+            Preparer(StringDecoder(), decoder or JsonDecoder(), RowMapper(mapping)),
+            Writer(
+                self.store,
+                WriteRules(insert_mode, auto_create=True, auto_evolve=True, stop_at_rejection=tolerance == "none"),
+            ),
             Batcher(batch_size, max_wait_ms, self.clock),
             OutcomeRouter(RoutingRules(tolerance=tolerance), None),
-            LoopRules(poll_timeout_s=0.1, commit_interval_s=1.0, stats_interval_s=3600, retry_delay_initial_s=0.5),
+            LoopRules(
+                poll_timeout_s=0.1,
+                commit_interval_s=1.0,
+                stats_interval_s=3600,
+                retry_delay_initial_s=0.5,
+                shutdown_timeout_s=shutdown_timeout_s,
+            ),
             self.clock,
         )
         self.source.when_done = self.worker.stop
@@ -291,3 +304,101 @@ def test_a_bad_record_found_while_flushing_for_a_rebalance_still_stops_the_worke
     )
     assert h.run() == 1
     assert all(offset <= 1 for commit in h.source.commits for offset in commit.values())
+
+
+# ------------------------------------------------------------------------------ nothing past a stop
+
+
+def _connect(record_id: int, extra: bool = False) -> bytes:
+    fields = [{"field": "id", "type": "int64", "optional": False}]
+    payload = {"id": record_id}
+    if extra:  # a new required field without a default: the table cannot take it on its own
+        fields.append({"field": "sku", "type": "string", "optional": False})
+        payload["sku"] = "s"
+    schema = {"type": "struct", "fields": fields, "optional": False}
+    return json.dumps({"schema": schema, "payload": payload}, separators=(",", ":")).encode()
+
+
+def test_a_stop_at_a_refused_record_writes_nothing_after_it() -> None:
+    # Issue 12 §6: with tolerance none, 3 good, 1 needing a refused change, 3 good must leave
+    # exactly 0, 1, 2 in the table and commit 3, also when leaving the group revokes the
+    # partitions (the revoke used to flush the open batch of 4, 5, 6).
+    h = Harness(
+        tolerance="none",
+        mapping=MappingRules(pk_mode="none"),
+        insert_mode="insert",
+        decoder=ConnectJsonDecoder(),
+        max_wait_ms=600_000,
+    )
+    h.then([RawRecord(Coord("orders", 0, i), None, _connect(i, extra=i == 3)) for i in range(7)])
+    assert h.run() == 1
+    assert h.store.values("orders") == [0, 1, 2]
+    assert h.source.committed == {("orders", 0): 3}
+    assert all(offset <= 3 for commit in h.source.commits for offset in commit.values())
+
+
+def test_the_revoke_while_stopping_after_a_failure_flushes_nothing() -> None:
+    h = Harness(tolerance="none", max_wait_ms=600_000)
+    h.then([*rows(1, 2), rec(2, b"{broken"), *rows(4, start=3)], rows(5, start=4))
+    assert h.run() == 1
+    assert h.store.values("orders") == [1, 2]
+    assert h.source.committed == {("orders", 0): 2}
+
+
+class SlowRejectingTx(FakeTx):
+    """Every statement takes a second (the fake clock's); a value 'REJECT' is refused."""
+
+    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+        self.store.statements += 1
+        self.store.clock.now += 1.0  # type: ignore[attr-defined]
+        return super().apply(spec, units, mode)
+
+
+def test_sigterm_during_isolation_leaves_within_the_shutdown_timeout() -> None:
+    # Issue 12 §5: isolating many rejected rows must not outlast the shutdown timeout.
+    h = Harness(tolerance="all", batch_size=400, shutdown_timeout_s=10.0)
+    h.store.tx = SlowRejectingTx
+    h.store.clock = h.clock  # type: ignore[attr-defined]
+    records = [rec(i, {"id": i, "v": "REJECT" if i % 2 else "ok"}) for i in range(400)]
+    h.then(h.worker.stop, records)
+    stopped_at = h.clock.now
+    code = h.run()
+    assert code == 1, "not everything could be written: not a clean stop"
+    assert h.clock.now - stopped_at <= 10.0 + 2.0
+    assert h.store.statements < 40
+    committed = h.source.committed.get(("orders", 0), 0)
+    written = set(h.store.values("orders"))
+    assert all(i in written for i in range(committed) if i % 2 == 0), "committed only what settled"
+
+
+class ExplodingDecoder:
+    """JSON, except that a value starting with `!` raises what a library might: any exception type."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+        self.inner = JsonDecoder()
+
+    def decode(self, data: bytes) -> Any:
+        if data.startswith(b"!"):
+            raise self.exc
+        return self.inner.decode(data)
+
+
+@pytest.mark.parametrize("exc", [RecursionError("maximum recursion depth exceeded"), TypeError("x"), KeyError("k")])
+def test_any_exception_while_decoding_one_record_is_that_records_error(exc: Exception) -> None:
+    # Issue 12 §4: these used to stop the worker through the "unexpected error" path, on every restart.
+    h = Harness(tolerance="all", decoder=ExplodingDecoder(exc))
+    h.then([*rows(1), rec(1, b"!boom"), *rows(3, start=2)])
+    assert h.run() == 0
+    assert h.store.values("orders") == [1, 3]
+    assert h.source.committed == {("orders", 0): 3}
+    assert h.worker.counters.failed == 1
+
+
+def test_with_tolerance_none_such_a_record_stops_at_its_coordinates(caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(tolerance="none", decoder=ExplodingDecoder(RecursionError("deep")), max_wait_ms=600_000)
+    h.then([*rows(1), rec(1, b"!boom"), *rows(3, start=2)])
+    assert h.run() == 1
+    assert h.store.values("orders") == [1]
+    stop = [r.getMessage() for r in caplog.records if "stopping at the first bad record" in r.getMessage()]
+    assert stop and "orders/0@1" in stop[0] and "VALUE_CONVERTER" in stop[0]
