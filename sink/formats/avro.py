@@ -93,7 +93,7 @@ class AvroDecoder:
             ) from None
         except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
             raise DecodeError(
-                f"Avro: body does not match writer schema id {schema_id}: {type(exc).__name__}: {exc}"
+                f"Avro: body does not match writer schema id {schema_id}", detail=f"{type(exc).__name__}: {exc}"
             ) from None
         end = stream.tell()
         if end != len(data):
@@ -107,7 +107,8 @@ class AvroDecoder:
             except DecodeError:
                 raise
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-                raise DecodeError(f"Avro (schema id {schema_id}): {type(exc).__name__}: {exc}") from None
+                reason = f"{type(exc).__name__}: {exc}"
+                raise DecodeError(f"Avro (schema id {schema_id})", detail=reason) from None
         return Payload(value, compiled.shape, schema_id)
 
     def _compile(self, schema_id: int) -> Compiled:
@@ -327,7 +328,7 @@ def _record_converter(fields: list[tuple[str, Convert]], path: str, where: str) 
             raise
         except (ValueError, TypeError, KeyError, ArithmeticError, AttributeError) as exc:
             full = f"{path}.{field}" if path else field
-            raise DecodeError(f"{where}, field {full!r}: {type(exc).__name__}: {exc}") from None
+            raise DecodeError(f"{where}, field {full!r}", detail=f"{type(exc).__name__}: {exc}") from None
         return record
 
     return convert_record

@@ -209,7 +209,7 @@ def _object_converter(converters: list[tuple[str, Convert | None]], where: str) 
                 item = value.get(name)
                 out[name] = conv(item) if conv is not None and item is not None else item
         except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-            raise DecodeError(f"{where}, field {name!r}: {type(exc).__name__}: {exc}") from None
+            raise DecodeError(f"{where}, field {name!r}", detail=f"{type(exc).__name__}: {exc}") from None
         return out
 
     return convert

@@ -148,7 +148,7 @@ class ProtobufDecoder:
         try:
             value = compiled.convert(message)
         except (ValueError, TypeError, ArithmeticError, OverflowError) as exc:  # a top-level Date, Timestamp...
-            raise DecodeError(f"Protobuf (schema id {schema_id}): {exc}") from None
+            raise DecodeError(f"Protobuf (schema id {schema_id})", detail=str(exc)) from None
         return Payload(value, compiled.shape, compiled.schema_id)
 
     def _compile(self, schema_id: int, indexes: tuple[int, ...]) -> Compiled:
@@ -291,7 +291,7 @@ def _record(fields: list[tuple[str, Getter]], where: str) -> Convert:
             for field, get in fields:
                 out[field] = get(message)
         except (ValueError, TypeError, ArithmeticError) as exc:
-            raise DecodeError(f"{where}, field {field!r}: {exc}") from None
+            raise DecodeError(f"{where}, field {field!r}", detail=str(exc)) from None
         return out
 
     return convert
