@@ -49,6 +49,7 @@ MYSQL_RECORD_ERRNOS = {
     1452: "ER_NO_REFERENCED_ROW_2",
     1557: "ER_FOREIGN_DUPLICATE_KEY",
     1586: "ER_DUP_ENTRY_WITH_KEY_NAME",
+    1118: "ER_TOO_BIG_ROWSIZE",  # at INSERT: this row's values do not fit InnoDB's row limit
     1690: "ER_DATA_OUT_OF_RANGE",
     1761: "ER_FOREIGN_DUPLICATE_KEY_WITH_CHILD_INFO",
     1762: "ER_FOREIGN_DUPLICATE_KEY_WITHOUT_CHILD_INFO",
@@ -197,6 +198,10 @@ def _classify_sqlite(orig: sqlite3.Error) -> SinkError:
     reason = _message(orig)
     if isinstance(orig, sqlite3.IntegrityError | sqlite3.DataError) or name.startswith(SQLITE_RECORD_NAMES):
         return RecordRejected(reason, code=name or type(orig).__name__)
+    if isinstance(orig, sqlite3.ProgrammingError) and not name:
+        # Raised by the sqlite3 module itself, before SQLite sees the statement: a value it cannot
+        # bind (a dict for a scalar column). The bisection pins it on the row that carries it.
+        return RecordRejected(reason, code="sqlite3 cannot bind the value")
     if name.startswith(SQLITE_RETRIABLE_NAMES):
         return DatabaseUnavailable(f"{reason} ({name})")
     return FatalError(f"database error ({name or type(orig).__name__}): {reason}")

@@ -612,3 +612,45 @@ def test_shutdown_during_isolation_keeps_exactly_what_was_announced(db: Db, uniq
     assert len(committed) < 1000
     assert ids(db, table) == written
     assert all(values[o.raw.coord.offset]["qty"] < 0 for o in committed if o.status is Status.FAILED)
+
+
+# ------------------------------------------------------------------------------ driver-side and row-size refusals
+
+
+@pytest.mark.parametrize("kind", ["sqlite"])
+def test_sqlite_object_into_an_existing_scalar_column_is_that_rows_error(db: Db, unique_name: str) -> None:
+    """sqlite3 refuses to bind a dict (ProgrammingError "type 'dict' is not supported"): one row's
+    value the driver cannot send, so that row's error, not a FatalError that stops the sink."""
+    table = db.table(unique_name)
+    sink = Sink(db.store)
+    assert statuses(sink.send(table, [{"id": 0, "n": 1, "t": "text"}])) == ["written"]
+    outcomes = sink.send(
+        table,
+        [
+            {"id": 1, "n": 10, "t": "a"},
+            {"id": 2, "n": {"nested": 1}, "t": "b"},
+            {"id": 3, "n": 30, "t": "c"},
+            {"id": 4, "n": 40, "t": {"nested": [1, 2]}},
+            {"id": 5, "n": 50, "t": "e"},
+        ],
+    )
+
+    assert statuses(outcomes) == ["written", "failed", "written", "failed", "written"]
+    error_of(outcomes[1], RecordRejected)
+    error_of(outcomes[3], RecordRejected)
+    assert ids(db, table) == [0, 1, 3, 5]
+
+
+@pytest.mark.parametrize("kind", ["mariadb"])
+def test_mariadb_row_too_large_for_innodb_is_that_rows_error(db: Db, unique_name: str) -> None:
+    """1,010 BIGINT fields: within the 1,017-column limit, and MariaDB 10.11 takes the ALTER, but the
+    INSERT of that row fails with 1118 "Row size too large (> 8126)". A failure the row reproduces
+    alone is that row's error; today it is a FatalError (a stop, and the same stop on every restart)."""
+    table = db.table(unique_name)
+    sink = Sink(db.store)
+    assert statuses(sink.send(table, [{"id": 0, "a": "x"}])) == ["written"]
+    outcomes = sink.send(table, [{"id": 1, **{f"c{i}": i for i in range(1010)}}, {"id": 2, "a": "y"}])
+
+    assert statuses(outcomes) == ["failed", "written"]
+    assert isinstance(outcomes[0].error, RecordRejected | SchemaRefused)
+    assert ids(db, table) == [0, 2]
