@@ -73,6 +73,9 @@ class Dialect:
     # so a name is never cut or merged and a too-wide table is refused before half of it is built.
     identifiers: ClassVar[IdentifierRules] = IdentifierRules()
     max_columns: ClassVar[int] = 1000
+    # Statements of at least this many rows take the bulk path (COPY into a stage, then one merge);
+    # None: the database has none, every statement is an executemany.
+    bulk_min_rows: ClassVar[int | None] = None
 
     def __init__(self, sa_dialect: SADialect) -> None:
         self.sa_dialect = sa_dialect

@@ -3,15 +3,20 @@ INSERT ... ON CONFLICT DO UPDATE."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from ..identifiers import IdentifierRules
-from ..model import ColumnType, Kind
+from ..model import ColumnType, Kind, TableSpec
 from .base import Dialect, Statement, on_conflict_upsert
+
+STAGE_PREFIX = "_sink_stage_"
 
 
 class PostgresDialect(Dialect):
@@ -19,6 +24,7 @@ class PostgresDialect(Dialect):
     # NAMEDATALEN - 1: longer names are cut without an error, which would merge or misplace columns.
     identifiers = IdentifierRules("PostgreSQL", max_length=63, length_unit="bytes")
     max_columns = 1600
+    bulk_min_rows = 16  # below this, one executemany is as fast as COPY + merge (benchmarks/README.md)
 
     def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
         if ct.kind is Kind.JSON or (ct.kind is Kind.ARRAY and not _native_item(ct.item)):
@@ -55,6 +61,72 @@ class PostgresDialect(Dialect):
             return None  # DO NOTHING returns no row for a conflict: the flags would not line up
         flag = sa.literal_column("(xmax = 0)", sa.Boolean)
         return upsert.returning(flag, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+
+
+    # -------------------------------------------------------------- bulk path: COPY into a stage, then merge
+
+    def stage(self, spec: TableSpec, names: Sequence[str]) -> sa.TableClause:
+        """The temporary staging table for rows of `spec` that carry `names`. Its name is derived from
+        the table, the columns and their types, so a table that evolved gets a fresh stage."""
+        shape = repr((spec.name, [(n, str(spec.column(n).type if spec.column(n) else None)) for n in names]))
+        name = STAGE_PREFIX + hashlib.sha1(shape.encode()).hexdigest()[:24]
+        return sa.table(name, *(sa.column(n) for n in names))
+
+    def create_stage(self, stage: sa.TableClause, table: sa.Table) -> ExecutableDDLElement:
+        """`CREATE TEMP TABLE IF NOT EXISTS stage ON COMMIT DELETE ROWS AS SELECT cols FROM t WITH
+        NO DATA`: the target's own column types (also of tables the sink did not create), none of
+        its constraints (they are checked when the rows are merged, with the database's own reasons)."""
+        return CreateStage(stage, table)
+
+    def copy_into(self, stage: sa.TableClause) -> str:
+        """COPY in text format: every value is parsed by the column's own input function, as a
+        bound parameter would be; psycopg escapes tabs, newlines and backslashes."""
+        columns = ", ".join(_quoted(c.name) for c in stage.columns)
+        return f"COPY {_quoted(stage.name)} ({columns}) FROM STDIN"
+
+    def clear_stage(self, stage: sa.TableClause) -> Statement:
+        return sa.delete(stage)
+
+    def merge(self, table: sa.Table, stage: sa.TableClause, key: Sequence[str], mode: str) -> Statement:
+        """The staged rows into the table: INSERT ... SELECT (insert), with ON CONFLICT DO UPDATE
+        (upsert), or UPDATE ... FROM (update); only the staged columns are written."""
+        names = [c.name for c in stage.columns]
+        if mode == "update":
+            values = {c: stage.c[c] for c in names if c not in key}
+            if not values:  # every column is in the key: nothing to change
+                values = {key[0]: stage.c[key[0]]}
+            return sa.update(table).values(values).where(_joined(table, stage, key))
+        insert = postgresql.insert(table).from_select(names, sa.select(*(stage.c[n] for n in names)))
+        return on_conflict_upsert(insert, key, names) if mode == "upsert" else insert
+
+    def delete_staged(self, table: sa.Table, stage: sa.TableClause, key: Sequence[str]) -> Statement:
+        return sa.delete(table).where(_joined(table, stage, key))
+
+
+class CreateStage(ExecutableDDLElement):
+    def __init__(self, stage: sa.TableClause, table: sa.Table) -> None:
+        self.stage = stage
+        self.table = table
+
+
+@compiles(CreateStage)
+def _create_stage(element: CreateStage, compiler: Any, **kw: Any) -> str:
+    preparer = compiler.preparer
+    columns = ", ".join(preparer.quote_identifier(c.name) for c in element.stage.columns)
+    return (
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {preparer.quote_identifier(element.stage.name)} "
+        f"ON COMMIT DELETE ROWS AS SELECT {columns} FROM {preparer.format_table(element.table)} WITH NO DATA"
+    )
+
+
+def _quoted(name: str) -> str:
+    """PostgreSQL's quoting for a statement run without parameters (COPY on the driver): the
+    preparer's own doubles `%` for psycopg's placeholders, which only a parametrised execute undoes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _joined(table: sa.Table, stage: sa.TableClause, key: Sequence[str]) -> sa.ColumnElement[bool]:
+    return sa.and_(*(table.c[k] == stage.c[k] for k in key))
 
 
 def _native_item(item: ColumnType | None) -> bool:

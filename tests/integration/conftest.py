@@ -13,7 +13,9 @@ import pytest
 from sink.adapters.db import SqlStore, create_engine
 from tests.support.db import drop_table
 
-BACKENDS = {"postgresql": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_url"}
+# `postgresql_copy`: PostgreSQL with every statement on the bulk path (COPY into a stage + merge),
+# however few its rows, so the whole store-level suite runs against both of PostgreSQL's paths.
+BACKENDS = {"postgresql": "pg_url", "postgresql_copy": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_url"}
 
 
 @dataclass
@@ -58,7 +60,12 @@ def name(url: str, unique_name: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(url: str) -> Iterator[SqlStore]:
+def store(url: str, request: pytest.FixtureRequest) -> Iterator[SqlStore]:
     engine = create_engine(url)
-    yield SqlStore(engine)
+    store = SqlStore(engine)
+    if request.node.callspec.params.get("url") == "postgresql_copy":
+        store.dialect.bulk_min_rows = 1  # type: ignore[misc]
+    elif store.dialect.name == "postgresql":
+        store.dialect.bulk_min_rows = None  # type: ignore[misc]
+    yield store
     engine.dispose()

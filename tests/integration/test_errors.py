@@ -94,7 +94,19 @@ EXPECTED_CODES = {
 
 
 def test_each_database_rejects_the_bad_rows_with_its_own_code(poison_table: tuple[str, str, str]) -> None:
-    kind, url, table = poison_table
+    _rejects_each_poison(*poison_table, bulk=False)
+
+
+def test_postgresqls_bulk_path_rejects_the_same_rows_with_the_same_codes(pg_url: str, unique_name: str) -> None:
+    # Every statement through COPY into a stage + merge: bad rows are isolated as on executemany.
+    create_poison_table(pg_url, unique_name)
+    try:
+        _rejects_each_poison("pg", pg_url, unique_name, bulk=True)
+    finally:
+        drop_table(pg_url, unique_name)
+
+
+def _rejects_each_poison(kind: str, url: str, table: str, bulk: bool) -> None:
     cases = {
         "good_1": {"id": 1, "qty": 1, "note": "ok"},
         "check": {"id": 2, "qty": -5, "note": "ok"},
@@ -106,6 +118,7 @@ def test_each_database_rejects_the_bad_rows_with_its_own_code(poison_table: tupl
         "good_7": {"id": 7, "qty": 1, "note": "ok"},
     }
     store = SqlStore(create_engine(url))
+    store.dialect.bulk_min_rows = 1 if bulk else None  # type: ignore[misc]
     try:
         outcomes = Writer(store, WriteRules("insert")).write(_rows(table, list(cases.values())))
     finally:
