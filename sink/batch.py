@@ -87,12 +87,18 @@ class _Buffer:
 
 
 class Batcher:
-    """Buffers rows per table. `add` returns the batches it closed; `due` those past their age."""
+    """Buffers rows per table. `add` returns the batches it closed; `due` those past their age.
+    Memory is bounded by bytes as well as rows: when the buffered records' key and value bytes
+    reach `max_bytes`, every buffer closes, so large records never pile up to `max_rows` each."""
 
-    def __init__(self, max_rows: int, max_wait_ms: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, max_rows: int, max_wait_ms: int, clock: Callable[[], float], max_bytes: int | None = None
+    ) -> None:
         self.max_rows = max_rows
         self.max_wait = max_wait_ms / 1000
         self.clock = clock
+        self.max_bytes = max_bytes
+        self._bytes = 0  # key and value bytes of the buffered records
         self._buffers: dict[str, _Buffer] = {}
 
     def __len__(self) -> int:
@@ -107,6 +113,11 @@ class Batcher:
         if buffer is None:
             buffer = self._open(row)
         buffer.add(row)
+        if self.max_bytes is not None:
+            raw = row.raw
+            self._bytes += len(raw.value or b"") + len(raw.key or b"")
+            if self._bytes >= self.max_bytes:
+                return closed + self.drain()
         if len(buffer.rows) >= self.max_rows:
             closed.append(self._close(row.table))
         return closed
@@ -118,6 +129,10 @@ class Batcher:
     def drain(self) -> list[Batch]:
         return [self._close(table) for table in list(self._buffers)]
 
+    @property
+    def buffered_bytes(self) -> int:
+        return self._bytes
+
     def _open(self, row: Row) -> _Buffer:
         inferred = row.inferred or row.op is Op.DELETE
         buffer = _Buffer(row.spec, row.schema_id, inferred, self.clock())
@@ -125,4 +140,11 @@ class Batcher:
         return buffer
 
     def _close(self, table: str) -> Batch:
-        return self._buffers.pop(table).close()
+        batch = self._buffers.pop(table).close()
+        if self.max_bytes is not None:
+            self._bytes = 0 if not self._buffers else max(0, self._bytes - _size(batch))
+        return batch
+
+
+def _size(batch: Batch) -> int:
+    return sum(len(r.raw.value or b"") + len(r.raw.key or b"") for r in batch.rows)

@@ -130,7 +130,7 @@ def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
         source,
         preparer,
         writer,
-        Batcher(settings.batch_size, settings.batch_max_wait_ms, time.monotonic),
+        Batcher(settings.batch_size, settings.batch_max_wait_ms, time.monotonic, settings.buffer_max_bytes),
         OutcomeRouter(routing, publisher),
         _loop_rules(settings),
         time.monotonic,

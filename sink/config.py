@@ -88,6 +88,7 @@ class Settings(BaseSettings):
 
     batch_size: int = Field(3000, ge=1, le=1_000_000)
     batch_max_wait_ms: int = Field(500, ge=0)
+    buffer_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # records' bytes buffered before a write
 
     errors_tolerance: Literal["none", "all"] = "none"
     errors_retry_timeout_ms: int = Field(-1, ge=-1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sink.batch import Batcher, Unit, segments
-from sink.model import Column, ColumnType, Coord, Kind, Op, RawRecord, Row, TableSpec
+from sink.model import Batch, Column, ColumnType, Coord, Kind, Op, RawRecord, Row, TableSpec
 
 INT64, STRING = ColumnType(Kind.INT64), ColumnType(Kind.STRING)
 SPEC = TableSpec("t", (Column("id", INT64, nullable=False), Column("v", STRING)), ("id",))
@@ -208,3 +208,19 @@ def test_tables_are_buffered_apart_and_drained() -> None:
     assert [b.table for b in closed] == ["a"]
     assert [b.table for b in batcher.drain()] == ["b"]
     assert batcher.drain() == []
+
+
+def test_buffered_bytes_close_every_batch_before_rows_do() -> None:
+    # Memory is bounded by bytes, not records: 10 KiB records close the batches at 64 KiB, far
+    # before the 3,000-row limit.
+    batcher = Batcher(max_rows=3000, max_wait_ms=60_000, clock=Clock(), max_bytes=64 * 1024)
+    big = b"x" * 10 * 1024
+    closed: list[Batch] = []
+    for i in range(20):
+        table = "a" if i % 2 else "b"
+        raw = RawRecord(Coord("t", 0, i), None, big)
+        spec = TableSpec(table, (Column("id", ColumnType(Kind.INT64)),))
+        closed += batcher.add(Row(raw, table, Op.UPSERT, {}, {"id": i}, spec, None, True))
+        assert batcher.buffered_bytes < 64 * 1024
+    assert len(closed) >= 4 and {b.table for b in closed} == {"a", "b"}
+    assert sum(len(b.rows) for b in closed) + len(batcher) == 20
