@@ -20,7 +20,7 @@ if not __package__:  # run as a script: import `benchmarks.*` from the repositor
 
 from benchmarks import common  # noqa: E402
 
-SECTIONS = ("write", "e2e", "decode")
+SECTIONS = ("write", "e2e", "decode", "avro")
 DATABASES = ("postgresql", "mariadb", "sqlite")
 
 
@@ -28,7 +28,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (10,000 rows, 20,000 records)")
     parser.add_argument("--rows", type=int, help="rows for the write path and decode+map (default 50,000)")
-    parser.add_argument("--records", type=int, help="records per end-to-end topic (default 100,000)")
+    parser.add_argument(
+        "--records", type=int, help="records per end-to-end topic (default 100,000); avro: the dataset (1,000,000)"
+    )
     parser.add_argument("--batch-size", type=int, default=3000, help="rows per batch (default 3000, the sink's)")
     parser.add_argument("--keys", type=int, help="distinct keys in the upsert topic (default records / 10)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
@@ -36,7 +38,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, help="runs per write-path and decode line, best kept (default 3)")
     parser.add_argument("--profile", action="store_true", help="also cProfile the Writer and the Preparer")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, env files, SQLite)")
+    parser.add_argument("--avro-batches", default="10000,50000", help="avro: batch sizes of the limit line (b)")
+    parser.add_argument("--naive-seconds", type=float, default=10.0, help="avro: time box of the per-record line")
+    parser.add_argument("--no-quix", action="store_true", help="avro: skip the Quix Streams line (no venv)")
+    parser.add_argument(
+        "--sink-env", action="append", default=[], metavar="NAME=VALUE", help="avro: extra SINK_* setting (repeatable)"
+    )
     args = parser.parse_args(argv)
+    args.avro_records = args.records or (20_000 if args.quick else 1_000_000)
     args.rows = args.rows or (10_000 if args.quick else 50_000)
     args.records = args.records or (20_000 if args.quick else 100_000)
     args.repeat = max(1, args.repeat or (1 if args.quick else 3))
@@ -81,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[common.Result] = []
     failures: list[str] = []
     profile_lines: list[str] = []
+    avro_lines: list[str] = []
 
     def attempt(what: str, fn, *fn_args) -> None:  # type: ignore[no-untyped-def]
         try:
@@ -104,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         if "decode" in args.only:
             for fmt in ("json", "connect_json"):
                 attempt(f"decode+map {fmt}", decode_map.run, fmt, args.rows, args.repeat, progress)
+        if "avro" in args.only:
+            if "postgresql" in available:
+                attempt("avro peers", lambda: _avro(args, available["postgresql"], workdir, progress, avro_lines))
+            else:
+                failures.append("avro peers: needs PostgreSQL")
         if args.profile:
             attempt("profile", lambda: profile_lines.extend(_profile(args, available, progress)) or [])
     finally:
@@ -119,13 +134,47 @@ def main(argv: list[str] | None = None) -> int:
         "columns   rate = count / time (no warm-up subtracted); vs base = rate / the group's baseline rate; "
         "of ceil = sink rate / the group's first ceiling"
     )
-    print()
-    common.print_table(results)
+    if results:
+        print()
+        common.print_table(results)
+    for line in avro_lines:
+        print(line)
     for line in profile_lines:
         print(line)
     for failure in failures:
         print(f"FAILED {failure}")
     return 1 if failures else 0
+
+
+def _avro(args: argparse.Namespace, url: str, workdir: Path, progress: common.Progress, out: list[str]) -> list:
+    from benchmarks import avro_peers, avro_report
+
+    options = avro_peers.Options(
+        count=args.avro_records,
+        batches=[int(b) for b in args.avro_batches.split(",")],
+        naive_seconds=args.naive_seconds,
+        quix=not args.no_quix,
+        sink_env=dict(item.split("=", 1) for item in args.sink_env),
+    )
+    doc = avro_peers.run(options, url, workdir, progress)
+    doc["machine"] = common.machine_facts({"postgresql": common.server_version(url) or "?"})
+    written = avro_report.write(doc, avro_peers.RESULTS)
+    load = ", ".join(f"{x:.1f}" for x in doc["load_before"])
+    out += [
+        "",
+        f"avro peers: {doc['records']:,} Avro records, {doc['distinct_ids']:,} distinct ids (half the records are "
+        f"updates), {doc['partitions']} partitions, upsert into PostgreSQL; load average before: {load}",
+        "each line: from its process start until its table holds the exact final state (WRONG otherwise); "
+        "vs (b) / vs (c) = rate / that line's rate",
+        "",
+        *avro_report.table(doc),
+        "",
+        "written: " + ", ".join(str(p.relative_to(ROOT)) for p in written),
+    ]
+    failed = [line for line in doc["lines"] if line["wrong"].startswith("FAILED")]
+    if failed:
+        raise RuntimeError(f"{len(failed)} avro line(s) failed: " + ", ".join(line["label"] for line in failed))
+    return []
 
 
 def _profile(args: argparse.Namespace, available: dict[str, str], progress: common.Progress) -> list[str]:
