@@ -41,6 +41,7 @@ class RowMapper:
         self.identifiers = identifiers or IdentifierRules()
         self._specs: dict[tuple[str, Any, Any], TableSpec] = {}
         self._inferred: dict[tuple[Any, ...], TableSpec] = {}
+        self._key_columns: dict[tuple[Any, ...], tuple[Column, ...]] = {}  # by key shape
         self._tables: dict[str, str] = {}  # topic -> its table, once checked
         self._table_keys: dict[str, str] = {}  # a table name as the database compares it -> the name
 
@@ -123,17 +124,37 @@ class RowMapper:
                     f"({', '.join(wanted)}); give one name (the key column) or send a struct {what}"
                 )
             name = wanted[0] if wanted else default_name
-            column_type = payload.shape if isinstance(payload.shape, ColumnType) else infer_type(data)
-            return {name: data}, (Column(name, _key_type(column_type), nullable=False),)
+            signature: tuple[Any, ...] = (what, name, payload.schema_id, data.__class__)
+            columns = self._key_columns.get(signature)
+            if columns is None:
+                column_type = payload.shape if isinstance(payload.shape, ColumnType) else infer_type(data)
+                columns = self._remember_key(signature, (Column(name, _key_type(column_type), nullable=False),))
+            return {name: data}, columns
         names = wanted or tuple(data)
-        missing = [n for n in names if data.get(n) is None]
-        if missing:
-            raise MappingError(f"{what} has no value for primary-key field(s) {', '.join(map(repr, missing))}")
-        shape = {c.name: c for c in payload.shape} if isinstance(payload.shape, tuple) else {}
-        columns = tuple(
-            Column(n, _key_type(shape[n].type if n in shape else infer_type(data[n])), nullable=False) for n in names
-        )
-        return {n: data[n] for n in names}, columns
+        values = {n: data.get(n) for n in names}
+        if None in values.values():
+            missing = ", ".join(repr(n) for n, v in values.items() if v is None)
+            raise MappingError(f"{what} has no value for primary-key field(s) {missing}")
+        # The key columns depend on the schema (or, schemaless, on the values' classes) only: built
+        # once per key shape, not once per record.
+        signature = (what, names, payload.schema_id, *(v.__class__ for v in values.values()))
+        columns = self._key_columns.get(signature)
+        if columns is None:
+            shape = {c.name: c for c in payload.shape} if isinstance(payload.shape, tuple) else {}
+            columns = self._remember_key(
+                signature,
+                tuple(
+                    Column(n, _key_type(shape[n].type if n in shape else infer_type(values[n])), nullable=False)
+                    for n in names
+                ),
+            )
+        return values, columns
+
+    def _remember_key(self, signature: tuple[Any, ...], columns: tuple[Column, ...]) -> tuple[Column, ...]:
+        if len(self._key_columns) >= MAX_INFERRED_SHAPES:
+            self._key_columns.clear()
+        self._key_columns[signature] = columns
+        return columns
 
     # -------------------------------------------------------------- value
 
