@@ -73,6 +73,7 @@ class Options:
     naive_seconds: float
     quix: bool
     sink_env: dict[str, str]
+    py_spy: bool = False
 
 
 # ------------------------------------------------------------------------------ Kafka + registry
@@ -173,8 +174,10 @@ def run_line(
     table: str,
     count: int,
     env: dict[str, str] | None = None,
+    py_spy: Path | None = None,
 ) -> Line:
-    """Start `command`, wait until `table` holds the final state of a `count` dataset, stop it."""
+    """Start `command`, wait until `table` holds the final state of a `count` dataset, stop it.
+    With `py_spy`, py-spy samples the process (CPU only, 100 Hz) into that file (raw stacks)."""
     probe = avro_data.last_per_partition(count)
     expected = avro_data.expected_checksum(count)
     probe_sql = sql.SQL("SELECT id, seq FROM {} WHERE id = ANY(%s)").format(sql.Identifier(table))
@@ -187,6 +190,11 @@ def run_line(
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT
         )
+        spy = None
+        if py_spy is not None:
+            spy_command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "100", "--nonblocking"]
+            spy_command += ["-o", str(py_spy), "--pid", str(process.pid)]
+            spy = subprocess.Popen(spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             rss, cpu = 0.0, 0.0
             while True:
@@ -217,10 +225,15 @@ def run_line(
                 line.note = "did not stop on SIGTERM within 30 s"
             if code not in (0, -signal.SIGTERM):
                 line.note = f"{line.note}; exit code {code}".lstrip("; ")
+            if spy is not None:
+                spy.wait(timeout=60)
             return line
         except BaseException as exc:
             process.kill()
             process.wait(timeout=10)
+            if spy is not None:
+                spy.kill()
+                spy.wait(timeout=10)
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
             raise RuntimeError(f"{exc}\n--- {log_path} (last lines) ---\n{tail}") from exc
 
@@ -402,7 +415,7 @@ def run(options: Options, url: str, workdir: Path, progress: Progress) -> dict[s
             create_topic(bootstrap, json_topic)
             produce(bootstrap, json_topic, count, lambda i: avro_data.json_value(i, count))
 
-        def sink_line(key: str, label: str, topic: str, size: int, value_format: str) -> Line:
+        def sink_line(key: str, label: str, topic: str, size: int, value_format: str, spy: Path | None = None) -> Line:
             name = table(f"sink{key.replace('/', '_')}")
             group = f"{name}_g"
             env = sink_env(
@@ -417,7 +430,7 @@ def run(options: Options, url: str, workdir: Path, progress: Progress) -> dict[s
                 options.sink_env,
             )
             command = [str(BIN / "sink"), "run", "--env-file", str(env)]
-            return run_line(key, label, command, workdir / f"{name}.log", conninfo, name, size)
+            return run_line(key, label, command, workdir / f"{name}.log", conninfo, name, size, py_spy=spy)
 
         def step(text: str, measure: Callable[[], Line]) -> None:
             with progress.step(f"avro        {text}"):
@@ -518,6 +531,16 @@ def run(options: Options, url: str, workdir: Path, progress: Progress) -> dict[s
             f"(e) per record, time-boxed {options.naive_seconds:g} s",
             lambda: naive_line(url, conninfo, table("naive"), count, options.naive_seconds, workdir / "naive.log"),
         )
+        if options.py_spy:
+            raw = workdir / "sink.pyspy.txt"
+            attempt(
+                "(profile) sink run (Avro), N/2, under py-spy",
+                lambda: sink_line("profile", "sink run under py-spy", topics["_h"], sizes["_h"], "avro", raw),
+            )
+            if raw.exists():
+                from .pyspy_summary import summarize
+
+                doc["profile"] = summarize(raw)
     finally:
         registry.stop()
         broker.stop()

@@ -77,7 +77,7 @@ def chart(doc: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lines = [line for line in _ordered(doc) if line["rate"] and line["key"] not in ("a/2", "a/4")]
+    lines = [line for line in _ordered(doc) if line["rate"] and line["key"] not in ("a/2", "a/4", "profile")]
     fig, (bars, lin) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3, 2]})
     labels = [f"({line['key']}) {line['label']}" for line in lines]
     colors = [

@@ -40,6 +40,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, env files, SQLite)")
     parser.add_argument("--avro-batches", default="10000,50000", help="avro: batch sizes of the limit line (b)")
     parser.add_argument("--naive-seconds", type=float, default=10.0, help="avro: time box of the per-record line")
+    parser.add_argument("--py-spy", action="store_true", help="avro: one more sink run (N/2) under py-spy")
     parser.add_argument("--no-quix", action="store_true", help="avro: skip the Quix Streams line (no venv)")
     parser.add_argument(
         "--sink-env", action="append", default=[], metavar="NAME=VALUE", help="avro: extra SINK_* setting (repeatable)"
@@ -155,6 +156,7 @@ def _avro(args: argparse.Namespace, url: str, workdir: Path, progress: common.Pr
         naive_seconds=args.naive_seconds,
         quix=not args.no_quix,
         sink_env=dict(item.split("=", 1) for item in args.sink_env),
+        py_spy=args.py_spy,
     )
     doc = avro_peers.run(options, url, workdir, progress)
     doc["machine"] = common.machine_facts({"postgresql": common.server_version(url) or "?"})
@@ -169,6 +171,7 @@ def _avro(args: argparse.Namespace, url: str, workdir: Path, progress: common.Pr
         "",
         *avro_report.table(doc),
         "",
+        *doc.get("profile", []),
         "written: " + ", ".join(str(p.relative_to(ROOT)) for p in written),
     ]
     failed = [line for line in doc["lines"] if line["wrong"].startswith("FAILED")]
