@@ -127,8 +127,8 @@ class SqlTransaction:
         writes = [(index, u.values) for index, u in enumerate(units) if u.final is not None]
         for carried, group in _by_columns(writes, {c.name for c in table.columns}):
             names = [c.name for c in table.columns if c.name in carried or c.name in key]
-            adapt = pgcopy.adapters(dialect, spec, names, dumps)
-            rows = ([_adapted(row.get(n), a) for n, a in zip(names, adapt, strict=True)] for _, row in group)
+            values = pgcopy.row_values(names, pgcopy.adapters(dialect, spec, names, dumps))
+            rows = (values(row) for _, row in group)
             stage_and_merge(
                 self.connection, dialect, table, spec, names, rows, lambda st: dialect.merge(table, st, key, mode)
             )
@@ -146,10 +146,6 @@ class SqlTransaction:
         params = [{name: bind(row.get(name)) for name in names} for row in rows]
         statement = self.dialect.upsert(table, key, names) if mode == "upsert" else self.dialect.insert(table)
         return statement, params
-
-
-def _adapted(value: Any, adapt: pgcopy.Adapt | None) -> Any:
-    return value if adapt is None else adapt(value)
 
 
 def _by_columns(

@@ -8,7 +8,8 @@ the database's own SQLSTATE and reason, which the writer's bisection pins on a r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -39,6 +40,26 @@ def adapters(
         sa_type = dialect.sa_type(column.type) if column is not None else None
         result.append(document if isinstance(sa_type, postgresql.JSONB | sa.JSON) else None)
     return result
+
+
+def row_values(names: Sequence[str], adapt: Sequence[Adapt | None]) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
+    """A function from a row's values (which carry every one of `names`) to the values COPY writes,
+    in order: one C-level lookup for the lot, adaptation only where a column needs it."""
+    get = operator.itemgetter(*names)
+    adapted = [(i, a) for i, a in enumerate(adapt) if a is not None]
+    if len(names) == 1:
+        only = adapt[0]
+        return (lambda row: (get(row),)) if only is None else (lambda row: (only(get(row)),))
+    if not adapted:
+        return get  # type: ignore[return-value]
+
+    def values(row: Mapping[str, Any]) -> Sequence[Any]:
+        out = list(get(row))
+        for index, convert in adapted:
+            out[index] = convert(out[index])
+        return out
+
+    return values
 
 
 def stage_and_merge(
