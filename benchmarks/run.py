@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -80,10 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         "sqlite": f"sqlite:///{workdir / 'bench.db'}",
     }
     available = {db: urls[db] for db in args.databases if servers.get(db, "") not in ("unreachable",)}
-    progress.line(
-        f"kafka-sql-sink benchmarks: write path {args.rows:,} rows (batch {args.batch_size}), end to end "
-        f"{args.records:,} records x 2 topics, decode+map {args.rows:,} records; work dir {workdir}"
-    )
+    plan = {
+        "write": f"write path {args.rows:,} rows (batch {args.batch_size})",
+        "e2e": f"end to end {args.records:,} records x 2 topics",
+        "decode": f"decode+map {args.rows:,} records",
+        "avro": f"avro peers {args.avro_records:,} records",
+    }
+    shown = ", ".join(plan[name] for name in SECTIONS if name in args.only)
+    progress.line(f"kafka-sql-sink benchmarks: {shown}; work dir {workdir}")
     for db in args.databases:
         if db not in available:
             progress.line(f"skipping {db}: cannot connect to {urls[db]}")
@@ -159,6 +164,8 @@ def _avro(args: argparse.Namespace, url: str, workdir: Path, progress: common.Pr
         py_spy=args.py_spy,
     )
     doc = avro_peers.run(options, url, workdir, progress)
+    head = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
+    doc["sink_version"] = head.stdout.strip() or "?"
     doc["machine"] = common.machine_facts({"postgresql": common.server_version(url) or "?"})
     written = avro_report.write(doc, avro_peers.RESULTS)
     load = ", ".join(f"{x:.1f}" for x in doc["load_before"])
