@@ -17,53 +17,31 @@ CPU its utime+stime, both read from /proc just before it is stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg import sql
 
 from . import avro_data
+from .avro_kafka import create_topic, produce, register
+from .avro_watch import BIN, ROOT, Line, run_line
 from .common import Progress
 
 SECTION = "avro"
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 QUIX_VENV = HERE / ".quix-venv"
 QUIX_REQUIREMENT = "quixstreams[avro,postgresql]"
 SESSION_TIMEOUT_MS = 6000
-VERIFY_GRACE_S = 15.0
-
-
-@dataclass
-class Line:
-    key: str  # a, b, c, d, e, json, a/4, a/2
-    label: str
-    count: int  # records the line stands for
-    seconds: float | None  # None: not measured
-    cpu: float | None = None
-    rss_mb: float | None = None
-    wrong: str = ""
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float | None:
-        return self.count / self.seconds if self.seconds else None
 
 
 @dataclass
@@ -74,184 +52,6 @@ class Options:
     quix: bool
     sink_env: dict[str, str]
     py_spy: bool = False
-
-
-# ------------------------------------------------------------------------------ Kafka + registry
-
-
-def create_topic(bootstrap: str, topic: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=avro_data.PARTITIONS)])[topic].result(timeout=20)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        metadata = admin.list_topics(topic=topic, timeout=5).topics.get(topic)
-        if metadata is not None and metadata.error is None and len(metadata.partitions) == avro_data.PARTITIONS:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"topic {topic} not visible with {avro_data.PARTITIONS} partitions")
-
-
-def register(registry_url: str, subject: str) -> int:
-    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-
-    client = SchemaRegistryClient({"url": registry_url})
-    return int(client.register_schema(subject, Schema(json.dumps(avro_data.VALUE_SCHEMA), "AVRO")))
-
-
-def produce(bootstrap: str, topic: str, count: int, encode: Callable[[int], bytes]) -> float:
-    """Produce the dataset (explicit partitions); check every record by its delivery report."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 20,
-            "batch.num.messages": 10000,
-            "acks": "all",
-            "queue.buffering.max.messages": 500000,
-        }
-    )
-    acknowledged: Counter[int] = Counter()
-    highest: dict[int, int] = {}
-    errors: list[str] = []
-
-    def delivered(err: object, msg: Any) -> None:
-        if err is not None:
-            errors.append(str(err))
-            return
-        acknowledged[msg.partition()] += 1
-        highest[msg.partition()] = max(highest.get(msg.partition(), -1), msg.offset())
-
-    started = time.perf_counter()
-    for i, partition, key in avro_data.messages(count):
-        value = encode(i)
-        while True:
-            try:
-                producer.produce(topic, value, key, partition=partition, on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    left = producer.flush(300)
-    seconds = time.perf_counter() - started
-    total = avro_data.even(count)
-    if left or errors or sum(acknowledged.values()) != total:
-        raise RuntimeError(f"produce to {topic}: {left} undelivered, {len(errors)} errors {errors[:3]}")
-    for partition, acked in acknowledged.items():
-        if highest[partition] + 1 != acked:  # a new topic: offsets 0..n-1
-            raise RuntimeError(f"{topic}[{partition}]: {acked} acknowledged but highest offset {highest[partition]}")
-    return seconds
-
-
-# ------------------------------------------------------------------------------ processes
-
-
-def proc_stats(pid: int) -> tuple[float, float]:
-    """(peak RSS in MB from VmHWM, CPU seconds utime+stime) of a live process; (0, 0) if gone."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0, 0.0
-    hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
-    fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return hwm / 1024, (int(fields[11]) + int(fields[12])) / ticks
-
-
-def checksum(conn: psycopg.Connection[Any], table: str) -> tuple[int, int, int] | None:
-    try:
-        found = conn.execute(sql.SQL(avro_data.CHECKSUM_SQL).format(sql.Identifier(table))).fetchone()
-    except psycopg.errors.UndefinedTable:
-        return None
-    return (int(found[0]), int(found[1]), int(found[2])) if found else None
-
-
-def run_line(
-    key: str,
-    label: str,
-    command: list[str],
-    log_path: Path,
-    conninfo: str,
-    table: str,
-    count: int,
-    env: dict[str, str] | None = None,
-    py_spy: Path | None = None,
-) -> Line:
-    """Start `command`, wait until `table` holds the final state of a `count` dataset, stop it.
-    With `py_spy`, py-spy samples the process (CPU only, 100 Hz) into that file (raw stacks)."""
-    probe = avro_data.last_per_partition(count)
-    expected = avro_data.expected_checksum(count)
-    probe_sql = sql.SQL("SELECT id, seq FROM {} WHERE id = ANY(%s)").format(sql.Identifier(table))
-    timeout = 120 + count / 1000
-    environment = {k: v for k, v in os.environ.items() if not k.upper().startswith("SINK_")}
-    environment.update(env or {})
-    line = Line(key, label, avro_data.even(count), None)
-    with open(log_path, "wb") as log, psycopg.connect(conninfo, autocommit=True) as conn:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT
-        )
-        spy = None
-        if py_spy is not None:
-            spy_command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "100", "--nonblocking"]
-            spy_command += ["-o", str(py_spy), "--pid", str(process.pid)]
-            spy = subprocess.Popen(spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            rss, cpu = 0.0, 0.0
-            while True:
-                now = time.perf_counter() - started
-                if process.poll() is not None:
-                    raise RuntimeError(f"{label} exited early with code {process.returncode}")
-                rss, cpu = max(rss, proc_stats(process.pid)[0]), proc_stats(process.pid)[1] or cpu
-                if now > timeout:
-                    line.seconds, line.wrong = now, f"WRONG: not at the final state after {timeout:.0f} s"
-                    break
-                try:
-                    found = dict(conn.execute(probe_sql, (list(probe),)).fetchall())
-                except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-                    found = {}
-                if found == probe:
-                    line.seconds = now
-                    _verify(line, conn, table, expected, started)
-                    break
-                time.sleep(0.1)
-            rss_now, cpu_now = proc_stats(process.pid)
-            line.rss_mb, line.cpu = max(rss, rss_now), cpu_now or cpu
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait(timeout=10)
-                line.note = "did not stop on SIGTERM within 30 s"
-            if code not in (0, -signal.SIGTERM):
-                line.note = f"{line.note}; exit code {code}".lstrip("; ")
-            if spy is not None:
-                spy.wait(timeout=60)
-            return line
-        except BaseException as exc:
-            process.kill()
-            process.wait(timeout=10)
-            if spy is not None:
-                spy.kill()
-                spy.wait(timeout=10)
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-            raise RuntimeError(f"{exc}\n--- {log_path} (last lines) ---\n{tail}") from exc
-
-
-def _verify(
-    line: Line, conn: psycopg.Connection[Any], table: str, expected: tuple[int, int, int], started: float
-) -> None:
-    """The exact check once the probe saw the last records; a late match moves the time."""
-    deadline = time.perf_counter() + VERIFY_GRACE_S
-    while True:
-        found = checksum(conn, table)
-        if found == expected:
-            return
-        if time.perf_counter() > deadline:
-            line.wrong = f"WRONG: (rows, sum seq, sum hash) = {found}, expected {expected}"
-            return
-        time.sleep(1.0)
-        line.seconds = time.perf_counter() - started
 
 
 # ------------------------------------------------------------------------------ the lines
@@ -364,192 +164,202 @@ def quix_python(progress: Progress) -> tuple[Path | None, str]:
 
 
 def run(options: Options, url: str, workdir: Path, progress: Progress) -> dict[str, Any]:
-    """Run every line; return the results document (also written to results/latest.json)."""
+    """Run every line; return the results document (avro_report writes it to results/)."""
     from sink.adapters.embedded_broker import EmbeddedBroker
     from tests.support.registry import RegistryServer
 
-    from . import pg_merge
-
     count = avro_data.even(options.count)
-    conninfo = url.replace("+psycopg", "")
-    dsn = psycopg.conninfo.conninfo_to_dict(conninfo)
-    run_id = uuid.uuid4().hex[:6]
-    prefix = f"bench_avro_{run_id}"
-    tables: list[str] = []
-    lines: list[Line] = []
-    load_before = os.getloadavg()
     doc: dict[str, Any] = {
         "records": count,
         "distinct_ids": avro_data.distinct(count),
         "partitions": avro_data.PARTITIONS,
-        "load_before": load_before,
+        "load_before": os.getloadavg(),
     }
-
-    def table(name: str) -> str:
-        tables.append(f"{prefix}_{name}")
-        return tables[-1]
-
-    quix: tuple[Path | None, str] = (None, "disabled (--no-quix)")
-    if options.quix:
-        quix = quix_python(progress)
+    quix: tuple[Path | None, str] = quix_python(progress) if options.quix else (None, "disabled (--no-quix)")
     doc["quixstreams"] = quix[1]
-
     with progress.step("avro        start the embedded broker (tansu) and the test registry"):
         broker = EmbeddedBroker(log_path=workdir / "tansu.log").start()
         registry = RegistryServer().start()
+    session = Session(options, url, workdir, progress, broker.bootstrap_servers, registry.url, quix)
     try:
-        bootstrap, registry_url = broker.bootstrap_servers, registry.url
-        sizes = {"": count, "_q": avro_data.even(count // 4), "_h": avro_data.even(count // 2)}
-        topics: dict[str, str] = {}
-        for suffix, size in sizes.items():
-            topic = topics[suffix] = f"{prefix}{suffix}"
-            with progress.step(
-                f"avro        produce {size:,} Avro records to {topic}, {avro_data.PARTITIONS} partitions"
-            ):
-                create_topic(bootstrap, topic)
-                schema_id = register(registry_url, f"{topic}-value")
-                seconds = produce(bootstrap, topic, size, lambda i, s=schema_id, n=size: avro_data.avro_value(s, i, n))
-            doc[f"produce{suffix or '_n'}_s"] = seconds
-        json_topic = f"{prefix}_json"
-        with progress.step(f"avro        produce {count:,} JSON records to {json_topic}"):
-            create_topic(bootstrap, json_topic)
-            produce(bootstrap, json_topic, count, lambda i: avro_data.json_value(i, count))
-
-        def sink_line(key: str, label: str, topic: str, size: int, value_format: str, spy: Path | None = None) -> Line:
-            name = table(f"sink{key.replace('/', '_')}")
-            group = f"{name}_g"
-            env = sink_env(
-                workdir / f"{name}.env",
-                bootstrap,
-                topic,
-                group,
-                url,
-                name,
-                value_format,
-                registry_url,
-                options.sink_env,
-            )
-            command = [str(BIN / "sink"), "run", "--env-file", str(env)]
-            return run_line(key, label, command, workdir / f"{name}.log", conninfo, name, size, py_spy=spy)
-
-        def step(text: str, measure: Callable[[], Line]) -> None:
-            with progress.step(f"avro        {text}"):
-                try:
-                    lines.append(measure())
-                except Exception as exc:  # one broken line must not lose the others
-                    key, _, label = text.partition(" ")
-                    lines.append(Line(key.strip("()"), label, count, None, wrong=f"FAILED: {exc}"))
-                    raise
-            shown = lines[-1]
-            progress.line(f"            -> {shown.rate or 0:,.0f} records/s {shown.wrong}".rstrip())
-
-        def attempt(text: str, measure: Callable[[], Line]) -> None:
-            try:
-                step(text, measure)
-            except Exception as exc:
-                print(exc, file=sys.stderr)
-
-        attempt(
-            "(b) limit: pre-decoded rows, COPY + merge",
-            lambda: limit_line(conninfo, table("limit"), count, options.batches, workdir / "limit.log"),
-        )
-
-        def plain() -> Line:
-            name = table("plain")
-            pg_merge.create_table(conninfo, name)
-            command = [
-                sys.executable,
-                str(HERE / "plain_consumer.py"),
-                bootstrap,
-                topics[""],
-                f"{name}_g",
-                registry_url,
-                conninfo,
-                name,
-                str(max(options.batches)),
-            ]
-            line = run_line(
-                "c",
-                "plain consumer: confluent-kafka + fastavro + COPY/merge",
-                command,
-                workdir / f"{name}.log",
-                conninfo,
-                name,
-                count,
-            )
-            line.note = f"batch {max(options.batches):,} rows or an empty poll; commit after each DB commit"
-            return line
-
-        attempt("(c) plain consumer", plain)
-        attempt("(a) sink run, Avro", lambda: sink_line("a", "sink run (Avro)", topics[""], count, "avro"))
-        attempt(
-            "(a/2) sink run, Avro, N/2",
-            lambda: sink_line("a/2", "sink run (Avro), N/2", topics["_h"], sizes["_h"], "avro"),
-        )
-        attempt(
-            "(a/4) sink run, Avro, N/4",
-            lambda: sink_line("a/4", "sink run (Avro), N/4", topics["_q"], sizes["_q"], "avro"),
-        )
-        attempt(
-            "(json) sink run, JSON",
-            lambda: sink_line("json", "sink run (plain JSON, same rows)", json_topic, count, "json"),
-        )
-
-        def quix_line() -> Line:
-            python = quix[0]
-            if python is None:
-                return Line("d", "Quix Streams PostgreSQLSink", count, None, note=f"not run: {quix[1]}")
-            name = table("quix")
-            command = [
-                str(python),
-                str(HERE / "quix_consumer.py"),
-                bootstrap,
-                topics[""],
-                f"{name}_g",
-                registry_url,
-                str(dsn.get("host", "127.0.0.1")),
-                str(dsn.get("port", 5432)),
-                str(dsn.get("dbname", "test")),
-                str(dsn.get("user", "postgres")),
-                name,
-            ]
-            line = run_line(
-                "d",
-                f"Quix Streams {quix[1]} PostgreSQLSink",
-                command,
-                workdir / f"{name}.log",
-                conninfo,
-                name,
-                count,
-                env={"Quix__State__Dir": str(workdir / "quix-state")},
-            )
-            line.note = "upsert_on_primary_key, Avro through the registry, include_metadata=False, defaults otherwise"
-            return line
-
-        attempt("(d) Quix Streams PostgreSQLSink", quix_line)
-        attempt(
-            f"(e) per record, time-boxed {options.naive_seconds:g} s",
-            lambda: naive_line(url, conninfo, table("naive"), count, options.naive_seconds, workdir / "naive.log"),
-        )
+        doc.update(session.produce_all())
+        session.measure_all()
         if options.py_spy:
-            raw = workdir / "sink.pyspy.txt"
-            attempt(
-                "(profile) sink run (Avro), N/2, under py-spy",
-                lambda: sink_line("profile", "sink run under py-spy", topics["_h"], sizes["_h"], "avro", raw),
-            )
-            if raw.exists():
-                from .pyspy_summary import summarize
-
-                doc["profile"] = summarize(raw)
+            doc["profile"] = session.profile()
     finally:
         registry.stop()
         broker.stop()
-        _drop(conninfo, tables)
-
+        _drop(session.conninfo, session.tables)
     doc["load_after"] = os.getloadavg()
-    doc["lines"] = [dict(asdict(line), rate=line.rate) for line in lines]
-    doc["linearity"] = linearity(lines)
+    doc["lines"] = [dict(asdict(line), rate=line.rate) for line in session.lines]
+    doc["linearity"] = linearity(session.lines)
     return doc
+
+
+class Session:
+    """One run of the section: the topics it produced, the tables it made, the lines it measured."""
+
+    def __init__(
+        self,
+        options: Options,
+        url: str,
+        workdir: Path,
+        progress: Progress,
+        bootstrap: str,
+        registry_url: str,
+        quix: tuple[Path | None, str],
+    ) -> None:
+        self.options, self.url, self.workdir, self.progress = options, url, workdir, progress
+        self.bootstrap, self.registry_url, self.quix = bootstrap, registry_url, quix
+        self.count = avro_data.even(options.count)
+        self.conninfo = url.replace("+psycopg", "")
+        self.prefix = f"bench_avro_{uuid.uuid4().hex[:6]}"
+        self.sizes = {"": self.count, "_q": avro_data.even(self.count // 4), "_h": avro_data.even(self.count // 2)}
+        self.topics = {suffix: f"{self.prefix}{suffix}" for suffix in (*self.sizes, "_json")}
+        self.tables: list[str] = []
+        self.lines: list[Line] = []
+
+    def table(self, name: str) -> str:
+        self.tables.append(f"{self.prefix}_{name}")
+        return self.tables[-1]
+
+    def produce_all(self) -> dict[str, float]:
+        """The Avro topics (N, N/4, N/2) and the JSON copy of N; production seconds by topic."""
+        seconds: dict[str, float] = {}
+        for suffix, size in self.sizes.items():
+            topic = self.topics[suffix]
+            text = f"avro        produce {size:,} Avro records to {topic}, {avro_data.PARTITIONS} partitions"
+            with self.progress.step(text):
+                create_topic(self.bootstrap, topic)
+                schema_id = register(self.registry_url, f"{topic}-value")
+                encode = functools.partial(_avro, schema_id, size)
+                seconds[f"produce{suffix or '_n'}_s"] = produce(self.bootstrap, topic, size, encode)
+        topic = self.topics["_json"]
+        with self.progress.step(f"avro        produce {self.count:,} JSON records to {topic}"):
+            create_topic(self.bootstrap, topic)
+            seconds["produce_json_s"] = produce(self.bootstrap, topic, self.count, functools.partial(_json, self.count))
+        return seconds
+
+    def measure_all(self) -> None:
+        count, options, workdir = self.count, self.options, self.workdir
+        self.attempt(
+            "(b) limit: pre-decoded rows, COPY + merge",
+            lambda: limit_line(self.conninfo, self.table("limit"), count, options.batches, workdir / "limit.log"),
+        )
+        self.attempt("(c) plain consumer", self.plain_line)
+        self.attempt("(a) sink run, Avro", lambda: self.sink_line("a", "sink run (Avro)", "", "avro"))
+        self.attempt("(a/2) sink run, Avro, N/2", lambda: self.sink_line("a/2", "sink run (Avro), N/2", "_h", "avro"))
+        self.attempt("(a/4) sink run, Avro, N/4", lambda: self.sink_line("a/4", "sink run (Avro), N/4", "_q", "avro"))
+        self.attempt(
+            "(json) sink run, JSON", lambda: self.sink_line("json", "sink run (plain JSON, same rows)", "_json", "json")
+        )
+        self.attempt("(d) Quix Streams PostgreSQLSink", self.quix_line)
+        self.attempt(
+            f"(e) per record, time-boxed {options.naive_seconds:g} s",
+            lambda: naive_line(
+                self.url, self.conninfo, self.table("naive"), count, options.naive_seconds, workdir / "naive.log"
+            ),
+        )
+
+    def profile(self) -> list[str]:
+        """One more sink run on the N/2 topic under py-spy; where its CPU went."""
+        from .pyspy_summary import summarize
+
+        raw = self.workdir / "sink.pyspy.txt"
+        self.attempt(
+            "(profile) sink run (Avro), N/2, under py-spy",
+            lambda: self.sink_line("profile", "sink run under py-spy", "_h", "avro", raw),
+        )
+        return summarize(raw) if raw.exists() else ["py-spy: no profile written"]
+
+    def attempt(self, text: str, measure: Callable[[], Line]) -> None:
+        """Measure one line; a failure is recorded as that line's result and never stops the others."""
+        try:
+            with self.progress.step(f"avro        {text}"):
+                try:
+                    self.lines.append(measure())
+                except Exception as exc:
+                    key, _, label = text.partition(" ")
+                    self.lines.append(Line(key.strip("()"), label, self.count, None, wrong=f"FAILED: {exc}"))
+                    raise
+        except Exception as exc:
+            print(exc, file=sys.stderr)
+            return
+        shown = self.lines[-1]
+        self.progress.line(f"            -> {shown.rate or 0:,.0f} records/s {shown.wrong}".rstrip())
+
+    def sink_line(self, key: str, label: str, suffix: str, value_format: str, spy: Path | None = None) -> Line:
+        name = self.table(f"sink{key.replace('/', '_')}")
+        size = self.sizes.get(suffix, self.count)
+        env = sink_env(
+            self.workdir / f"{name}.env",
+            self.bootstrap,
+            self.topics[suffix],
+            f"{name}_g",
+            self.url,
+            name,
+            value_format,
+            self.registry_url,
+            self.options.sink_env,
+        )
+        command = [str(BIN / "sink"), "run", "--env-file", str(env)]
+        return run_line(key, label, command, self.workdir / f"{name}.log", self.conninfo, name, size, py_spy=spy)
+
+    def plain_line(self) -> Line:
+        from . import pg_merge
+
+        name = self.table("plain")
+        batch = max(self.options.batches)
+        pg_merge.create_table(self.conninfo, name)
+        command = [
+            sys.executable,
+            str(HERE / "plain_consumer.py"),
+            self.bootstrap,
+            self.topics[""],
+            f"{name}_g",
+            self.registry_url,
+            self.conninfo,
+            name,
+            str(batch),
+        ]
+        label = "plain consumer: confluent-kafka + fastavro + COPY/merge"
+        line = run_line("c", label, command, self.workdir / f"{name}.log", self.conninfo, name, self.count)
+        line.note = f"batch {batch:,} rows or an empty poll; commit after each DB commit"
+        return line
+
+    def quix_line(self) -> Line:
+        python, version = self.quix
+        if python is None:
+            return Line("d", "Quix Streams PostgreSQLSink", self.count, None, note=f"not run: {version}")
+        name = self.table("quix")
+        dsn = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        database = [
+            str(dsn.get(k, default))
+            for k, default in (("host", "127.0.0.1"), ("port", 5432), ("dbname", "test"), ("user", "postgres"))
+        ]
+        command = [
+            str(python),
+            str(HERE / "quix_consumer.py"),
+            self.bootstrap,
+            self.topics[""],
+            f"{name}_g",
+            self.registry_url,
+            *database,
+            name,
+        ]
+        env = {"Quix__State__Dir": str(self.workdir / "quix-state")}
+        label = f"Quix Streams {version} PostgreSQLSink"
+        line = run_line("d", label, command, self.workdir / f"{name}.log", self.conninfo, name, self.count, env=env)
+        line.note = "upsert_on_primary_key, Avro through the registry, include_metadata=False, defaults otherwise"
+        return line
+
+
+def _avro(schema_id: int, count: int, i: int) -> bytes:
+    return avro_data.avro_value(schema_id, i, count)
+
+
+def _json(count: int, i: int) -> bytes:
+    return avro_data.json_value(i, count)
 
 
 def _drop(conninfo: str, tables: list[str]) -> None:

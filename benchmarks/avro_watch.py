@@ -1,0 +1,150 @@
+"""Run one line of the avro peers section as a process and time it from its start until its table
+holds the exact final state of the dataset (see avro_peers for the method); peak RSS (VmHWM) and
+CPU seconds (utime+stime) come from /proc/<pid>, read while it runs and just before SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from . import avro_data
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+VERIFY_GRACE_S = 15.0
+
+
+@dataclass
+class Line:
+    key: str  # a, b, c, d, e, json, a/4, a/2
+    label: str
+    count: int  # records the line stands for
+    seconds: float | None  # None: not measured
+    cpu: float | None = None
+    rss_mb: float | None = None
+    wrong: str = ""
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float | None:
+        return self.count / self.seconds if self.seconds else None
+
+
+def proc_stats(pid: int) -> tuple[float, float]:
+    """(peak RSS in MB from VmHWM, CPU seconds utime+stime) of a live process; (0, 0) if gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0, 0.0
+    hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return hwm / 1024, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def checksum(conn: psycopg.Connection[Any], table: str) -> tuple[int, int, int] | None:
+    try:
+        found = conn.execute(sql.SQL(avro_data.CHECKSUM_SQL).format(sql.Identifier(table))).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return (int(found[0]), int(found[1]), int(found[2])) if found else None
+
+
+def run_line(
+    key: str,
+    label: str,
+    command: list[str],
+    log_path: Path,
+    conninfo: str,
+    table: str,
+    count: int,
+    env: dict[str, str] | None = None,
+    py_spy: Path | None = None,
+) -> Line:
+    """Start `command`, wait until `table` holds the final state of a `count` dataset, stop it.
+    With `py_spy`, py-spy samples the process (CPU only, 100 Hz) into that file (raw stacks)."""
+    probe = avro_data.last_per_partition(count)
+    expected = avro_data.expected_checksum(count)
+    probe_sql = sql.SQL("SELECT id, seq FROM {} WHERE id = ANY(%s)").format(sql.Identifier(table))
+    timeout = 120 + count / 1000
+    environment = {k: v for k, v in os.environ.items() if not k.upper().startswith("SINK_")}
+    environment.update(env or {})
+    line = Line(key, label, avro_data.even(count), None)
+    with open(log_path, "wb") as log, psycopg.connect(conninfo, autocommit=True) as conn:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT
+        )
+        spy = None
+        if py_spy is not None:
+            spy_command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "100", "--nonblocking"]
+            spy_command += ["-o", str(py_spy), "--pid", str(process.pid)]
+            spy = subprocess.Popen(spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            rss, cpu = 0.0, 0.0
+            while True:
+                now = time.perf_counter() - started
+                if process.poll() is not None:
+                    raise RuntimeError(f"{label} exited early with code {process.returncode}")
+                rss, cpu = max(rss, proc_stats(process.pid)[0]), proc_stats(process.pid)[1] or cpu
+                if now > timeout:
+                    line.seconds, line.wrong = now, f"WRONG: not at the final state after {timeout:.0f} s"
+                    break
+                try:
+                    found = dict(conn.execute(probe_sql, (list(probe),)).fetchall())
+                except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+                    found = {}
+                if found == probe:
+                    line.seconds = now
+                    _verify(line, conn, table, expected, started)
+                    break
+                time.sleep(0.1)
+            rss_now, cpu_now = proc_stats(process.pid)
+            line.rss_mb, line.cpu = max(rss, rss_now), cpu_now or cpu
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait(timeout=10)
+                line.note = "did not stop on SIGTERM within 30 s"
+            if code not in (0, -signal.SIGTERM):
+                line.note = f"{line.note}; exit code {code}".lstrip("; ")
+            if spy is not None:
+                spy.wait(timeout=60)
+            return line
+        except BaseException as exc:
+            process.kill()
+            process.wait(timeout=10)
+            if spy is not None:
+                spy.kill()
+                spy.wait(timeout=10)
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            raise RuntimeError(f"{exc}\n--- {log_path} (last lines) ---\n{tail}") from exc
+
+
+def _verify(
+    line: Line, conn: psycopg.Connection[Any], table: str, expected: tuple[int, int, int], started: float
+) -> None:
+    """The exact check once the probe saw the last records; a late match moves the time."""
+    deadline = time.perf_counter() + VERIFY_GRACE_S
+    while True:
+        found = checksum(conn, table)
+        if found == expected:
+            return
+        if time.perf_counter() > deadline:
+            line.wrong = f"WRONG: (rows, sum seq, sum hash) = {found}, expected {expected}"
+            return
+        time.sleep(1.0)
+        line.seconds = time.perf_counter() - started
