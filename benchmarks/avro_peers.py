@@ -11,8 +11,8 @@ plus `sink run` on a JSON copy of the topic, and `sink run` at N/4 and N/2 (line
 
 "Final state" is checked cheaply while a line runs (the last record of each partition is visible:
 every line keeps per-partition order) and then exactly (count, sum(seq), sum of an md5 of the last
-version's note); a line that never matches is marked WRONG. Peak RSS is the process's VmHWM and
-CPU its utime+stime, both read from /proc just before it is stopped.
+version's note); a line that never matches is marked WRONG. CPU is the process's utime+stime when
+its final state was seen, peak RSS its VmHWM (both from /proc/<pid>).
 """
 
 from __future__ import annotations

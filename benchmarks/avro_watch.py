@@ -1,6 +1,7 @@
 """Run one line of the avro peers section as a process and time it from its start until its table
 holds the exact final state of the dataset (see avro_peers for the method); peak RSS (VmHWM) and
-CPU seconds (utime+stime) come from /proc/<pid>, read while it runs and just before SIGTERM."""
+CPU seconds (utime+stime) come from /proc/<pid>: CPU when the final state was seen, RSS sampled
+until SIGTERM."""
 
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def run_line(
                 now = time.perf_counter() - started
                 if process.poll() is not None:
                     raise RuntimeError(f"{label} exited early with code {process.returncode}")
-                rss, cpu = max(rss, proc_stats(process.pid)[0]), proc_stats(process.pid)[1] or cpu
+                sampled_rss, sampled_cpu = proc_stats(process.pid)
+                rss, cpu = max(rss, sampled_rss), sampled_cpu or cpu
                 if now > timeout:
                     line.seconds, line.wrong = now, f"WRONG: not at the final state after {timeout:.0f} s"
                     break
@@ -107,11 +109,12 @@ def run_line(
                     found = {}
                 if found == probe:
                     line.seconds = now
+                    sampled_rss, sampled_cpu = proc_stats(process.pid)  # at the moment it was done
+                    rss, cpu = max(rss, sampled_rss), sampled_cpu or cpu
                     _verify(line, conn, table, expected, started)
                     break
                 time.sleep(0.1)
-            rss_now, cpu_now = proc_stats(process.pid)
-            line.rss_mb, line.cpu = max(rss, rss_now), cpu_now or cpu
+            line.rss_mb, line.cpu = max(rss, proc_stats(process.pid)[0]), cpu
             process.send_signal(signal.SIGTERM)
             try:
                 code = process.wait(timeout=30)
