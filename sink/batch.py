@@ -36,15 +36,18 @@ class Unit:
             self.values = {**self.values, **row.values}
 
 
-def segments(rows: tuple[Row, ...], insert_mode: bool) -> Iterator[list[Unit]]:
-    """Rows as lists of units, in order. A segment never holds a key twice except as delete+write."""
+def segments(rows: tuple[Row, ...], insert_mode: bool, exact: bool = False) -> Iterator[list[Unit]]:
+    """Rows as lists of units, in order. A segment never holds a key twice except as delete+write.
+    `exact`: never fold a later row of a key into its earlier unit (a key that comes again starts a
+    new segment), so the units of all segments are in record order and a stop at one of them leaves
+    every later record unwritten."""
     units: dict[Any, Unit] = {}
     for row in rows:
         key = _unit_key(row)
         unit = units.get(key)
         # Insert mode: an insert ends its unit. A later insert must meet the database on its own (a
         # duplicate fails), and a later delete must not fold the insert away unattempted.
-        if unit is not None and insert_mode and unit.final is not None:
+        if unit is not None and (exact or (insert_mode and unit.final is not None)):
             yield list(units.values())
             units, unit = {}, None
         if unit is None:

@@ -31,6 +31,7 @@ class IdentifierRules:
     basic_plane_only: bool = False  # MariaDB/MySQL's identifier charset is 3-byte utf8
     no_trailing_space: bool = False  # MariaDB/MySQL refuse names ending in a space
     reserved_table_prefix: str | None = None  # SQLite keeps sqlite_* for itself
+    reserved_columns: frozenset[str] = frozenset()  # PostgreSQL's system columns (xmin, ctid, ...)
 
     def problem(self, name: str) -> str | None:
         """Why the database cannot hold `name` as it is; None when it can."""
@@ -85,6 +86,11 @@ def check_columns(rules: IdentifierRules, table: str, names: Iterable[str]) -> N
         problem = rules.problem(name)
         if problem:
             raise MappingError(f"field {_shown(name)} cannot be a column of table {_shown(table)}: {problem}")
+        if name in rules.reserved_columns:
+            raise MappingError(
+                f"field {_shown(name)} cannot be a column of table {_shown(table)}: "
+                f"{rules.database} reserves the name for a system column"
+            )
         key = rules.column_key(name)
         other = seen.setdefault(key, name)
         if other != name:

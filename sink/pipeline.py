@@ -170,8 +170,17 @@ class Writer:
         except SchemaEvolutionRefused as refusal:
             self._write_around(batch, refusal, committed, checkpoint)
             return
+        insert_mode = self.rules.insert_mode == "insert"
+        parts = list(segments(batch.rows, insert_mode))
         with _Transactions(self.store, self.max_savepoints, committed) as txs:
-            for segment in segments(batch.rows, self.rules.insert_mode == "insert"):
+            if self.rules.stop_at_rejection and sum(map(len, parts)) < len(batch.rows):
+                # Some key comes more than once, so a unit holds rows from both sides of a row that
+                # may be rejected: try the batch whole; if anything is rejected, write it again
+                # without folding (record order), so the stop leaves nothing after it written.
+                if self._attempt_whole(txs, spec, parts):
+                    return
+                parts = list(segments(batch.rows, insert_mode, exact=True))
+            for segment in parts:
                 if not self._write_isolated(txs, spec, segment, checkpoint):
                     break  # stopped at a rejected row: the rest stays unwritten and unsettled
 
@@ -246,8 +255,9 @@ class Writer:
         SchemaRefused record errors, the others are written (with errors.tolerance=none, only those
         before the first refused record)."""
         reasons = self._refusals(batch, refusal)
-        if not reasons:  # no record to blame (cannot happen short of a concurrent change): stop
-            raise refusal
+        if not reasons:  # nobody's change is refused now (another worker made it meanwhile): again
+            self._write(batch, committed, checkpoint)
+            return
         first = next(i for i, row in enumerate(batch.rows) if id(row) in reasons)
         if self.rules.stop_at_rejection:
             good, bad = list(batch.rows[:first]), [batch.rows[first]]
@@ -259,29 +269,46 @@ class Writer:
         committed([_refused(row, reasons[id(row)]) for row in bad])
 
     def _refusals(self, batch: Batch, refusal: SchemaEvolutionRefused) -> dict[int, SchemaRefused]:
-        """Which records need the refused change, each with its reason. Rows of their own shape
-        (schemaless batches merge several) are judged alone first; when no record is refused alone
-        (the change itself failed, or evolution is off), every record that needs a change is."""
+        """Which records need a refused change, each with its reason. A schemaless batch merges
+        several record shapes: each is judged alone, first by the sink's own rules (no DDL), then by
+        the database (each shape's own change is applied, in record order; only on failure). When
+        no shape is refused alone but the batch's change was (evolution is off), every record that
+        needs a change is; when nothing needs a change any more, none is."""
+        shapes: dict[int, list[Row]] = {}
+        for row in batch.rows:
+            if row.op is not Op.DELETE:
+                shapes.setdefault(id(row.spec), []).append(row)
         existing = self.store.table(batch.spec.name)
-        reasons: dict[int, SchemaRefused] = {}
-        verdicts: dict[int, SchemaEvolutionRefused | None] = {}
-        for row in batch.rows:
-            if row.op is Op.DELETE or existing is None:
-                continue
-            if id(row.spec) not in verdicts:
-                verdicts[id(row.spec)] = self._verdict(existing, row.spec, batch.inferred)
-            verdict = verdicts[id(row.spec)]
-            if verdict is not None:
-                reasons[id(row)] = self._record_error(verdict, existing)
-        if reasons:
-            return reasons
-        error = self._record_error(refusal, existing)
-        for row in batch.rows:
-            if row.op is not Op.DELETE and self._needs_change(existing, row.spec, batch.inferred):
-                reasons[id(row)] = error
-        return reasons
+        verdicts = {shape: self._verdict(existing, rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
+        if not any(verdicts.values()) and len(shapes) > 1:
+            verdicts = {shape: self._tried(rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
+            existing = self.store.table(batch.spec.name)
+        if not any(verdicts.values()):
+            verdicts = {
+                shape: refusal if self._needs_change(existing, rows[0].spec, batch.inferred) else None
+                for shape, rows in shapes.items()
+            }
+        return {
+            id(row): self._record_error(verdict, self.store.table(batch.spec.name))
+            for shape, rows in shapes.items()
+            if (verdict := verdicts[shape]) is not None
+            for row in rows
+        }
 
-    def _verdict(self, existing: TableSpec, wanted: TableSpec, lenient: bool) -> SchemaEvolutionRefused | None:
+    def _tried(self, wanted: TableSpec, lenient: bool) -> SchemaEvolutionRefused | None:
+        """Make the table fit one record shape; the refusal if the sink or the database will not."""
+        try:
+            self.ensure_table(wanted, lenient)
+        except SchemaEvolutionRefused as refusal:
+            return refusal
+        return None
+
+    def _verdict(
+        self, existing: TableSpec | None, wanted: TableSpec, lenient: bool
+    ) -> SchemaEvolutionRefused | None:
+        """The sink's own refusal of the change `wanted` needs (no DDL)."""
+        if existing is None:
+            return None
         try:
             self.evolution(existing, wanted, lenient)
         except SchemaEvolutionRefused as refusal:
@@ -363,6 +390,22 @@ class Writer:
             error = self._attempt(txs, spec, units, low, low + 1)
         return low, error
 
+    def _attempt_whole(self, txs: _Transactions, spec: TableSpec, parts: list[list[Unit]]) -> bool:
+        """Every segment under one savepoint: True and settled, or False and rolled back."""
+        tx = txs.current()
+        mode = self.rules.insert_mode
+        outcomes: list[Outcome] = []
+        try:
+            with tx.savepoint():
+                for units in parts:
+                    outcomes += _outcomes(spec.name, units, tx.apply(spec, units, mode), mode)
+        except RecordRejected:
+            txs.savepoint_taken()
+            return False
+        txs.settle(outcomes)
+        txs.savepoint_taken()
+        return True
+
     def _attempt(
         self, txs: _Transactions, spec: TableSpec, units: list[Unit], start: int, stop: int
     ) -> RecordRejected | None:
@@ -381,8 +424,7 @@ class Writer:
                 # Too many locks for one transaction: fewer savepoints each when the batch is retried.
                 self.max_savepoints = max(1, self.max_savepoints // 2)
             raise
-        mode = self.rules.insert_mode
-        txs.settle([o for i, unit in enumerate(chunk) for o in _settled(spec.name, unit, operations.get(i), mode)])
+        txs.settle(_outcomes(spec.name, chunk, operations, self.rules.insert_mode))
         txs.savepoint_taken()
         return None
 
@@ -451,6 +493,10 @@ def _subbatch(batch: Batch, rows: list[Row]) -> Batch:
         if row.spec is not spec:
             spec = merge_inferred(spec, row.spec.columns)
     return Batch(batch.table, spec, tuple(rows), True)
+
+
+def _outcomes(table: str, units: list[Unit], operations: dict[int, str], mode: str) -> list[Outcome]:
+    return [o for i, unit in enumerate(units) for o in _settled(table, unit, operations.get(i), mode)]
 
 
 def _settled(table: str, unit: Unit, operation: str | None, mode: str) -> Iterator[Outcome]:

@@ -141,8 +141,8 @@ class Worker:
 
     def _settle_then_close(self, batches: Iterable[Batch] = ()) -> None:
         """After a failure: write `batches` (what came before it, if anything), commit what settled
-        (never past an unsettled record), then leave the group. Nothing else is written: leaving the
-        group revokes the partitions, and the revoke must not flush the rows after the failure."""
+        (never past an unsettled record), then leave the group. Only `batches` are written: leaving
+        the group revokes the partitions, and the revoke must not flush the rows after the failure."""
         self._failed = True
         self._ready.clear()
         try:
@@ -329,6 +329,7 @@ class Worker:
         revoked = set(partitions)
         if self._failed:
             log.info("revoked %s while stopping after a failure: dropping what was read of them", _names(partitions))
+            self._stale |= revoked  # a batch being written or retried now skips their rows
         elif self._backing_off:
             log.warning("revoked %s during an outage: dropping what was read of them", _names(partitions))
             self._stale |= revoked

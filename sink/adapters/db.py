@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..batch import Unit
 from ..dialects import Dialect, PostgresDialect, for_backend
+from ..errors import RecordRejected
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
 from ..schema import Evolution
@@ -139,6 +140,7 @@ class SqlTransaction:
         # Only the columns the records carry: a column they do not know keeps its value (upsert,
         # update) or takes its DEFAULT (insert), as in Kafka Connect's JDBC sink.
         names = [c.name for c in table.columns if c.name in carried or c.name in key]
+        _refuse_documents_for_scalars(table, names, rows)
         if mode == "update":
             params = [self.dialect.update_params(key, names, row) for row in rows]
             return self.dialect.update(table, key, names), params
@@ -146,6 +148,29 @@ class SqlTransaction:
         params = [{name: bind(row.get(name)) for name in names} for row in rows]
         statement = self.dialect.upsert(table, key, names) if mode == "upsert" else self.dialect.insert(table)
         return statement, params
+
+
+DOCUMENTS = (dict, list)
+
+
+def _refuse_documents_for_scalars(table: sa.Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """A dict or list for a column that is not JSON (or a native array) is that row's error. Drivers
+    fail on it in their own ways (sqlite3 and PyMySQL with a ProgrammingError or TypeError that also
+    means "our bug"), so it is refused here, where it is unambiguous."""
+    scalar = {n for n in names if not _holds_documents(table.c[n].type)}
+    for row in rows:
+        for name in scalar:
+            if row.get(name).__class__ in DOCUMENTS:
+                raise RecordRejected(
+                    f"a nested value (object or array) for column {name!r}, which is not JSON",
+                    code="nested value for a scalar column",
+                    column=name,
+                )
+
+
+def _holds_documents(column_type: sa.types.TypeEngine[Any]) -> bool:
+    base = getattr(column_type, "impl_instance", column_type)  # a TypeDecorator's own type (JsonText)
+    return isinstance(base, sa.JSON | sa.ARRAY)
 
 
 def _by_columns(

@@ -198,10 +198,6 @@ def _classify_sqlite(orig: sqlite3.Error) -> SinkError:
     reason = _message(orig)
     if isinstance(orig, sqlite3.IntegrityError | sqlite3.DataError) or name.startswith(SQLITE_RECORD_NAMES):
         return RecordRejected(reason, code=name or type(orig).__name__)
-    if isinstance(orig, sqlite3.ProgrammingError) and not name:
-        # Raised by the sqlite3 module itself, before SQLite sees the statement: a value it cannot
-        # bind (a dict for a scalar column). The bisection pins it on the row that carries it.
-        return RecordRejected(reason, code="sqlite3 cannot bind the value")
     if name.startswith(SQLITE_RETRIABLE_NAMES):
         return DatabaseUnavailable(f"{reason} ({name})")
     return FatalError(f"database error ({name or type(orig).__name__}): {reason}")
@@ -227,8 +223,10 @@ def _message(orig: Any) -> str:
 
 
 # Raised by a driver (or its adaptation of Python values) for one row's value: a lone surrogate
-# that cannot be encoded, a dict PyMySQL cannot escape, JSON nested past the recursion limit.
-DRIVER_VALUE_ERRORS = (TypeError, ValueError, UnicodeError, RecursionError, OverflowError, ArithmeticError)
+# that cannot be encoded, JSON nested past the recursion limit, an integer past 64 bits.
+# (A dict or list for a scalar column is caught before the driver sees it: `db.SqlTransaction`.)
+# TypeError is not among them: raised by our own code, it is a bug to stop at, not a record error.
+DRIVER_VALUE_ERRORS = (ValueError, UnicodeError, RecursionError, OverflowError, ArithmeticError)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from ..dialects.postgres import PostgresDialect
-from ..model import TableSpec
+from ..model import Kind, TableSpec
 
 Adapt = Callable[[Any], Any]
 
@@ -38,8 +38,21 @@ def adapters(
     for name in names:
         column = spec.column(name)
         sa_type = dialect.sa_type(column.type) if column is not None else None
-        result.append(document if isinstance(sa_type, postgresql.JSONB | sa.JSON) else None)
+        if isinstance(sa_type, postgresql.JSONB | sa.JSON):
+            result.append(document)
+        elif column is not None and column.type.kind is Kind.STRING:
+            result.append(_as_text)
+        else:
+            result.append(None)
     return result
+
+
+def _as_text(value: Any) -> Any:
+    """A boolean for a text column (schemaless type clashes) as PostgreSQL's own cast writes it,
+    as on the executemany path; COPY's text form would be 't'/'f'."""
+    if value.__class__ is bool:
+        return "true" if value else "false"
+    return value
 
 
 def row_values(names: Sequence[str], adapt: Sequence[Adapt | None]) -> Callable[[Mapping[str, Any]], Sequence[Any]]:

@@ -22,7 +22,12 @@ STAGE_PREFIX = "_sink_stage_"
 class PostgresDialect(Dialect):
     name = "postgresql"
     # NAMEDATALEN - 1: longer names are cut without an error, which would merge or misplace columns.
-    identifiers = IdentifierRules("PostgreSQL", max_length=63, length_unit="bytes")
+    identifiers = IdentifierRules(
+        "PostgreSQL",
+        max_length=63,
+        length_unit="bytes",
+        reserved_columns=frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}),
+    )
     max_columns = 1600
     bulk_min_rows = 16  # below this, one executemany is as fast as COPY + merge (benchmarks/README.md)
 

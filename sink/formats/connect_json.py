@@ -58,7 +58,7 @@ def check_schema(schema: Any, path: str = "schema") -> None:
             raise DecodeError(f'Connect schema "{key}" must be a string{_at(path)}')
     if schema.get("parameters") is not None and not isinstance(schema["parameters"], Mapping):
         raise DecodeError(f'Connect schema "parameters" must be an object{_at(path)}')
-    if "optional" in schema and not isinstance(schema["optional"], bool):
+    if schema.get("optional") is not None and not isinstance(schema["optional"], bool):
         raise DecodeError(f'Connect schema "optional" must be true or false{_at(path)}')
     if kind == "struct":
         _check_fields(schema.get("fields", []), path)

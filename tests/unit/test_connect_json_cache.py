@@ -140,3 +140,10 @@ def test_json_nested_past_the_depth_limit_is_refused_before_parsing() -> None:
     name = "[" * 200  # brackets inside strings are text, not depth
     brackets_in_strings = envelope({"id": 1, "price": None, "total": None}).replace(b'"id"', f'"{name}"'.encode())
     assert ConnectJsonDecoder().decode(brackets_in_strings).data[name] == 1
+
+
+def test_optional_null_means_required_as_in_connects_json_converter() -> None:
+    schema = {"type": "struct", "optional": None, "fields": [{"field": "id", "type": "int64", "optional": None}]}
+    assert ConnectJsonDecoder().decode(envelope({"id": 5}, schema)).data == {"id": 5}
+    with pytest.raises(DecodeError, match="id is null but its int64 schema is not optional"):
+        ConnectJsonDecoder().decode(envelope({"id": None}, schema))

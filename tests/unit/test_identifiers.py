@@ -105,3 +105,10 @@ def test_a_record_without_fields_is_a_record_error() -> None:
 def test_a_long_primary_key_field_name_is_checked_too() -> None:
     with pytest.raises(MappingError, match="longer than PostgreSQL's limit"):
         mapper(PG, pk_mode="record_value", pk_fields=("k" * 64,)).to_row(decoded({"k" * 64: 1}))
+
+
+def test_postgresqls_system_column_names_are_refused_there_only() -> None:
+    with pytest.raises(MappingError, match="reserves the name for a system column"):
+        mapper(PG).to_row(decoded({"id": 1, "xmin": 5}))
+    assert mapper(PG).to_row(decoded({"id": 1, "XMIN": 5})) is not None, "quoted names are case-sensitive"
+    assert mapper(MY).to_row(decoded({"id": 1, "xmin": 5})) is not None
