@@ -1,4 +1,4 @@
-"""The plain data that flows between the stages: frozen dataclasses, no I/O.
+"""The plain data that flows between the stages: frozen dataclasses and named tuples, no I/O.
 
     RawRecord --formats--> Decoded --transforms--> Row --batch--> Batch --pipeline--> Outcome
 
@@ -11,11 +11,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+# The two made once per polled record are named tuples: immutable and hashable like the frozen
+# dataclasses below, at less than half their construction cost on the hot path.
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Coord:
+class Coord(NamedTuple):
     """Where a record lives in Kafka; travels with everything derived from it."""
 
     topic: str
@@ -26,8 +28,7 @@ class Coord:
         return f"{self.topic}/{self.partition}@{self.offset}"
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     coord: Coord
     key: bytes | None
     value: bytes | None

@@ -82,7 +82,7 @@ class Worker:
         self._backing_off = False
         self._failed = False  # stopping after a failure: nothing more may be written
         self._stop_deadline: float | None = None  # when a stop was asked: the shutdown timeout's end
-        self._at = "start-up"  # what the loop is busy with, for the message of an unexpected error
+        self._at: RawRecord | Batch | str = "start-up"  # what the loop is busy with, for error messages
         self._parts_done: set[Coord] = set()  # records of the batch being written, settled by a committed part
         self._last_commit = self._last_stats = clock()
         router.bind(self.tracker, self.counters)
@@ -108,11 +108,11 @@ class Worker:
             self._settle_then_close(self._before(stop.coord))
             return stop.exit_code
         except FatalError as fatal:
-            log.error("fatal at %s: %s", self._at, fatal)
+            log.error("fatal at %s: %s", _where(self._at), fatal)
             self._settle_then_close()
             return fatal.exit_code
         except Exception:  # a bug: say where, keep what settled, never commit past it
-            log.exception("unexpected error at %s; stopping without committing unsettled records", self._at)
+            log.exception("unexpected error at %s; stopping without committing unsettled records", _where(self._at))
             self._settle_then_close()
             return 1
 
@@ -175,11 +175,14 @@ class Worker:
     # -------------------------------------------------------------- records
 
     def _on_record(self, raw: RawRecord) -> None:
-        self._at = f"record {raw.coord}"
+        self._at = raw
         self.tracker.track(raw.coord)
         self.counters.records_in += 1
         try:
-            prepared = self._retrying(lambda: self.preparer.prepare(raw))
+            try:
+                prepared = self.preparer.prepare(raw)
+            except RetriableError:  # the registry is away: wait it out (rare, so off the hot path)
+                prepared = self._retrying(lambda: self.preparer.prepare(raw))
         except RecordError as error:
             if self._drop_if_stale(raw.coord):
                 return
@@ -195,6 +198,8 @@ class Worker:
 
     def _drop_if_stale(self, coord: Coord) -> bool:
         """True when the record's partition was revoked while it was being retried."""
+        if not self._stale:
+            return False
         stale = (coord.topic, coord.partition) in self._stale
         self._stale.clear()
         return stale
@@ -224,7 +229,7 @@ class Worker:
             batch = _only(batch, lambda r: r.coord not in done and (r.coord.topic, r.coord.partition) not in stale)
             if not batch.rows:
                 return
-        self._at = f"a batch of table {batch.table!r} ({_span(batch)})"
+        self._at = batch
         try:
             self.writer.write(batch, self._settle_part, self._check_stop_deadline)
         except RecordError as exc:  # e.g. a deferred constraint at COMMIT: no single row to blame
@@ -378,6 +383,14 @@ class Worker:
 def _only(batch: Batch, keep: Callable[[Row], bool]) -> Batch:
     rows = tuple(row for row in batch.rows if keep(row))
     return batch if len(rows) == len(batch.rows) else dataclasses.replace(batch, rows=rows)
+
+
+def _where(at: RawRecord | Batch | str) -> str:
+    if isinstance(at, RawRecord):
+        return f"record {at.coord}"
+    if isinstance(at, Batch):
+        return f"a batch of table {at.table!r} ({_span(at)})"
+    return at
 
 
 def _span(batch: Batch) -> str:

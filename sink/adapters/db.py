@@ -180,8 +180,14 @@ def _by_columns(
     column it does not carry, whichever rows share its batch (the units of a segment have distinct
     keys, so the groups may be written in any order)."""
     groups: dict[frozenset[str], list[tuple[int, Mapping[str, Any]]]] = {}
+    last_keys: Any = None
+    group: list[tuple[int, Mapping[str, Any]]] = []
     for index, values in writes:
-        groups.setdefault(frozenset(values.keys() & columns), []).append((index, values))
+        keys = values.keys()
+        if keys != last_keys:  # rows of one schema carry the same fields: one set per run of them
+            group = groups.setdefault(frozenset(keys & columns), [])
+            last_keys = keys
+        group.append((index, values))
     return list(groups.items())
 
 
