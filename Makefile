@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install quickstart test lint services bench clean
+.PHONY: install quickstart test fuzz lint services bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: install
 test: install services lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -p no:cacheprovider -m "not serial"
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
+
+# The long fuzz run: 10,000 Hypothesis payloads per format and database, every corpus case everywhere.
+fuzz: install services
+	SINK_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest tests/fuzz -n $(PYTEST_WORKERS) --dist loadgroup -q -p no:cacheprovider
 
 bench: install services
 	$(BIN)/python benchmarks/run.py
