@@ -78,7 +78,8 @@ def context_headers(
         "exception.message": message,
         "exception.stacktrace": _stacktrace(error, message),
     }
-    return [(PREFIX + name, value.encode("utf-8")) for name, value in values.items()]
+    # backslashreplace: a reason may quote a field name that is not valid Unicode (a lone surrogate)
+    return [(PREFIX + name, value.encode("utf-8", "backslashreplace")) for name, value in values.items()]
 
 
 def _stacktrace(error: Exception, message: str) -> str:

@@ -32,6 +32,7 @@ class IdentifierRules:
     no_trailing_space: bool = False  # MariaDB/MySQL refuse names ending in a space
     reserved_table_prefix: str | None = None  # SQLite keeps sqlite_* for itself
     reserved_columns: frozenset[str] = frozenset()  # PostgreSQL's system columns (xmin, ctid, ...)
+    no_control_characters: bool = False  # MariaDB keeps them, but its catalogue reads them back changed
 
     def problem(self, name: str) -> str | None:
         """Why the database cannot hold `name` as it is; None when it can."""
@@ -43,6 +44,8 @@ class IdentifierRules:
             return "a name may not contain a lone surrogate (not valid Unicode)"
         if self.basic_plane_only and any(ord(c) > 0xFFFF for c in name):
             return f"{self.database} names may only hold characters of the basic multilingual plane"
+        if self.no_control_characters and any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+            return f"{self.database} names may not contain control characters"
         if self.no_trailing_space and name.endswith(" "):
             return f"{self.database} names may not end with a space"
         if self.max_length is not None:

@@ -209,6 +209,7 @@ class Writer:
             raise SchemaEvolutionRefused(
                 f"table {wanted.name!r} does not exist; create it or set SINK_AUTO_CREATE=true", fix=wanted
             )
+        self._check_names_against(None, wanted)
         if not wanted.columns:
             raise SchemaEvolutionRefused(
                 f"table {wanted.name!r} cannot be created from records whose fields are all null "
@@ -226,14 +227,21 @@ class Writer:
             self._check_width(existing.name, len(existing.columns) + len(evolution.add))
         return evolution
 
-    def _check_names_against(self, existing: TableSpec, wanted: TableSpec) -> None:
+    def _check_names_against(self, existing: TableSpec | None, wanted: TableSpec) -> None:
+        """No field of `wanted` may be another column under the database's name comparison: neither
+        a column of the table nor another field (records of several shapes merge into one spec)."""
         identifiers = self.rules.identifiers
-        have = {identifiers.column_key(c.name): c.name for c in existing.columns}
+        have = {identifiers.column_key(c.name): c.name for c in (existing.columns if existing else ())}
         for column in wanted.columns:
-            other = have.get(identifiers.column_key(column.name))
-            if other is not None and other != column.name:
+            other = have.setdefault(identifiers.column_key(column.name), column.name)
+            if other != column.name and (existing is None or existing.column(other) is None):
                 raise SchemaEvolutionRefused(
-                    f"table {existing.name!r}: field {column.name!r} would be column {other!r}, which "
+                    f"table {wanted.name!r}: fields {other!r} and {column.name!r} would be one column for "
+                    f"{identifiers.database}, which compares column names without regard to case"
+                )
+            if other != column.name:
+                raise SchemaEvolutionRefused(
+                    f"table {wanted.name!r}: field {column.name!r} would be column {other!r}, which "
                     f"{identifiers.database} takes for the same name (it compares column names without "
                     "regard to case); rename the field, e.g. with SINK_FIELDS_EXCLUDE or a transform"
                 )
@@ -280,6 +288,8 @@ class Writer:
                 shapes.setdefault(id(row.spec), []).append(row)
         existing = self.store.table(batch.spec.name)
         verdicts = {shape: self._verdict(existing, rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
+        if not any(verdicts.values()):
+            verdicts = self._name_clashes(existing, shapes)
         if not any(verdicts.values()) and len(shapes) > 1:
             verdicts = {shape: self._tried(rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
             existing = self.store.table(batch.spec.name)
@@ -288,12 +298,35 @@ class Writer:
                 shape: refusal if self._needs_change(existing, rows[0].spec, batch.inferred) else None
                 for shape, rows in shapes.items()
             }
-        return {
-            id(row): self._record_error(verdict, self.store.table(batch.spec.name))
-            for shape, rows in shapes.items()
-            if (verdict := verdicts[shape]) is not None
-            for row in rows
-        }
+        table = self.store.table(batch.spec.name)
+        errors = {shape: self._record_error(v, table) for shape, v in verdicts.items() if v is not None}
+        return {id(row): errors[shape] for shape, rows in shapes.items() if shape in errors for row in rows}
+
+    def _name_clashes(
+        self, existing: TableSpec | None, shapes: dict[int, list[Row]]
+    ) -> dict[int, SchemaEvolutionRefused | None]:
+        """Shapes, in record order, with a field that an earlier shape's field (or a column) would
+        be under the database's name comparison: `Name` in one record, `name` in another."""
+        identifiers = self.rules.identifiers
+        seen = {identifiers.column_key(c.name): c.name for c in (existing.columns if existing else ())}
+        verdicts: dict[int, SchemaEvolutionRefused | None] = {}
+        for shape, rows in shapes.items():
+            spec = rows[0].spec
+            clash = next(
+                (
+                    (column.name, other)
+                    for column in spec.columns
+                    if (other := seen.get(identifiers.column_key(column.name), column.name)) != column.name
+                ),
+                None,
+            )
+            verdicts[shape] = None if clash is None else SchemaEvolutionRefused(
+                f"table {spec.name!r}: field {clash[0]!r} would be the same column as {clash[1]!r} for "
+                f"{identifiers.database}, which compares column names without regard to case"
+            )
+            if clash is None:
+                seen.update((identifiers.column_key(c.name), c.name) for c in spec.columns)
+        return verdicts
 
     def _tried(self, wanted: TableSpec, lenient: bool) -> SchemaEvolutionRefused | None:
         """Make the table fit one record shape; the refusal if the sink or the database will not."""

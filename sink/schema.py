@@ -169,10 +169,20 @@ def evolve(
     return Evolution(tuple(add), tuple(widen), tuple(drop_not_null))
 
 
+_NUMBERS = (*INTEGER_KINDS, Kind.FLOAT32, Kind.FLOAT64, Kind.DECIMAL, Kind.BOOLEAN)
+# Columns that some database fills from a number without a word (MariaDB: 0 into a DATE is
+# '0000-00-00', into a BLOB its digits; SQLite keeps the number whatever the declared type).
+_NOT_FROM_NUMBERS = (Kind.BYTES, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP, Kind.UUID)
+
+
 def _rounds(existing: ColumnType, inferred: ColumnType) -> bool:
-    # The one clash the database does not reject but silently rounds (1.5 into BIGINT stores 2 on
-    # PostgreSQL and MySQL): refused like any incompatible change instead of left to the database.
-    return existing.kind in INTEGER_KINDS and inferred.kind in (Kind.FLOAT32, Kind.FLOAT64)
+    """The clashes a database does not reject but silently converts: a float into an integer column
+    (1.5 into BIGINT stores 2 on PostgreSQL and MySQL), a number into a date, time, bytes or uuid
+    column. Refused like any incompatible change instead of left to the database. (Text into any
+    column stays the database's to parse or reject: schemaless dates and uuids arrive as text.)"""
+    if existing.kind in INTEGER_KINDS and inferred.kind in (Kind.FLOAT32, Kind.FLOAT64):
+        return True
+    return existing.kind in _NOT_FROM_NUMBERS and inferred.kind in _NUMBERS
 
 
 def _keeps_key_bound(existing: TableSpec, current: Column, wanted: ColumnType) -> bool:

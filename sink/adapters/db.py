@@ -29,6 +29,9 @@ log = logging.getLogger("sink.db")
 # ------------------------------------------------------------------------------ the store
 
 
+MYSQL_SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+
+
 def json_dumps(value: Any) -> str:
     return json.dumps(value, default=json_default, separators=(",", ":"))
 
@@ -45,7 +48,9 @@ def create_engine(url: str) -> Engine:
             "prepare_threshold": None,
         }
     elif backend in ("mysql", "mariadb"):
-        kwargs["connect_args"] = {"connect_timeout": 5, "charset": "utf8mb4"}
+        # Strict, and no zero dates: a value MariaDB/MySQL cannot store is refused (that row's
+        # error) instead of silently becoming 0, '' or '0000-00-00'.
+        kwargs["connect_args"] = {"connect_timeout": 5, "charset": "utf8mb4", "sql_mode": MYSQL_SQL_MODE}
     engine = sa.create_engine(url, **kwargs)
     if backend == "sqlite":
         _sqlite_real_transactions(engine)

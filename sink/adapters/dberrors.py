@@ -224,9 +224,8 @@ def _message(orig: Any) -> str:
 
 # Raised by a driver (or its adaptation of Python values) for one row's value: a lone surrogate
 # that cannot be encoded, JSON nested past the recursion limit, an integer past 64 bits.
-# (A dict or list for a scalar column is caught before the driver sees it: `db.SqlTransaction`.)
-# TypeError is not among them: raised by our own code, it is a bug to stop at, not a record error.
-DRIVER_VALUE_ERRORS = (ValueError, UnicodeError, RecursionError, OverflowError, ArithmeticError)
+# Only when raised outside the sink's own code: there, any of these is a bug to stop at.
+DRIVER_VALUE_ERRORS = (TypeError, ValueError, UnicodeError, RecursionError, OverflowError, ArithmeticError)
 
 
 @contextmanager
@@ -238,8 +237,18 @@ def driver_refusals() -> Iterator[None]:
     except RecordRejected:
         raise
     except DRIVER_VALUE_ERRORS as error:
+        if _raised_by_the_sink(error):
+            raise
         name = type(error).__name__
         raise RecordRejected(f"the driver cannot send a value: {name}: {error}", code=f"driver {name}") from error
+
+
+def _raised_by_the_sink(error: BaseException) -> bool:
+    """Whether the innermost Python frame of `error` is the sink's own code (not a driver's)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("sink.")
 
 
 @contextmanager

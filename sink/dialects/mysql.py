@@ -41,6 +41,7 @@ class MysqlDialect(Dialect):
         column_folding="unicode",
         basic_plane_only=True,
         no_trailing_space=True,
+        no_control_characters=True,
     )
     max_columns = 1017  # InnoDB's limit
 

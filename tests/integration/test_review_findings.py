@@ -9,6 +9,7 @@ the real PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from typing import Any
 
@@ -21,6 +22,7 @@ from sink.adapters.dberrors import classify
 from sink.errors import RecordRejected, SchemaEvolutionRefused
 from sink.model import Batch, Column, ColumnType, Coord, Kind, Op, RawRecord, Row, Status, TableSpec
 from sink.pipeline import Writer, WriteRules
+from tests.support.db import drop_table
 from tests.unit.test_worker import Harness, rec
 
 # ------------------------------------------------------------------------------ 1. data written past a stop
@@ -192,3 +194,31 @@ def test_pg_a_boolean_into_an_existing_text_column_is_stored_alike_on_both_paths
     finally:
         engine.dispose()
         drop_table(pg_url, unique_name)
+
+
+# ---------------------------------------------------------------- silent coercions on MariaDB
+
+
+def test_mariadb_refuses_a_value_it_would_store_as_a_zero_date(mariadb_url: str, unique_name: str) -> None:
+    # The sink's sessions are strict with NO_ZERO_DATE: 0 for a DATE column is that row's error
+    # (MySQL 1292), never '0000-00-00'.
+    spec = TableSpec(
+        unique_name,
+        (Column("id", ColumnType(Kind.INT64), nullable=False), Column("d", ColumnType(Kind.DATE))),
+        ("id",),
+    )
+    rows = tuple(
+        Row(RawRecord(Coord("t", 0, i), None, b""), unique_name, Op.UPSERT, {"id": i}, {"id": i, "d": d}, spec)
+        for i, d in enumerate([dt.date(2024, 1, 2), 0, dt.date(2024, 1, 3)])
+    )
+    store = SqlStore(create_engine(mariadb_url))
+    try:
+        outcomes = Writer(store, WriteRules("upsert", auto_create=True)).write(Batch(unique_name, spec, rows))
+        assert [o.status for o in outcomes] == [Status.WRITTEN, Status.FAILED, Status.WRITTEN]
+        assert isinstance(outcomes[1].error, RecordRejected) and "1292" in (outcomes[1].error.code or "")
+        with store.engine.connect() as connection:
+            stored = connection.execute(sa.text(f"SELECT id, d FROM `{unique_name}` ORDER BY id")).all()
+        assert [tuple(r) for r in stored] == [(0, dt.date(2024, 1, 2)), (2, dt.date(2024, 1, 3))]
+    finally:
+        store.close()
+        drop_table(mariadb_url, unique_name)

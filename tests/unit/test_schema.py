@@ -213,3 +213,22 @@ def test_lenient_leaves_other_clashes_to_the_database() -> None:
     existing = table(Column("v", INT64), Column("s", STRING), Column("f", ColumnType(Kind.FLOAT64)))
     wanted = table(Column("v", STRING), Column("s", INT64), Column("f", INT64))
     assert not evolve(existing, wanted, identity, lenient=True)
+
+
+@pytest.mark.parametrize(
+    "column_kind", [Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP, Kind.BYTES, Kind.UUID]
+)
+@pytest.mark.parametrize("value_kind", [Kind.INT64, Kind.FLOAT64, Kind.BOOLEAN])
+def test_a_schemaless_number_for_a_date_bytes_or_uuid_column_is_refused(column_kind: Kind, value_kind: Kind) -> None:
+    # MariaDB stores 0 into a DATE as '0000-00-00' and into a BLOB as its digits; SQLite keeps the
+    # number whatever the column says: silent, so refused before the database sees it.
+    key = Column("id", ColumnType(Kind.INT64), False)
+    existing = TableSpec("t", (key, Column("c", ColumnType(column_kind))), ("id",))
+    wanted = TableSpec("t", (key, Column("c", ColumnType(value_kind))), ("id",))
+    with pytest.raises(SchemaEvolutionRefused, match="column 'c'"):
+        evolve(existing, wanted, lambda t: t, lenient=True)
+
+
+def test_schemaless_text_for_a_date_column_is_left_to_the_database() -> None:
+    existing = TableSpec("t", (Column("c", ColumnType(Kind.DATE)),))
+    assert not evolve(existing, TableSpec("t", (Column("c", ColumnType(Kind.STRING)),)), lambda t: t, lenient=True)
