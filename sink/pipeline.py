@@ -1,21 +1,20 @@
 """The two halves of the work on records: `Preparer` (bytes -> Row) and `Writer` (Batch -> Outcomes).
 
-The writer owns table DDL (create, evolve) and bad-row isolation: a batch the database rejects is
-bisected, each part under its own savepoint, so the good rows land in the same transaction and only
-the rejected rows become record errors, each with the database's own reason. The search finds
-the *first* rejected row of what is left (binary search over prefixes: a prefix that the database
-takes is kept under its released savepoint), then tries the rest whole again; with k bad rows in n
-this costs about k·(log2 n + 1) + 1 statements instead of n, and writes the good rows in order, so
+The writer owns table DDL (create, evolve; `refusals.py` sorts out the records a refused change
+concerns) and bad-row isolation: a batch the database rejects is searched, each part under its own
+savepoint, so the good rows land and only the rejected rows become record errors, each with the
+database's own reason. The search finds the *first* rejected row of a rejected chunk (binary search
+over prefixes: a prefix the database takes is kept under its released savepoint), then goes on in
+chunks sized by the rejections seen (see `_write_isolated`), in as many transactions as the
+savepoint budget asks (`transactions.BatchTransactions`), writing the good rows in order, so
 `stop_at_rejection` (errors.tolerance=none) can stop right at the first bad row with nothing after
 it written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from .batch import Unit, segments
 from .errors import (
@@ -24,13 +23,14 @@ from .errors import (
     MappingError,
     RecordRejected,
     SchemaEvolutionRefused,
-    SchemaRefused,
     SinkError,
 )
 from .formats import Decoder
 from .identifiers import IdentifierRules
-from .model import Batch, ColumnType, Decoded, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
-from .schema import Evolution, evolve, merge_inferred
+from .model import Batch, Decoded, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
+from .refusals import refusals, refused_outcome, subbatch
+from .schema import Evolution, evolve
+from .transactions import BatchTransactions, OnCommit, Store
 from .transforms import RowMapper
 
 NULL = Payload(None)
@@ -90,31 +90,6 @@ def _describe_exception(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------ the store port
 
 
-class Transaction(Protocol):
-    def savepoint(self) -> AbstractContextManager[None]:
-        """Roll back to the savepoint (and raise RecordRejected) when a statement inside fails."""
-        ...
-
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
-        """Delete/insert/upsert/update the units; return operation names by unit index where the
-        database told which (insert vs update); raise RecordRejected for data/integrity errors,
-        including a value the driver cannot send."""
-        ...
-
-
-class Store(Protocol):
-    def table(self, name: str) -> TableSpec | None: ...
-    def storage_type(self, column_type: ColumnType) -> ColumnType: ...
-    def create_table(self, spec: TableSpec) -> None: ...
-    def alter_table(self, existing: TableSpec, evolution: Evolution) -> None: ...
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
-
-    def ddl_text(self, existing: TableSpec | None, wanted: TableSpec, evolution: Evolution | None) -> str:
-        """The DDL that would create `wanted` (no `existing`) or apply `evolution`, as SQL text for a
-        person to read and run."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class WriteRules:
     insert_mode: str = "insert"
@@ -129,7 +104,6 @@ class WriteRules:
     max_savepoints: int = 50
 
 
-OnCommit = Callable[[list[Outcome]], None]
 Checkpoint = Callable[[], None]  # called before each statement; raises to abandon the batch
 
 
@@ -172,7 +146,7 @@ class Writer:
             return
         insert_mode = self.rules.insert_mode == "insert"
         parts = list(segments(batch.rows, insert_mode))
-        with _Transactions(self.store, self.max_savepoints, committed) as txs:
+        with BatchTransactions(self.store, self.max_savepoints, committed) as txs:
             if self.rules.stop_at_rejection and sum(map(len, parts)) < len(batch.rows):
                 # Some key comes more than once, so a unit holds rows from both sides of a row that
                 # may be rejected: try the batch whole; if anything is rejected, write it again
@@ -262,7 +236,7 @@ class Writer:
         """The table cannot take the batch as it is: the records that need the refused change become
         SchemaRefused record errors, the others are written (with errors.tolerance=none, only those
         before the first refused record)."""
-        reasons = self._refusals(batch, refusal)
+        reasons = refusals(self, batch, refusal)
         if not reasons:  # nobody's change is refused now (another worker made it meanwhile): again
             self._write(batch, committed, checkpoint)
             return
@@ -273,101 +247,14 @@ class Writer:
             good = [row for row in batch.rows if id(row) not in reasons]
             bad = [row for row in batch.rows if id(row) in reasons]
         if good:
-            self._write(_subbatch(batch, good), committed, checkpoint)
-        committed([_refused(row, reasons[id(row)]) for row in bad])
-
-    def _refusals(self, batch: Batch, refusal: SchemaEvolutionRefused) -> dict[int, SchemaRefused]:
-        """Which records need a refused change, each with its reason. A schemaless batch merges
-        several record shapes: each is judged alone, first by the sink's own rules (no DDL), then by
-        the database (each shape's own change is applied, in record order; only on failure). When
-        no shape is refused alone but the batch's change was (evolution is off), every record that
-        needs a change is; when nothing needs a change any more, none is."""
-        shapes: dict[int, list[Row]] = {}
-        for row in batch.rows:
-            if row.op is not Op.DELETE:
-                shapes.setdefault(id(row.spec), []).append(row)
-        existing = self.store.table(batch.spec.name)
-        verdicts = {shape: self._verdict(existing, rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
-        if not any(verdicts.values()):
-            verdicts = self._name_clashes(existing, shapes)
-        if not any(verdicts.values()) and len(shapes) > 1:
-            verdicts = {shape: self._tried(rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
-            existing = self.store.table(batch.spec.name)
-        if not any(verdicts.values()):
-            verdicts = {
-                shape: refusal if self._needs_change(existing, rows[0].spec, batch.inferred) else None
-                for shape, rows in shapes.items()
-            }
-        table = self.store.table(batch.spec.name)
-        errors = {shape: self._record_error(v, table) for shape, v in verdicts.items() if v is not None}
-        return {id(row): errors[shape] for shape, rows in shapes.items() if shape in errors for row in rows}
-
-    def _name_clashes(
-        self, existing: TableSpec | None, shapes: dict[int, list[Row]]
-    ) -> dict[int, SchemaEvolutionRefused | None]:
-        """Shapes, in record order, with a field that an earlier shape's field (or a column) would
-        be under the database's name comparison: `Name` in one record, `name` in another."""
-        identifiers = self.rules.identifiers
-        seen = {identifiers.column_key(c.name): c.name for c in (existing.columns if existing else ())}
-        verdicts: dict[int, SchemaEvolutionRefused | None] = {}
-        for shape, rows in shapes.items():
-            spec = rows[0].spec
-            clash = next(
-                (
-                    (column.name, other)
-                    for column in spec.columns
-                    if (other := seen.get(identifiers.column_key(column.name), column.name)) != column.name
-                ),
-                None,
-            )
-            verdicts[shape] = None if clash is None else SchemaEvolutionRefused(
-                f"table {spec.name!r}: field {clash[0]!r} would be the same column as {clash[1]!r} for "
-                f"{identifiers.database}, which compares column names without regard to case"
-            )
-            if clash is None:
-                seen.update((identifiers.column_key(c.name), c.name) for c in spec.columns)
-        return verdicts
-
-    def _tried(self, wanted: TableSpec, lenient: bool) -> SchemaEvolutionRefused | None:
-        """Make the table fit one record shape; the refusal if the sink or the database will not."""
-        try:
-            self.ensure_table(wanted, lenient)
-        except SchemaEvolutionRefused as refusal:
-            return refusal
-        return None
-
-    def _verdict(
-        self, existing: TableSpec | None, wanted: TableSpec, lenient: bool
-    ) -> SchemaEvolutionRefused | None:
-        """The sink's own refusal of the change `wanted` needs (no DDL)."""
-        if existing is None:
-            return None
-        try:
-            self.evolution(existing, wanted, lenient)
-        except SchemaEvolutionRefused as refusal:
-            return refusal
-        return None
-
-    def _needs_change(self, existing: TableSpec | None, wanted: TableSpec, lenient: bool) -> bool:
-        if existing is None:
-            return True
-        try:
-            return bool(self.evolution(existing, wanted, lenient))
-        except SchemaEvolutionRefused:
-            return True
-
-    def _record_error(self, refusal: SchemaEvolutionRefused, existing: TableSpec | None) -> SchemaRefused:
-        message = str(refusal)
-        fix = refusal.fix
-        if isinstance(fix, Evolution) and existing is not None:
-            message += f"; to take these records, run: {self.store.ddl_text(existing, existing, fix)}"
-        elif isinstance(fix, TableSpec):
-            message += f"; to take these records, run: {self.store.ddl_text(None, fix, None)}"
-        return SchemaRefused(message)
+            self._write(subbatch(batch, good), committed, checkpoint)
+        committed([refused_outcome(row, reasons[id(row)]) for row in bad])
 
     # -------------------------------------------------------------- isolation
 
-    def _write_isolated(self, txs: _Transactions, spec: TableSpec, units: list[Unit], checkpoint: Checkpoint) -> bool:
+    def _write_isolated(
+        self, txs: BatchTransactions, spec: TableSpec, units: list[Unit], checkpoint: Checkpoint
+    ) -> bool:
         """Write `units` in order, each rejected unit isolated as a record error. The whole list is
         tried first; when a chunk is rejected, a binary search over its prefixes finds its first
         rejected unit (the prefixes the database takes are kept), and the next chunk is sized by the
@@ -398,7 +285,7 @@ class Writer:
 
     def _first_rejected(
         self,
-        txs: _Transactions,
+        txs: BatchTransactions,
         spec: TableSpec,
         units: list[Unit],
         low: int,
@@ -423,7 +310,7 @@ class Writer:
             error = self._attempt(txs, spec, units, low, low + 1)
         return low, error
 
-    def _attempt_whole(self, txs: _Transactions, spec: TableSpec, parts: list[list[Unit]]) -> bool:
+    def _attempt_whole(self, txs: BatchTransactions, spec: TableSpec, parts: list[list[Unit]]) -> bool:
         """Every segment under one savepoint: True and settled, or False and rolled back."""
         tx = txs.current()
         mode = self.rules.insert_mode
@@ -440,7 +327,7 @@ class Writer:
         return True
 
     def _attempt(
-        self, txs: _Transactions, spec: TableSpec, units: list[Unit], start: int, stop: int
+        self, txs: BatchTransactions, spec: TableSpec, units: list[Unit], start: int, stop: int
     ) -> RecordRejected | None:
         """One statement (per operation) for units[start:stop] under a savepoint: their outcomes
         (settled when the transaction commits) or the database's reason for rejecting them."""
@@ -466,66 +353,8 @@ OUT_OF_SHARED_MEMORY = "53200"
 WHOLE_REST_TRIES = 3
 
 
-class _Transactions:
-    """The transactions of one batch: one, unless isolating rejected rows needs more savepoints
-    than one transaction should hold; then what is settled is committed and a new one begins.
-    Outcomes are announced (`committed`) only when their transaction committed."""
-
-    def __init__(self, store: Store, max_savepoints: int, committed: OnCommit) -> None:
-        self.store = store
-        self.max_savepoints = max_savepoints
-        self.committed = committed
-        self._stack = ExitStack()
-        self._tx: Transaction | None = None
-        self._savepoints = 0
-        self._pending: list[Outcome] = []
-
-    def __enter__(self) -> _Transactions:
-        return self
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            self._commit()
-        else:
-            self._stack.__exit__(type(exc), exc, exc.__traceback__)  # roll back; the error goes on
-
-    def current(self) -> Transaction:
-        if self._tx is None:
-            self._tx = self._stack.enter_context(self.store.transaction())
-        return self._tx
-
-    def settle(self, outcomes: list[Outcome]) -> None:
-        self._pending.extend(outcomes)
-
-    def savepoint_taken(self) -> None:
-        self._savepoints += 1
-        if self._savepoints >= self.max_savepoints:
-            self._commit()
-
-    def _commit(self) -> None:
-        self._stack.close()  # commits the open transaction, if any
-        self._tx, self._savepoints = None, 0
-        pending, self._pending = self._pending, []
-        if pending:
-            self.committed(pending)
-
-
 def _carry_on() -> None:
     return None
-
-
-def _subbatch(batch: Batch, rows: list[Row]) -> Batch:
-    """The batch with only `rows`; a schemaless batch's spec is merged again from theirs."""
-    writes = [row for row in rows if row.op is Op.UPSERT]
-    if not writes:
-        return Batch(batch.table, rows[0].spec, tuple(rows), True)
-    if not batch.inferred:
-        return Batch(batch.table, batch.spec, tuple(rows), False)
-    spec = writes[0].spec
-    for row in writes[1:]:
-        if row.spec is not spec:
-            spec = merge_inferred(spec, row.spec.columns)
-    return Batch(batch.table, spec, tuple(rows), True)
 
 
 def _outcomes(table: str, units: list[Unit], operations: dict[int, str], mode: str) -> list[Outcome]:
@@ -546,10 +375,6 @@ def _rejected(unit: Unit, exc: RecordRejected) -> Iterator[Outcome]:
     for row in unit.rows:
         error = exc.for_record(row.coord)
         yield Outcome(row.raw, Status.FAILED, row.table, row.op.value, dict(row.key), Stage.TASK_PUT, error)
-
-
-def _refused(row: Row, error: SchemaRefused) -> Outcome:
-    return Outcome(row.raw, Status.FAILED, row.table, row.op.value, dict(row.key), Stage.TASK_PUT, error)
 
 
 def _describe(evolution: Evolution) -> str:

@@ -1,0 +1,130 @@
+"""Which records need a table change the sink (or the database) refuses, and the batch without them.
+
+A batch the table cannot take as it is does not stop the sink: each record shape is judged alone
+(a schemaless batch merges several), first by the sink's own rules without DDL, then by the
+database, and only the records of refused shapes become `SchemaRefused` record errors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import SchemaEvolutionRefused, SchemaRefused
+from .model import Batch, Op, Outcome, Row, Stage, Status, TableSpec
+from .schema import Evolution, merge_inferred
+
+if TYPE_CHECKING:
+    from .pipeline import Writer
+
+
+def refusals(writer: Writer, batch: Batch, refusal: SchemaEvolutionRefused) -> dict[int, SchemaRefused]:
+    """Which records need a refused change, each with its reason. A schemaless batch merges
+    several record shapes: each is judged alone, first by the sink's own rules (no DDL), then by
+    the database (each shape's own change is applied, in record order; only on failure). When
+    no shape is refused alone but the batch's change was (evolution is off), every record that
+    needs a change is; when nothing needs a change any more, none is."""
+    shapes: dict[int, list[Row]] = {}
+    for row in batch.rows:
+        if row.op is not Op.DELETE:
+            shapes.setdefault(id(row.spec), []).append(row)
+    existing = writer.store.table(batch.spec.name)
+    verdicts = {shape: _verdict(writer, existing, rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
+    if not any(verdicts.values()):
+        verdicts = _name_clashes(writer, existing, shapes)
+    if not any(verdicts.values()) and len(shapes) > 1:
+        verdicts = {shape: _tried(writer, rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
+        existing = writer.store.table(batch.spec.name)
+    if not any(verdicts.values()):
+        verdicts = {
+            shape: refusal if _needs_change(writer, existing, rows[0].spec, batch.inferred) else None
+            for shape, rows in shapes.items()
+        }
+    table = writer.store.table(batch.spec.name)
+    errors = {shape: _record_error(writer, v, table) for shape, v in verdicts.items() if v is not None}
+    return {id(row): errors[shape] for shape, rows in shapes.items() if shape in errors for row in rows}
+
+
+def _name_clashes(
+    writer: Writer, existing: TableSpec | None, shapes: dict[int, list[Row]]
+) -> dict[int, SchemaEvolutionRefused | None]:
+    """Shapes, in record order, with a field that an earlier shape's field (or a column) would
+    be under the database's name comparison: `Name` in one record, `name` in another."""
+    identifiers = writer.rules.identifiers
+    seen = {identifiers.column_key(c.name): c.name for c in (existing.columns if existing else ())}
+    verdicts: dict[int, SchemaEvolutionRefused | None] = {}
+    for shape, rows in shapes.items():
+        spec = rows[0].spec
+        clash = next(
+            (
+                (column.name, other)
+                for column in spec.columns
+                if (other := seen.get(identifiers.column_key(column.name), column.name)) != column.name
+            ),
+            None,
+        )
+        verdicts[shape] = None if clash is None else SchemaEvolutionRefused(
+            f"table {spec.name!r}: field {clash[0]!r} would be the same column as {clash[1]!r} for "
+            f"{identifiers.database}, which compares column names without regard to case"
+        )
+        if clash is None:
+            seen.update((identifiers.column_key(c.name), c.name) for c in spec.columns)
+    return verdicts
+
+
+def _tried(writer: Writer, wanted: TableSpec, lenient: bool) -> SchemaEvolutionRefused | None:
+    """Make the table fit one record shape; the refusal if the sink or the database will not."""
+    try:
+        writer.ensure_table(wanted, lenient)
+    except SchemaEvolutionRefused as refusal:
+        return refusal
+    return None
+
+
+def _verdict(
+    writer: Writer, existing: TableSpec | None, wanted: TableSpec, lenient: bool
+) -> SchemaEvolutionRefused | None:
+    """The sink's own refusal of the change `wanted` needs (no DDL)."""
+    if existing is None:
+        return None
+    try:
+        writer.evolution(existing, wanted, lenient)
+    except SchemaEvolutionRefused as refusal:
+        return refusal
+    return None
+
+
+def _needs_change(writer: Writer, existing: TableSpec | None, wanted: TableSpec, lenient: bool) -> bool:
+    if existing is None:
+        return True
+    try:
+        return bool(writer.evolution(existing, wanted, lenient))
+    except SchemaEvolutionRefused:
+        return True
+
+
+def _record_error(writer: Writer, refusal: SchemaEvolutionRefused, existing: TableSpec | None) -> SchemaRefused:
+    message = str(refusal)
+    fix = refusal.fix
+    if isinstance(fix, Evolution) and existing is not None:
+        message += f"; to take these records, run: {writer.store.ddl_text(existing, existing, fix)}"
+    elif isinstance(fix, TableSpec):
+        message += f"; to take these records, run: {writer.store.ddl_text(None, fix, None)}"
+    return SchemaRefused(message)
+
+
+def subbatch(batch: Batch, rows: list[Row]) -> Batch:
+    """The batch with only `rows`; a schemaless batch's spec is merged again from theirs."""
+    writes = [row for row in rows if row.op is Op.UPSERT]
+    if not writes:
+        return Batch(batch.table, rows[0].spec, tuple(rows), True)
+    if not batch.inferred:
+        return Batch(batch.table, batch.spec, tuple(rows), False)
+    spec = writes[0].spec
+    for row in writes[1:]:
+        if row.spec is not spec:
+            spec = merge_inferred(spec, row.spec.columns)
+    return Batch(batch.table, spec, tuple(rows), True)
+
+
+def refused_outcome(row: Row, error: SchemaRefused) -> Outcome:
+    return Outcome(row.raw, Status.FAILED, row.table, row.op.value, dict(row.key), Stage.TASK_PUT, error)

@@ -1,0 +1,87 @@
+"""The store port the writer talks through, and the transactions of one batch.
+
+`Store`/`Transaction` are implemented by `sink.adapters.db` (and by the in-memory fakes of the
+tests); `BatchTransactions` is how the writer spreads one batch over as many transactions as
+isolating its rejected rows needs, announcing outcomes only once their transaction committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from typing import Protocol
+
+from .batch import Unit
+from .model import ColumnType, Outcome, TableSpec
+from .schema import Evolution
+
+OnCommit = Callable[[list[Outcome]], None]
+
+
+class Transaction(Protocol):
+    def savepoint(self) -> AbstractContextManager[None]:
+        """Roll back to the savepoint (and raise RecordRejected) when a statement inside fails."""
+        ...
+
+    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+        """Delete/insert/upsert/update the units; return operation names by unit index where the
+        database told which (insert vs update); raise RecordRejected for data/integrity errors,
+        including a value the driver cannot send."""
+        ...
+
+
+class Store(Protocol):
+    def table(self, name: str) -> TableSpec | None: ...
+    def storage_type(self, column_type: ColumnType) -> ColumnType: ...
+    def create_table(self, spec: TableSpec) -> None: ...
+    def alter_table(self, existing: TableSpec, evolution: Evolution) -> None: ...
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+    def ddl_text(self, existing: TableSpec | None, wanted: TableSpec, evolution: Evolution | None) -> str:
+        """The DDL that would create `wanted` (no `existing`) or apply `evolution`, as SQL text for a
+        person to read and run."""
+        ...
+
+
+class BatchTransactions:
+    """The transactions of one batch: one, unless isolating rejected rows needs more savepoints
+    than one transaction should hold; then what is settled is committed and a new one begins.
+    Outcomes are announced (`committed`) only when their transaction committed."""
+
+    def __init__(self, store: Store, max_savepoints: int, committed: OnCommit) -> None:
+        self.store = store
+        self.max_savepoints = max_savepoints
+        self.committed = committed
+        self._stack = ExitStack()
+        self._tx: Transaction | None = None
+        self._savepoints = 0
+        self._pending: list[Outcome] = []
+
+    def __enter__(self) -> BatchTransactions:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self._commit()
+        else:
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)  # roll back; the error goes on
+
+    def current(self) -> Transaction:
+        if self._tx is None:
+            self._tx = self._stack.enter_context(self.store.transaction())
+        return self._tx
+
+    def settle(self, outcomes: list[Outcome]) -> None:
+        self._pending.extend(outcomes)
+
+    def savepoint_taken(self) -> None:
+        self._savepoints += 1
+        if self._savepoints >= self.max_savepoints:
+            self._commit()
+
+    def _commit(self) -> None:
+        self._stack.close()  # commits the open transaction, if any
+        self._tx, self._savepoints = None, 0
+        pending, self._pending = self._pending, []
+        if pending:
+            self.committed(pending)
