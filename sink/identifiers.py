@@ -10,7 +10,7 @@ the name and the rule. Never a silent truncation or merge.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -61,6 +61,20 @@ class IdentifierRules:
     def table_key(self, name: str) -> str:
         return _fold(name, self.table_folding)
 
+    def column_keys(self, names: Iterable[str]) -> dict[str, str]:
+        """Names by the form the database compares them in (`column_key`)."""
+        return {self.column_key(name): name for name in names}
+
+    def column_clash(self, names: Iterable[str], taken: Mapping[str, str]) -> tuple[str, str] | None:
+        """The first of `names` that the database would take for another name, one of `taken` (from
+        `column_keys`) or an earlier one of `names`, as (that name, the other); None when none is."""
+        seen = dict(taken)
+        for name in names:
+            other = seen.setdefault(self.column_key(name), name)
+            if other != name:
+                return name, other
+        return None
+
 
 def _fold(name: str, folding: Folding) -> str:
     if folding == "ascii":
@@ -84,7 +98,7 @@ def check_table(rules: IdentifierRules, table: str) -> None:
 
 def check_columns(rules: IdentifierRules, table: str, names: Iterable[str]) -> None:
     """Every name fits, and no two are one column under the database's comparison."""
-    seen: dict[str, str] = {}
+    names = list(names)
     for name in names:
         problem = rules.problem(name)
         if problem:
@@ -94,13 +108,13 @@ def check_columns(rules: IdentifierRules, table: str, names: Iterable[str]) -> N
                 f"field {_shown(name)} cannot be a column of table {_shown(table)}: "
                 f"{rules.database} reserves the name for a system column"
             )
-        key = rules.column_key(name)
-        other = seen.setdefault(key, name)
-        if other != name:
-            raise MappingError(
-                f"fields {_shown(other)} and {_shown(name)} would be one column of table {_shown(table)}: "
-                f"{rules.database} compares column names without regard to case"
-            )
+    clash = rules.column_clash(names, {})
+    if clash is not None:
+        name, other = clash
+        raise MappingError(
+            f"fields {_shown(other)} and {_shown(name)} would be one column of table {_shown(table)}: "
+            f"{rules.database} compares column names without regard to case"
+        )
 
 
 def _shown(name: str) -> str:

@@ -205,20 +205,21 @@ class Writer:
         """No field of `wanted` may be another column under the database's name comparison: neither
         a column of the table nor another field (records of several shapes merge into one spec)."""
         identifiers = self.rules.identifiers
-        have = {identifiers.column_key(c.name): c.name for c in (existing.columns if existing else ())}
-        for column in wanted.columns:
-            other = have.setdefault(identifiers.column_key(column.name), column.name)
-            if other != column.name and (existing is None or existing.column(other) is None):
-                raise SchemaEvolutionRefused(
-                    f"table {wanted.name!r}: fields {other!r} and {column.name!r} would be one column for "
-                    f"{identifiers.database}, which compares column names without regard to case"
-                )
-            if other != column.name:
-                raise SchemaEvolutionRefused(
-                    f"table {wanted.name!r}: field {column.name!r} would be column {other!r}, which "
-                    f"{identifiers.database} takes for the same name (it compares column names without "
-                    "regard to case); rename the field, e.g. with SINK_FIELDS_EXCLUDE or a transform"
-                )
+        taken = identifiers.column_keys(existing.column_names if existing else ())
+        clash = identifiers.column_clash(wanted.column_names, taken)
+        if clash is None:
+            return
+        name, other = clash
+        if existing is None or existing.column(other) is None:
+            raise SchemaEvolutionRefused(
+                f"table {wanted.name!r}: fields {other!r} and {name!r} would be one column for "
+                f"{identifiers.database}, which compares column names without regard to case"
+            )
+        raise SchemaEvolutionRefused(
+            f"table {wanted.name!r}: field {name!r} would be column {other!r}, which "
+            f"{identifiers.database} takes for the same name (it compares column names without "
+            "regard to case); rename the field, e.g. with SINK_FIELDS_EXCLUDE or a transform"
+        )
 
     def _check_width(self, table: str, columns: int) -> None:
         limit = self.rules.max_columns

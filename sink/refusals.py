@@ -50,24 +50,17 @@ def _name_clashes(
     """Shapes, in record order, with a field that an earlier shape's field (or a column) would
     be under the database's name comparison: `Name` in one record, `name` in another."""
     identifiers = writer.rules.identifiers
-    seen = {identifiers.column_key(c.name): c.name for c in (existing.columns if existing else ())}
+    seen = identifiers.column_keys(existing.column_names if existing else ())
     verdicts: dict[int, SchemaEvolutionRefused | None] = {}
     for shape, rows in shapes.items():
         spec = rows[0].spec
-        clash = next(
-            (
-                (column.name, other)
-                for column in spec.columns
-                if (other := seen.get(identifiers.column_key(column.name), column.name)) != column.name
-            ),
-            None,
-        )
+        clash = identifiers.column_clash(spec.column_names, seen)
         verdicts[shape] = None if clash is None else SchemaEvolutionRefused(
             f"table {spec.name!r}: field {clash[0]!r} would be the same column as {clash[1]!r} for "
             f"{identifiers.database}, which compares column names without regard to case"
         )
         if clash is None:
-            seen.update((identifiers.column_key(c.name), c.name) for c in spec.columns)
+            seen.update(identifiers.column_keys(spec.column_names))
     return verdicts
 
 

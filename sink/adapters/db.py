@@ -123,7 +123,6 @@ class SqlTransaction:
         first, then one group per set of carried columns, as on the row-by-row path."""
         assert isinstance(self.dialect, PostgresDialect)
         dialect, key = self.dialect, spec.primary_key
-        dumps = self.store.json_dumps
         deletes = [u.rows[-1].key for u in units if u.delete_first]
         if deletes:
             keys = [[k.get(name) for name in key] for k in deletes]
@@ -133,7 +132,7 @@ class SqlTransaction:
         writes = [(index, u.values) for index, u in enumerate(units) if u.final is not None]
         for carried, group in _by_columns(writes, {c.name for c in table.columns}):
             names = [c.name for c in table.columns if c.name in carried or c.name in key]
-            values = pgcopy.row_values(names, pgcopy.adapters(dialect, spec, names, dumps))
+            values = pgcopy.row_values(names, pgcopy.adapters(dialect, spec, names, json_dumps))
             rows = (values(row) for _, row in group)
             stage_and_merge(
                 self.connection, dialect, table, spec, names, rows, lambda st: dialect.merge(table, st, key, mode)
@@ -205,7 +204,6 @@ class SqlStore:
         # Telling inserts from updates needs RETURNING in parameter order, which stops SQLAlchemy
         # from batching the upsert (about 4x slower on PostgreSQL): only when a report wants it.
         self.report_operations = report_operations
-        self.json_dumps = json_dumps
         self.dialect = for_backend(engine.dialect.name, engine.dialect)
         self._tables: dict[str, TableSpec | None] = {}
         self._sa_tables: dict[tuple[Any, ...], sa.Table] = {}
