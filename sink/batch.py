@@ -7,7 +7,7 @@ second must fail as it would on its own), so such a batch is written in several 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,25 +15,28 @@ from .model import Batch, Op, Row, TableSpec
 from .schema import merge_inferred
 
 
-@dataclass(slots=True)
 class Unit:
     """All rows of one key in one segment, collapsed to the statements that produce the final state."""
 
-    key: Any
-    rows: list[Row] = field(default_factory=list)
-    delete_first: bool = False
-    final: Row | None = None  # the row to insert/upsert/update after the optional delete
-    # What to write: the final row's values over those of the earlier writes since the last delete,
-    # so a field the final record does not carry ends as if each record had been written in turn.
-    values: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("delete_first", "final", "key", "rows", "values")
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.rows: list[Row] = []
+        self.delete_first = False
+        self.final: Row | None = None  # the row to insert/upsert/update after the optional delete
+        # What to write: the final row's values over those of the earlier writes since the last
+        # delete, so a field the final record does not carry ends as if each record had been
+        # written in turn. A unit of one write shares its row's values (nothing changes them).
+        self.values: Mapping[str, Any] = {}
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
         if row.op is Op.DELETE:
             self.delete_first, self.final, self.values = True, None, {}
         else:
+            self.values = {**self.values, **row.values} if self.final is not None else row.values
             self.final = row
-            self.values = {**self.values, **row.values}
 
 
 def segments(rows: tuple[Row, ...], insert_mode: bool, exact: bool = False) -> Iterator[list[Unit]]:
@@ -74,7 +77,7 @@ class _Buffer:
     def accepts(self, row: Row) -> bool:
         if row.op is Op.DELETE or (self.inferred and row.inferred):
             return True
-        return row.schema_id == self.schema_id and row.spec == self.spec
+        return row.spec is self.spec or (row.schema_id == self.schema_id and row.spec == self.spec)
 
     def add(self, row: Row) -> None:
         merge = row.op is Op.UPSERT and row.inferred and self.inferred

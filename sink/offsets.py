@@ -29,7 +29,10 @@ class OffsetTracker:
         self._partitions: dict[TopicPartition, _Partition] = {}
 
     def track(self, coord: Coord) -> None:
-        self._partitions.setdefault((coord.topic, coord.partition), _Partition()).polled.append(coord.offset)
+        state = self._partitions.get((coord.topic, coord.partition))
+        if state is None:
+            state = self._partitions[(coord.topic, coord.partition)] = _Partition()
+        state.polled.append(coord.offset)
 
     def settle(self, coord: Coord) -> None:
         state = self._partitions.get((coord.topic, coord.partition))

@@ -137,7 +137,7 @@ class Writer:
         if all(row.op is Op.DELETE for row in batch.rows) and self.store.table(batch.spec.name) is None:
             # Nothing to delete from a table that does not exist; creating it from the key alone
             # would shape it without the columns of the records that follow.
-            committed([Outcome(r.raw, Status.DELETED, batch.table, "delete", dict(r.key)) for r in batch.rows])
+            committed([Outcome(r.raw, Status.DELETED, batch.table, "delete", r.key) for r in batch.rows])
             return
         try:
             spec = self.ensure_table(batch.spec, lenient=batch.inferred)
@@ -359,23 +359,31 @@ def _carry_on() -> None:
 
 
 def _outcomes(table: str, units: list[Unit], operations: dict[int, str], mode: str) -> list[Outcome]:
-    return [o for i, unit in enumerate(units) for o in _settled(table, unit, operations.get(i), mode)]
+    outcomes: list[Outcome] = []
+    for i, unit in enumerate(units):
+        rows = unit.rows
+        if len(rows) == 1 and unit.final is not None:  # most units: one write
+            row = rows[0]
+            outcomes.append(Outcome(row.raw, Status.WRITTEN, table, operations.get(i) or mode, row.key))
+        else:
+            outcomes += _settled(table, unit, operations.get(i), mode)
+    return outcomes
 
 
 def _settled(table: str, unit: Unit, operation: str | None, mode: str) -> Iterator[Outcome]:
     for row in unit.rows:
         if row.op is Op.DELETE:
-            yield Outcome(row.raw, Status.DELETED, table, "delete", dict(row.key))
+            yield Outcome(row.raw, Status.DELETED, table, "delete", row.key)
         elif row is unit.final:
-            yield Outcome(row.raw, Status.WRITTEN, table, operation or mode, dict(row.key))
+            yield Outcome(row.raw, Status.WRITTEN, table, operation or mode, row.key)
         else:  # an earlier version of the key, superseded in the same batch
-            yield Outcome(row.raw, Status.WRITTEN, table, "skip", dict(row.key))
+            yield Outcome(row.raw, Status.WRITTEN, table, "skip", row.key)
 
 
 def _rejected(unit: Unit, exc: RecordRejected) -> Iterator[Outcome]:
     for row in unit.rows:
         error = exc.for_record(row.coord)
-        yield Outcome(row.raw, Status.FAILED, row.table, row.op.value, dict(row.key), Stage.TASK_PUT, error)
+        yield Outcome(row.raw, Status.FAILED, row.table, row.op.value, row.key, Stage.TASK_PUT, error)
 
 
 def _describe(evolution: Evolution) -> str:

@@ -13,7 +13,6 @@ value and headers (`deadletter.truncated`), never a stop.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -182,7 +181,7 @@ class OutcomeRouter:
             include_messages=self.rules.log_messages,
         )
         self._publish_dead_letter(outcome, error, env, truncated=False)
-        self._report(self.rules.error_topic, dataclasses.replace(outcome, status=Status.DEAD_LETTERED))
+        self._report(self.rules.error_topic, outcome._replace(status=Status.DEAD_LETTERED))
 
     def _publish_dead_letter(
         self, outcome: Outcome, error: RecordError, env: deadletter.Envelope, truncated: bool

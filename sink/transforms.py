@@ -44,6 +44,7 @@ class RowMapper:
         self._key_columns: dict[tuple[Any, ...], tuple[Column, ...]] = {}  # by key shape
         self._tables: dict[str, str] = {}  # topic -> its table, once checked
         self._table_keys: dict[str, str] = {}  # a table name as the database compares it -> the name
+        self._plans: dict[tuple[Any, ...], _RowPlan] = {}  # by topic and schema ids, see _plan_key
 
     def table_name(self, topic: str) -> str:
         """The table of a topic; a MappingError when the database cannot hold that name, or would
@@ -63,17 +64,32 @@ class RowMapper:
 
     def to_row(self, record: Decoded) -> Row | None:
         """The row for a record; None for a tombstone that is not to delete anything."""
+        value = record.value
+        plan_key = _plan_key(record, self.rules.pk_mode)
+        if plan_key is not None:
+            plan = self._plans.get(plan_key)
+            if plan is not None:
+                row = plan.row(record)
+                if row is not None:
+                    return row
         table = self.table_name(record.coord.topic)
-        if record.value.data is None:
+        if value.data is None:
             return self._delete(record, table) if self.rules.delete_enabled else None
         key_values, key_columns = self._key(record)
-        values = self._value(record.value)
+        values = self._value(value)
         if not values and not key_values:
             raise MappingError(f"the record has no fields: nothing to write into table {table!r}")
-        inferred = record.value.shape is None or (record.key.shape is None and self.rules.pk_mode == "record_key")
+        inferred = value.shape is None or (record.key.shape is None and self.rules.pk_mode == "record_key")
         spec = self._spec(table, record, key_columns, values, inferred)
+        if plan_key is not None and not inferred:
+            self._remember_plan(plan_key, _RowPlan(table, spec, tuple(key_values), self.rules))
         values = {**values, **key_values}
-        return Row(record.raw, table, Op.UPSERT, key_values, values, spec, record.value.schema_id, inferred)
+        return Row(record.raw, table, Op.UPSERT, key_values, values, spec, value.schema_id, inferred)
+
+    def _remember_plan(self, plan_key: tuple[Any, ...], plan: _RowPlan) -> None:
+        if len(self._plans) >= MAX_INFERRED_SHAPES:
+            self._plans.clear()
+        self._plans[plan_key] = plan
 
     # -------------------------------------------------------------- key
 
@@ -218,6 +234,65 @@ class RowMapper:
         spec = _build(table, key_columns, value_columns)
         check_columns(self.identifiers, table, spec.column_names)
         return spec
+
+
+PLANNED_PK_MODES = frozenset({"none", "record_value", "record_key"})
+
+
+def _plan_key(record: Decoded, pk_mode: str) -> tuple[Any, ...] | None:
+    """What fixes a record's table, spec and key columns, when its schema does: the topic and the
+    schema ids of a struct value with a schema (and of the key, when the key is the primary key).
+    None for records whose row depends on their values (schemaless, primitives, tombstones)."""
+    value = record.value
+    if value.data.__class__ is not dict or value.shape.__class__ is not tuple or value.schema_id is None:
+        return None
+    if pk_mode == "record_value" or pk_mode == "none":
+        return (record.raw.coord.topic, value.schema_id)
+    if pk_mode == "record_key":
+        key = record.key
+        if key.shape is None or key.data is None:
+            return None
+        return (record.raw.coord.topic, value.schema_id, key.schema_id, key.shape, key.data.__class__ is dict)
+    return None
+
+
+class _RowPlan:
+    """A schema's row, worked out once by the full mapping: later records of the schema only have
+    their values picked. `row` returns None when a record does not fit (a primary-key value is
+    missing), so the full mapping raises its error."""
+
+    __slots__ = ("exclude", "include", "key_names", "pk_mode", "spec", "table")
+
+    def __init__(self, table: str, spec: TableSpec, key_names: tuple[str, ...], rules: MappingRules) -> None:
+        self.table, self.spec, self.key_names, self.pk_mode = table, spec, key_names, rules.pk_mode
+        self.include = frozenset(rules.fields_include) if rules.fields_include else None
+        self.exclude = frozenset(rules.fields_exclude) if rules.fields_exclude else None
+
+    def row(self, record: Decoded) -> Row | None:
+        data: dict[str, Any] = record.value.data
+        # Unfiltered, the decoder's own dict: made for this record and never changed after.
+        values = data if self.include is None and self.exclude is None else self._filtered(data)
+        if not values and not self.key_names:
+            return None
+        if self.pk_mode == "none":
+            key_values: dict[str, Any] = {}
+        else:
+            source = data if self.pk_mode == "record_value" else record.key.data
+            if source.__class__ is not dict:  # a primitive key: one key column
+                key_values = {self.key_names[0]: source}
+            else:
+                key_values = {name: source.get(name) for name in self.key_names}
+                if None in key_values.values():
+                    return None
+            if self.pk_mode == "record_key" or values is not data:
+                values = {**values, **key_values}
+        return Row(record.raw, self.table, Op.UPSERT, key_values, values, self.spec, record.value.schema_id, False)
+
+    def _filtered(self, data: dict[str, Any]) -> dict[str, Any]:
+        include, exclude = self.include, self.exclude
+        return {
+            k: v for k, v in data.items() if (include is None or k in include) and (exclude is None or k not in exclude)
+        }
 
 
 def _key_type(column_type: ColumnType | None) -> ColumnType:

@@ -3,6 +3,14 @@
 Invariant: every polled record gets exactly one Outcome, and offsets are committed only up to the
 highest contiguous *settled* record of each partition. One method per event; all I/O goes through
 the ports below, so the loop runs in unit tests against in-memory fakes.
+
+Overlap: a closed batch is written on a writer thread while the loop polls and prepares the next
+(the database driver and librdkafka release the GIL while they wait). One batch at most is in
+flight and batches are written one after another in order, so per-partition order holds across
+tables; what the writer thread commits is settled on the loop's thread, when the loop collects
+the write (`_collect`), before the next batch is written. Everything that is not the plain path
+(outages, revocation, shutdown, a stop after a failure) first collects the write in flight and
+then writes in the foreground, as if there were no thread.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -52,6 +61,16 @@ class LoopRules:
     retry_delay_max_s: float = 60.0
     retry_delay_initial_s: float = 0.25
     shutdown_timeout_s: float = 10.0
+    write_in_background: bool = True  # overlap a batch's write with polling and preparing the next
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """The batch the writer thread is writing, and the outcomes of its committed transactions."""
+
+    batch: Batch
+    future: Future[None]
+    parts: deque[list[Outcome]]  # appended by the writer thread, settled by the loop
 
 
 class Worker:
@@ -85,6 +104,8 @@ class Worker:
         self._at: RawRecord | Batch | str = "start-up"  # what the loop is busy with, for error messages
         self._parts_done: set[Coord] = set()  # records of the batch being written, settled by a committed part
         self._last_commit = self._last_stats = clock()
+        self._writing: _InFlight | None = None
+        self._writer_thread = ThreadPoolExecutor(1, "sink-writer") if rules.write_in_background else None
         router.bind(self.tracker, self.counters)
 
     # -------------------------------------------------------------- lifecycle
@@ -122,6 +143,7 @@ class Worker:
             self._on_record(self._held.popleft())
         self._flush(self.batcher.due())
         if self.clock() - self._last_commit >= self.rules.commit_interval_s:
+            self._collect()  # what was written before a commit is settled by it (costs one wait a second)
             self._commit()
         if self.clock() - self._last_stats >= self.rules.stats_interval_s:
             self._log_stats()
@@ -142,7 +164,9 @@ class Worker:
     def _settle_then_close(self, batches: Iterable[Batch] = ()) -> None:
         """After a failure: write `batches` (what came before it, if anything), commit what settled
         (never past an unsettled record), then leave the group. Only `batches` are written: leaving
-        the group revokes the partitions, and the revoke must not flush the rows after the failure."""
+        the group revokes the partitions, and the revoke must not flush the rows after the failure.
+        A batch in flight came before the failure (batches are closed in poll order): it is
+        collected first."""
         self._failed = True
         self._ready.clear()
         try:
@@ -170,6 +194,8 @@ class Worker:
 
     def _close(self) -> None:
         self._log_stats(final=True)
+        if self._writer_thread is not None:
+            self._writer_thread.shutdown(wait=True)
         self.source.close()
 
     # -------------------------------------------------------------- records
@@ -207,31 +233,69 @@ class Worker:
     # -------------------------------------------------------------- writing
 
     def _flush(self, batches: Iterable[Batch] = (), deadline: float | None = None) -> None:
-        """Write the closed batches in order, each retried through outages."""
-        self._write_ready(batches, lambda batch: self._retrying(lambda: self._write(batch), deadline))
+        """Write the closed batches in order, each retried through outages. With a `deadline`
+        (shutdown, failure) every write is waited for; otherwise the last one may stay in flight."""
+        if self._writer_thread is None or deadline is not None:
+            self._write_ready(batches, lambda batch: self._retrying(lambda: self._write(batch), deadline))
+            return
+        self._collect(wait=False)
+        self._ready.extend(batches)
+        while self._ready:
+            self._collect()  # one batch in flight at most
+            self._write_in_background(self._ready.popleft())
 
     def _write_ready(self, batches: Iterable[Batch], write: Callable[[Batch], None]) -> None:
-        """Write the waiting batches and then `batches`, in order; their outcomes are routed as
-        the transactions that settle them commit."""
+        """Write the waiting batches and then `batches`, in order, in the foreground (after the
+        write in flight); their outcomes are routed as the transactions that settle them commit."""
+        self._collect(retry=False)
         self._ready.extend(batches)
         while self._ready:
             self._parts_done.clear()
             write(self._ready.popleft())
-            self._stale.clear()
-            self.counters.batches += 1
+            self._written()
 
-    def _write(self, batch: Batch) -> None:
+    def _written(self) -> None:
+        self._stale.clear()
+        self.counters.batches += 1
+
+    def _write_in_background(self, batch: Batch) -> None:
+        assert self._writer_thread is not None
+        self._parts_done.clear()
+        parts: deque[list[Outcome]] = deque()
+        future = self._writer_thread.submit(self._write, batch, parts.append)
+        self._writing = _InFlight(batch, future, parts)
+
+    def _collect(self, wait: bool = True, retry: bool = True) -> None:
+        """Settle the write in flight (waiting for it, unless `wait` is false and it is not done):
+        what its transactions committed is routed, then its error raised. An outage is retried
+        here in the foreground, like any write (unless `retry` is false: in a rebalance callback)."""
+        writing = self._writing
+        if writing is None or not (wait or writing.future.done()):
+            return
+        self._writing = None
+        self._at = writing.batch
+        error = writing.future.exception()
+        while writing.parts:
+            self._settle_part(writing.parts.popleft())
+        if isinstance(error, RetriableError) and retry:
+            self._retrying(lambda: self._write(writing.batch))
+        elif error is not None:
+            raise error
+        self._written()
+
+    def _write(self, batch: Batch, on_commit: Callable[[list[Outcome]], None] | None = None) -> None:
         """Write (what is left of) a batch. A retry after an outage skips the records a committed
         part of it already settled, and those of partitions revoked meanwhile (their new owner
-        writes them)."""
+        writes them). On the writer thread, `on_commit` passes the committed parts to the loop."""
         done, stale = self._parts_done, self._stale
         if done or stale:
             batch = _only(batch, lambda r: r.coord not in done and (r.coord.topic, r.coord.partition) not in stale)
             if not batch.rows:
                 return
-        self._at = batch
+        if on_commit is None:
+            self._at = batch
         try:
-            self.writer.write(batch, self._settle_part, self._check_stop_deadline)
+            self.writer.write(batch, on_commit or self._settle_part, self._check_stop_deadline)
         except RecordError as exc:  # e.g. a deferred constraint at COMMIT: no single row to blame
             raise FatalError(
                 f"the database rejected a whole batch of {batch.table!r} ({_span(batch)}) at commit: {exc.safe_reason}"
