@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -31,6 +31,8 @@ from .pipeline import Preparer, Writer
 from .routing import OutcomeRouter
 
 log = logging.getLogger("sink.worker")
+
+LONG_WRITE_S = 1.0  # a batch write taking longer than this is waited for with polling
 
 T = TypeVar("T")
 
@@ -143,7 +145,7 @@ class Worker:
             self._on_record(self._held.popleft())
         self._flush(self.batcher.due())
         if self.clock() - self._last_commit >= self.rules.commit_interval_s:
-            self._collect()  # what was written before a commit is settled by it (costs one wait a second)
+            self._collect(keep_polling=True)  # a commit settles what was written before it (one wait a second)
             self._commit()
         if self.clock() - self._last_stats >= self.rules.stats_interval_s:
             self._log_stats()
@@ -241,7 +243,7 @@ class Worker:
         self._collect(wait=False)
         self._ready.extend(batches)
         while self._ready:
-            self._collect()  # one batch in flight at most
+            self._collect(keep_polling=True)  # one batch in flight at most
             self._write_in_background(self._ready.popleft())
 
     def _write_ready(self, batches: Iterable[Batch], write: Callable[[Batch], None]) -> None:
@@ -265,13 +267,18 @@ class Worker:
         future = self._writer_thread.submit(self._write, batch, parts.append)
         self._writing = _InFlight(batch, future, parts)
 
-    def _collect(self, wait: bool = True, retry: bool = True) -> None:
+    def _collect(self, wait: bool = True, retry: bool = True, keep_polling: bool = False) -> None:
         """Settle the write in flight (waiting for it, unless `wait` is false and it is not done):
         what its transactions committed is routed, then its error raised. An outage is retried
-        here in the foreground, like any write (unless `retry` is false: in a rebalance callback)."""
+        here in the foreground, like any write (unless `retry` is false: in a rebalance callback).
+        `keep_polling`: a long wait polls with the partitions paused, to stay in the group."""
         writing = self._writing
         if writing is None or not (wait or writing.future.done()):
             return
+        if keep_polling:
+            self._wait_in_group_for(writing)
+            if self._writing is not writing:  # a rebalance callback collected it meanwhile
+                return
         self._writing = None
         self._at = writing.batch
         error = writing.future.exception()
@@ -282,6 +289,20 @@ class Worker:
         elif error is not None:
             raise error
         self._written()
+
+    def _wait_in_group_for(self, writing: _InFlight) -> None:
+        """Wait for a write; past LONG_WRITE_S (a lock held on the table, a slow merge), go on
+        polling with the partitions paused, so the wait never exceeds max.poll.interval.ms and
+        costs the group membership. Records fetched before the pause took effect are held."""
+        if wait([writing.future], timeout=LONG_WRITE_S).done:
+            return
+        log.info("a batch write of %r is taking long: pausing consumption until it ends", writing.batch.table)
+        self.source.pause()
+        try:
+            while self._writing is writing and not writing.future.done():
+                self._held.extend(self._poll(self.rules.poll_timeout_s))
+        finally:
+            self.source.resume()
 
     def _write(self, batch: Batch, on_commit: Callable[[list[Outcome]], None] | None = None) -> None:
         """Write (what is left of) a batch. A retry after an outage skips the records a committed
