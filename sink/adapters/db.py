@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,14 @@ from ..model import ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from . import pgcopy
 from .dberrors import classified, classify, ddl_classified, driver_refusals
+from .executemany import (
+    DriverStatement,
+    Parameters,
+    compile_for_driver,
+    execute_many,
+    holds_documents,
+    row_binder,
+)
 from .pgcopy import stage_and_merge
 
 log = logging.getLogger("sink.db")
@@ -98,21 +106,59 @@ class SqlTransaction:
         if self._bulk(units) and not report:
             self._apply_staged(spec, table, units, mode)
             return {}
-        deletes = [self.dialect.key_params(u.rows[-1].key, key) for u in units if u.delete_first]
+        deletes = [u.rows[-1].key for u in units if u.delete_first]
         writes = [(index, u.values) for index, u in enumerate(units) if u.final is not None]
         if deletes:
-            self.connection.execute(self.dialect.delete(table, key), deletes)
+            self._delete(table, key, deletes)
         operations: dict[int, str] = {}
         for carried, group in _by_columns(writes, {c.name for c in table.columns}):
-            statement, params = self._write(table, key, mode, carried, [values for _, values in group])
-            reporting = self.dialect.reporting_inserts(statement) if report else None
-            if reporting is None:
-                self.connection.execute(statement, params)
+            # Only the columns the records carry: a column they do not know keeps its value (upsert,
+            # update) or takes its DEFAULT (insert), as in Kafka Connect's JDBC sink.
+            names = [c.name for c in table.columns if c.name in carried or c.name in key]
+            rows = [values for _, values in group]
+            flags = self._upsert_reporting(table, key, names, rows) if report else None
+            if flags is None:
+                self._write_rows(table, key, mode, names, rows)
                 continue
-            flags = self.connection.execute(reporting, params).scalars().all()
             for (index, _), inserted in zip(group, flags, strict=True):
                 operations[index] = "insert" if inserted else "update"
         return operations
+
+    def _delete(self, table: sa.Table, key: Sequence[str], keys: list[Mapping[str, Any]]) -> None:
+        shape = (table, "delete", ())
+        driver = self.store.driver_statement(shape, lambda: self.dialect.delete(table, key), (), _key_binds(key))
+        parameters = self.store.row_binder(shape, driver, table)
+        execute_many(self.connection, driver, [parameters(k) for k in keys])
+
+    def _write_rows(
+        self, table: sa.Table, key: Sequence[str], mode: str, names: list[str], rows: list[Mapping[str, Any]]
+    ) -> None:
+        """Insert/upsert/update `rows` (which carry `names`) on the driver's own executemany."""
+        shape = (table, mode, tuple(names))
+        if mode == "update":
+            binds = {f"v{i}": name for i, name in enumerate(names)} | _key_binds(key)
+            driver = self.store.driver_statement(shape, lambda: self.dialect.update(table, key, names), (), binds)
+        else:
+            driver = self.store.driver_statement(shape, lambda: self._insert(table, key, mode, names), names, {})
+        parameters = self.store.row_binder(shape, driver, table)
+        execute_many(self.connection, driver, [parameters(row) for row in rows])
+
+    def _upsert_reporting(
+        self, table: sa.Table, key: Sequence[str], names: list[str], rows: list[Mapping[str, Any]]
+    ) -> list[bool] | None:
+        """Upsert `rows` telling, row by row, an insert (True) from an update; None (nothing
+        written) where the database cannot tell cheaply. RETURNING in parameter order needs
+        SQLAlchemy's own executemany."""
+        reporting = self.dialect.reporting_inserts(self._insert(table, key, "upsert", names))
+        if reporting is None:
+            return None
+        _refuse_documents_for_scalars(table, names, rows)
+        bind = self.dialect.bind
+        params = [{name: bind(row.get(name)) for name in names} for row in rows]
+        return list(self.connection.execute(reporting, params).scalars().all())
+
+    def _insert(self, table: sa.Table, key: Sequence[str], mode: str, names: Sequence[str]) -> Any:
+        return self.dialect.upsert(table, key, names) if mode == "upsert" else self.dialect.insert(table)
 
     def _bulk(self, units: Sequence[Unit]) -> bool:
         threshold = self.dialect.bulk_min_rows
@@ -138,43 +184,24 @@ class SqlTransaction:
                 self.connection, dialect, table, spec, names, rows, lambda st: dialect.merge(table, st, key, mode)
             )
 
-    def _write(
-        self, table: sa.Table, key: Sequence[str], mode: str, carried: frozenset[str], rows: list[Any]
-    ) -> tuple[Any, list[dict]]:
-        # Only the columns the records carry: a column they do not know keeps its value (upsert,
-        # update) or takes its DEFAULT (insert), as in Kafka Connect's JDBC sink.
-        names = [c.name for c in table.columns if c.name in carried or c.name in key]
-        _refuse_documents_for_scalars(table, names, rows)
-        if mode == "update":
-            params = [self.dialect.update_params(key, names, row) for row in rows]
-            return self.dialect.update(table, key, names), params
-        bind = self.dialect.bind
-        params = [{name: bind(row.get(name)) for name in names} for row in rows]
-        statement = self.dialect.upsert(table, key, names) if mode == "upsert" else self.dialect.insert(table)
-        return statement, params
 
-
-DOCUMENTS = (dict, list)
+def _key_binds(key: Sequence[str]) -> dict[str, str]:
+    return {f"k{i}": name for i, name in enumerate(key)}
 
 
 def _refuse_documents_for_scalars(table: sa.Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
     """A dict or list for a column that is not JSON (or a native array) is that row's error. Drivers
     fail on it in their own ways (sqlite3 and PyMySQL with a ProgrammingError or TypeError that also
     means "our bug"), so it is refused here, where it is unambiguous."""
-    scalar = {n for n in names if not _holds_documents(table.c[n].type)}
+    scalar = {n for n in names if not holds_documents(table.c[n].type)}
     for row in rows:
         for name in scalar:
-            if row.get(name).__class__ in DOCUMENTS:
+            if row.get(name).__class__ in (dict, list):
                 raise RecordRejected(
                     f"a nested value (object or array) for column {name!r}, which is not JSON",
                     code="nested value for a scalar column",
                     column=name,
                 )
-
-
-def _holds_documents(column_type: sa.types.TypeEngine[Any]) -> bool:
-    base = getattr(column_type, "impl_instance", column_type)  # a TypeDecorator's own type (JsonText)
-    return isinstance(base, sa.JSON | sa.ARRAY)
 
 
 def _by_columns(
@@ -207,6 +234,8 @@ class SqlStore:
         self.dialect = for_backend(engine.dialect.name, engine.dialect)
         self._tables: dict[str, TableSpec | None] = {}
         self._sa_tables: dict[tuple[Any, ...], sa.Table] = {}
+        self._driver_statements: dict[tuple[Any, ...], DriverStatement] = {}
+        self._row_binders: dict[tuple[Any, ...], Callable[[Mapping[str, Any]], Parameters]] = {}
 
     # -------------------------------------------------------------- reflection
 
@@ -229,6 +258,24 @@ class SqlStore:
         if table is None:
             table = self._sa_tables[shape] = self.dialect.table(spec)
         return table
+
+    def driver_statement(
+        self, shape: tuple[Any, ...], build: Callable[[], Any], column_keys: Sequence[str], binds: Mapping[str, str]
+    ) -> DriverStatement:
+        """The statement of `shape` (table, operation, columns) compiled once for the driver."""
+        if shape not in self._driver_statements:
+            self._driver_statements[shape] = compile_for_driver(build(), self.engine.dialect, column_keys, binds)
+        return self._driver_statements[shape]
+
+    def row_binder(
+        self, shape: tuple[Any, ...], statement: DriverStatement, table: sa.Table
+    ) -> Callable[[Mapping[str, Any]], Parameters]:
+        binder = self._row_binders.get(shape)
+        if binder is None:
+            scalar = {c.name for c in table.columns if not holds_documents(c.type)}
+            binder = row_binder(statement, self.dialect.bind, self.dialect.bind_classes, scalar)
+            self._row_binders[shape] = binder
+        return binder
 
     # -------------------------------------------------------------- DDL
 

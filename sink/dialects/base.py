@@ -241,17 +241,8 @@ class Dialect:
         values = {c: sa.bindparam(f"v{i}") for i, c in enumerate(columns) if c not in key}
         return sa.update(table).where(_key_condition(table, key)).values(values)
 
-    def update_params(self, key: Sequence[str], columns: Sequence[str], row: Mapping[str, Any]) -> dict[str, Any]:
-        params = {f"v{i}": self.bind(row.get(c)) for i, c in enumerate(columns) if c not in key}
-        params.update(self.key_params(row, key))
-        return params
-
     def delete(self, table: sa.Table, key: Sequence[str]) -> Statement:
         return sa.delete(table).where(_key_condition(table, key))
-
-    def key_params(self, row: Mapping[str, Any], key: Sequence[str] | None = None) -> dict[str, Any]:
-        """Parameters of `update`/`delete`'s key condition: `key` (default: the row's) from `row`."""
-        return {f"k{i}": self.bind(row.get(k)) for i, k in enumerate(row if key is None else key)}
 
     # -------------------------------------------------------------- values
 
@@ -259,6 +250,9 @@ class Dialect:
         """`upsert` made to return, per parameter set and in their order, True for an insert and
         False for an update; None where the database cannot tell cheaply."""
         return None
+
+    # The classes of the values `bind` changes or checks; values of other classes skip it.
+    bind_classes: frozenset[type] = frozenset()
 
     def bind(self, value: Any) -> Any:
         """Adapt a Python value for this database (e.g. aware datetimes where zones are not stored)."""
@@ -275,7 +269,7 @@ class Dialect:
 
 
 def _key_condition(table: sa.Table, key: Sequence[str]) -> sa.ColumnElement[bool]:
-    """`k0 = :k0 AND k1 = :k1 ...`, bound as `key_params` names them."""
+    """`k0 = :k0 AND k1 = :k1 ...`: bind names are positions in the key, as for `update`'s values."""
     return sa.and_(*(table.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)))
 
 

@@ -7,6 +7,7 @@ reads back as json, not as a string.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -139,6 +140,8 @@ class MysqlDialect(Dialect):
         stmt = mysql.insert(table)
         updates = [c for c in columns or table.c.keys() if c not in key] or list(key)  # all key: a no-op
         return stmt.on_duplicate_key_update({c: InsertedValue(table.c[c]) for c in updates})
+
+    bind_classes = frozenset({float, dt.datetime})
 
     def bind(self, value: Any) -> Any:
         return utc_naive(refuse_nan(value, "MariaDB/MySQL", infinity=True))

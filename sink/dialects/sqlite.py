@@ -12,6 +12,7 @@ NULL or change a type in place: such an evolution rebuilds the table (create, co
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,6 +104,8 @@ class SqliteDialect(Dialect):
 
     def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
         return on_conflict_upsert(sqlite.insert(table), key, columns or table.c.keys())
+
+    bind_classes = frozenset({float, dt.datetime})
 
     def bind(self, value: Any) -> Any:
         return utc_naive(refuse_nan(value, "SQLite", infinity=False))  # SQLite would store NULL

@@ -91,5 +91,7 @@ _INF = float("inf")
 def utc_naive(value: Any) -> Any:
     """Aware datetimes as naive UTC, for columns without a zone."""
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        if value.tzinfo is dt.UTC:  # what the decoders give: no conversion needed
+            return value.replace(tzinfo=None)
         return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value

@@ -79,8 +79,6 @@ HOSTILE = ('x"y', "Über", "a%b", ":name", "x`y")
 # ------------------------------------------------------------------------------ fixtures and helpers
 
 
-
-
 def write(store: SqlStore, spec: TableSpec, rows: list[Row], mode: str = "upsert") -> list[Outcome]:
     writer = Writer(store, WriteRules(insert_mode=mode, auto_create=True, auto_evolve=True))
     return writer.write(Batch(spec.name, spec, tuple(rows)))
@@ -250,6 +248,27 @@ def test_hostile_identifiers(store: SqlStore, url: str, select_table: str, mode:
     statuses = [Status.FAILED, Status.WRITTEN] if mode == "insert" else [Status.WRITTEN, Status.WRITTEN]
     assert [o.status for o in outcomes] == statuses
     assert read(url, select_table) == expected
+
+
+@pytest.mark.parametrize("mode", ["insert", "upsert", "update"])
+def test_columns_whose_bind_names_collide_once_escaped_keep_their_values(
+    store: SqlStore, url: str, name: str, mode: str
+) -> None:
+    """SQLAlchemy escapes `user id` to the bind name `user_id`, which another column has: each
+    value must still reach its own column, through every statement the writer sends."""
+    columns = (Column("user id", ct(Kind.INT64), nullable=False), Column("user_id", ct(Kind.STRING)))
+    columns += (Column("user%id", ct(Kind.STRING)),)
+    spec = TableSpec(name, columns, ("user id",))
+    write(store, spec, [row(spec, 0, {"user id": 1, "user_id": "a", "user%id": "b"})], mode="upsert")
+    write(store, spec, [row(spec, 1, {"user id": 1, "user_id": "c", "user%id": "d"})], mode=mode)
+    write(store, spec, [row(spec, 2, {"user id": 2, "user_id": "e", "user%id": "f"})], mode="upsert")
+    write(store, spec, [row(spec, 3, {"user id": 2}, Op.DELETE)])
+    expected = (
+        {"user id": 1, "user_id": "a", "user%id": "b"}
+        if mode == "insert"
+        else {"user id": 1, "user_id": "c", "user%id": "d"}
+    )
+    assert read(url, name) == [expected]
 
 
 # ------------------------------------------------------------------------------ statements on the bisection path

@@ -1,0 +1,99 @@
+"""Row-by-row DML on the driver's own `executemany` (sqlite3, PyMySQL, psycopg).
+
+SQLAlchemy still builds and compiles each statement (quoting, dialect syntax), once per table
+shape; only the per-row work moves here: SQLAlchemy's executemany builds a parameter dict per row,
+looks up escaped names and type processors per row, which costs more than the database's own work
+for small rows. Here a row becomes the statement's parameters (a tuple in order for a positional
+driver, a dict by rendered name for a named one), with the type processors SQLAlchemy would apply
+(a TypeDecorator's `process_bind_param` included), so what lands is the same.
+
+PyMySQL turns an `INSERT … VALUES … ON DUPLICATE KEY UPDATE` executemany into multi-row statements
+of at most `Cursor.max_stmt_length` bytes (1 MB, below MariaDB's default `max_allowed_packet` of
+16 MB); sqlite3 runs the prepared statement once per row in C; psycopg pipelines the statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+
+from ..errors import RecordRejected
+
+Process = Callable[[Any], Any]
+Parameters = tuple[Any, ...] | dict[str, Any]
+DOCUMENTS = (dict, list)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    sql: str
+    columns: tuple[str, ...]  # the row value each parameter takes (in order, for a positional driver)
+    processors: tuple[Process | None, ...]  # SQLAlchemy's bind processor of each parameter
+    names: tuple[str, ...] | None  # the parameters' names as rendered, for a named paramstyle
+
+
+def compile_for_driver(
+    statement: Any, dialect: Dialect, column_keys: Sequence[str], bind_columns: Mapping[str, str]
+) -> DriverStatement:
+    """`statement` compiled once. `bind_columns` maps the statement's own bind names (`v0`, `k0`,
+    …) to columns; any other bind is named after its column. A named paramstyle sends each value
+    under the name SQLAlchemy rendered (it escapes spaces, `%`, quotes… and keeps names apart that
+    would collide once escaped: `user id` and `user_id`)."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(column_keys))
+    if compiled.positional:
+        binds = list(compiled.positiontup or ())  # bind names, in the order of the placeholders
+        rendered = None
+    else:
+        binds = list(compiled.binds)
+        escaped = compiled.escaped_bind_names or {}
+        rendered = tuple(escaped.get(name, name) for name in binds)
+    processors = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in binds)
+    return DriverStatement(str(compiled), tuple(bind_columns.get(n, n) for n in binds), processors, rendered)
+
+
+def row_binder(
+    statement: DriverStatement, bind: Process, bind_classes: Collection[type], scalar_columns: Collection[str]
+) -> Callable[[Mapping[str, Any]], Parameters]:
+    """A function from a row's values to the statement's parameters: the dialect's `bind` for the
+    classes it adapts, then SQLAlchemy's processor. A dict or list for a column that is not JSON is
+    the row's error (drivers fail on it in ways that also mean "our bug")."""
+    positions = [
+        (column, processor, column in scalar_columns)
+        for column, processor in zip(statement.columns, statement.processors, strict=True)
+    ]
+
+    names = statement.names
+
+    def parameters(values: Mapping[str, Any]) -> Parameters:
+        out = []
+        for column, processor, scalar in positions:
+            value = values.get(column)
+            kind = value.__class__
+            if kind in bind_classes:
+                value = bind(value)
+            elif scalar and kind in DOCUMENTS:
+                raise RecordRejected(
+                    f"a nested value (object or array) for column {column!r}, which is not JSON",
+                    code="nested value for a scalar column",
+                    column=column,
+                )
+            out.append(value if processor is None else processor(value))
+        return tuple(out) if names is None else dict(zip(names, out, strict=True))
+
+    return parameters
+
+
+def execute_many(connection: Connection, statement: DriverStatement, parameters: list[Parameters]) -> None:
+    """One executemany on the transaction's connection; errors are SQLAlchemy's DBAPIError, which
+    `dberrors` classifies like any statement's."""
+    if parameters:
+        connection.exec_driver_sql(statement.sql, parameters)
+
+
+def holds_documents(column_type: sa.types.TypeEngine[Any]) -> bool:
+    base = getattr(column_type, "impl_instance", column_type)  # a TypeDecorator's own type (JsonText)
+    return isinstance(base, sa.JSON | sa.ARRAY)
