@@ -210,6 +210,7 @@ class Worker:
             try:
                 prepared = self.preparer.prepare(raw)
             except RetriableError:  # the registry is away: wait it out (rare, so off the hot path)
+                self._collect()  # never a write in flight during a back-off
                 prepared = self._retrying(lambda: self.preparer.prepare(raw))
         except RecordError as error:
             if self._drop_if_stale(raw.coord):
@@ -238,18 +239,19 @@ class Worker:
         """Write the closed batches in order, each retried through outages. With a `deadline`
         (shutdown, failure) every write is waited for; otherwise the last one may stay in flight."""
         if self._writer_thread is None or deadline is not None:
+            self._collect(deadline=deadline)
             self._write_ready(batches, lambda batch: self._retrying(lambda: self._write(batch), deadline))
             return
         self._collect(wait=False)
         self._ready.extend(batches)
         while self._ready:
             self._collect(keep_polling=True)  # one batch in flight at most
-            self._write_in_background(self._ready.popleft())
+            if self._ready:  # (a revocation during the wait writes or drops them itself)
+                self._write_in_background(self._ready.popleft())
 
     def _write_ready(self, batches: Iterable[Batch], write: Callable[[Batch], None]) -> None:
-        """Write the waiting batches and then `batches`, in order, in the foreground (after the
-        write in flight); their outcomes are routed as the transactions that settle them commit."""
-        self._collect(retry=False)
+        """Write the waiting batches and then `batches`, in order, in the foreground (the write in
+        flight collected first); their outcomes are routed as the transactions that settle them commit."""
         self._ready.extend(batches)
         while self._ready:
             self._parts_done.clear()
@@ -267,11 +269,14 @@ class Worker:
         future = self._writer_thread.submit(self._write, batch, parts.append)
         self._writing = _InFlight(batch, future, parts)
 
-    def _collect(self, wait: bool = True, retry: bool = True, keep_polling: bool = False) -> None:
+    def _collect(
+        self, wait: bool = True, retry: bool = True, keep_polling: bool = False, deadline: float | None = None
+    ) -> None:
         """Settle the write in flight (waiting for it, unless `wait` is false and it is not done):
         what its transactions committed is routed, then its error raised. An outage is retried
-        here in the foreground, like any write (unless `retry` is false: in a rebalance callback).
-        `keep_polling`: a long wait polls with the partitions paused, to stay in the group."""
+        here in the foreground, like any write, until `deadline` if any (never when `retry` is
+        false: in a rebalance callback). `keep_polling`: a long wait polls with the partitions
+        paused, to stay in the group."""
         writing = self._writing
         if writing is None or not (wait or writing.future.done()):
             return
@@ -285,7 +290,7 @@ class Worker:
         while writing.parts:
             self._settle_part(writing.parts.popleft())
         if isinstance(error, RetriableError) and retry:
-            self._retrying(lambda: self._write(writing.batch))
+            self._retrying(lambda: self._write(writing.batch), deadline)
         elif error is not None:
             raise error
         self._written()
@@ -426,7 +431,8 @@ class Worker:
         else:
             log.info("revoked %s: flushing and committing first", _names(partitions))
             try:
-                self._write_ready(self.batcher.drain(), self._write)  # no retries inside the callback
+                self._collect(retry=False)  # no retries inside the callback
+                self._write_ready(self.batcher.drain(), self._write)
                 self._commit()
             except RetriableError as exc:
                 log.warning("could not flush before giving up partitions (the new owner re-reads them): %s", exc)
