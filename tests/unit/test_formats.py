@@ -375,3 +375,50 @@ def test_connect_json_bad_input_names_the_reason(data: bytes, reason: str) -> No
     with pytest.raises(DecodeError) as caught:
         ConnectJsonDecoder().decode(data)
     assert str(caught.value) == reason
+
+
+# ------------------------------------------------------------------------------ plain JSON through orjson
+
+JSON_EDGES = [
+    b'{"id": 1, "name": "x", "price": 1.25, "ok": true, "none": null, "list": [1, 2], "doc": {"a": "b"}}',
+    b'{"big": 123456789012345678901234567890}',  # beyond 64 bits: orjson would give a float
+    b'{"low": -9223372036854775809, "high": 18446744073709551616}',
+    b'{"id": "1234567890123456789012"}',  # a long digit run in a string: slower path, same value
+    b'{"nan": NaN, "inf": Infinity, "big": 1e400}',  # json's extensions: json's values
+    b'{"lone": "\\ud800"}',  # a lone surrogate: json keeps it, orjson refuses
+    b'\xef\xbb\xbf{"bom": 1}',
+    b'{"neg_zero": -0.0, "tiny": 1e-400, "exp": 2.5e-3, "dup": 1, "dup": 2}',
+    b'{"esc": "tab\\tnewline\\n\\u00e9\\ud83d\\ude00"}',
+]
+
+
+@pytest.mark.parametrize("data", JSON_EDGES)
+def test_plain_json_parses_exactly_as_the_json_module(data: bytes) -> None:
+    import json
+    import math
+
+    from sink.formats.json_plain import loads
+
+    def same(a: object, b: object) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        return type(a) is type(b) and a == b
+
+    assert same(loads(data), json.loads(data))
+
+
+@pytest.mark.parametrize("data", [b'{"a": 1', b'{"a": nope}', b"\xff\xfe", b"", b'{"a": "\\x"}'])
+def test_plain_json_errors_are_the_json_module_s(data: bytes) -> None:
+    import json
+
+    from sink.formats.json_plain import loads
+
+    with pytest.raises((json.JSONDecodeError, UnicodeDecodeError)) as ours:
+        loads(data)
+    with pytest.raises((json.JSONDecodeError, UnicodeDecodeError)) as theirs:
+        json.loads(data)
+    assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
