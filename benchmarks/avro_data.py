@@ -9,7 +9,8 @@ once those few rows are visible. The final version of id is record id + K.
 Ten fields: long id, two strings, int (`seq` = i, the version), two doubles, boolean,
 timestamp-millis, timestamp-micros and a ~40-character string (`note`, which names i).
 
-The checksum of a table is (rows, sum(seq), sum(md5 prefix of note)): it only matches when every
+The checksum of a table is (rows, sum(seq), sum(md5 prefix of note)), computed in SQL (PostgreSQL,
+MariaDB) or in Python from the rows read back (SQLite, `checksum_of`): it only matches when every
 id holds its last version.
 """
 
@@ -20,7 +21,7 @@ import hashlib
 import io
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import fastavro
@@ -127,6 +128,22 @@ CHECKSUM_SQL = (
     "SELECT count(*), coalesce(sum(seq), 0)::bigint, "
     "coalesce(sum(('x' || left(md5(note), 8))::bit(32)::bigint), 0)::bigint FROM {}"
 )
+# MariaDB: the same terms; SUM of an unsigned is a DECIMAL (exact)
+MARIADB_CHECKSUM_SQL = (
+    "SELECT count(*), coalesce(sum(seq), 0), "
+    "coalesce(sum(CAST(CONV(LEFT(MD5(note), 8), 16, 10) AS UNSIGNED)), 0) FROM {}"
+)
+
+
+def checksum_of(rows: Iterable[tuple[int, str]]) -> tuple[int, int, int]:
+    """(rows, sum(seq), sum(note_hash)) of (seq, note) pairs read back from a table: the checksum
+    computed in Python, for a database without md5 (SQLite)."""
+    count = seqs = notes = 0
+    for seq, text in rows:
+        count += 1
+        seqs += seq
+        notes += note_hash(text)
+    return count, seqs, notes
 
 
 def expected_checksum(count: int, applied: int | None = None) -> tuple[int, int, int]:

@@ -8,11 +8,15 @@ table holds the exact final state.
 (d) quix          Quix Streams' PostgreSQLSink (its own venv, installed on first use)
 (e) per record    one SQLAlchemy upsert + COMMIT per record, time-boxed, extrapolated to N
 plus `sink run` on a JSON copy of the topic, and `sink run` at N/4 and N/2 (linearity).
+Lines (a) and (b) also run against MariaDB and SQLite (a/mariadb, b/mariadb, a/sqlite, b/sqlite)
+when those databases are measured: the sink with the same settings, and that database's own limit
+from Python (PyMySQL / sqlite3 executemany upserts of the same pre-decoded rows).
 
 "Final state" is checked cheaply while a line runs (the last record of each partition is visible:
 every line keeps per-partition order) and then exactly (count, sum(seq), sum of an md5 of the last
-version's note); a line that never matches is marked WRONG. CPU is the process's utime+stime when
-its final state was seen, peak RSS its VmHWM (both from /proc/<pid>).
+version's note; computed in SQL, on SQLite in Python from the rows read back); a line that never
+matches is marked WRONG. CPU is the process's utime+stime when its final state was seen, peak RSS
+its VmHWM (both from /proc/<pid>).
 """
 
 from __future__ import annotations
@@ -24,14 +28,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from . import avro_data
+from . import avro_data, avro_db
 from .avro_kafka import create_topic, produce, register
 from .avro_watch import BIN, ROOT, Line, run_line
 from .common import Progress
@@ -52,6 +55,9 @@ class Options:
     quix: bool
     sink_env: dict[str, str]
     py_spy: bool = False
+    # the other databases the sink and its limit run against: {"mariadb": url, "sqlite": url}
+    databases: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # the others, and why they are not measured
 
 
 # ------------------------------------------------------------------------------ the lines
@@ -90,8 +96,15 @@ def sink_env(
     return path
 
 
-def limit_line(conninfo: str, table: str, count: int, batches: list[int], log: Path) -> Line:
-    command = [sys.executable, str(HERE / "avro_limit.py"), "limit", conninfo, table, str(count)]
+LIMIT_LABELS = {
+    avro_db.POSTGRESQL: "limit: COPY + merge, pre-decoded",
+    avro_db.MARIADB: "limit: PyMySQL executemany, ON DUPLICATE KEY UPDATE, pre-decoded",
+    avro_db.SQLITE: "limit: sqlite3 executemany, ON CONFLICT DO UPDATE, pre-decoded",
+}
+
+
+def limit_line(url: str, table: str, count: int, batches: list[int], log: Path, key: str = "b") -> Line:
+    command = [sys.executable, str(HERE / "avro_limit.py"), "limit", url, table, str(count)]
     command.append(",".join(str(b) for b in batches))
     out = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     log.write_text(out.stdout + out.stderr)
@@ -100,12 +113,14 @@ def limit_line(conninfo: str, table: str, count: int, batches: list[int], log: P
     runs = [json.loads(text) for text in out.stdout.splitlines() if text.startswith("{")]
     expected = list(avro_data.expected_checksum(count))
     best = min(runs, key=lambda r: r["seconds"])
+    database = avro_db.kind(url)
     line = Line(
-        "b",
-        f"limit: COPY + merge, pre-decoded, best batch {best['batch']:,}",
+        key,
+        f"{LIMIT_LABELS[database]}, best batch {best['batch']:,}",
         avro_data.even(count),
         best["seconds"],
         cpu=best["cpu"],
+        database=database,
     )
     line.note = "; ".join(f"batch {r['batch']:,}: {avro_data.even(count) / r['seconds']:,.0f}/s" for r in runs)
     line.note += "; CPU is this client's, in-process; no RSS (the pre-decoded rows are in memory)"
@@ -171,6 +186,7 @@ def run(options: Options, url: str, workdir: Path, progress: Progress) -> dict[s
     count = avro_data.even(options.count)
     doc: dict[str, Any] = {
         "records": count,
+        "databases": [avro_db.POSTGRESQL, *options.databases],
         "distinct_ids": avro_data.distinct(count),
         "partitions": avro_data.PARTITIONS,
         "load_before": os.getloadavg(),
@@ -189,7 +205,11 @@ def run(options: Options, url: str, workdir: Path, progress: Progress) -> dict[s
     finally:
         registry.stop()
         broker.stop()
-        _drop(session.conninfo, session.tables)
+        for target, tables in session.tables.items():
+            try:
+                avro_db.drop(target, tables)
+            except Exception as exc:  # a database gone at the end costs its own tables only
+                print(f"avro: could not drop {tables} at {target}: {exc}", file=sys.stderr)
     doc["load_after"] = os.getloadavg()
     doc["lines"] = [dict(asdict(line), rate=line.rate) for line in session.lines]
     doc["linearity"] = linearity(session.lines)
@@ -216,12 +236,13 @@ class Session:
         self.prefix = f"bench_avro_{uuid.uuid4().hex[:6]}"
         self.sizes = {"": self.count, "_q": avro_data.even(self.count // 4), "_h": avro_data.even(self.count // 2)}
         self.topics = {suffix: f"{self.prefix}{suffix}" for suffix in (*self.sizes, "_json")}
-        self.tables: list[str] = []
+        self.tables: dict[str, list[str]] = {}  # by database URL
         self.lines: list[Line] = []
 
-    def table(self, name: str) -> str:
-        self.tables.append(f"{self.prefix}_{name}")
-        return self.tables[-1]
+    def table(self, name: str, url: str | None = None) -> str:
+        """A new table name in the database at `url` (default PostgreSQL), dropped at the end."""
+        self.tables.setdefault(url or self.url, []).append(f"{self.prefix}_{name}")
+        return self.tables[url or self.url][-1]
 
     def produce_all(self) -> dict[str, float]:
         """The Avro topics (N, N/4, N/2) and the JSON copy of N; production seconds by topic."""
@@ -244,7 +265,7 @@ class Session:
         count, options, workdir = self.count, self.options, self.workdir
         self.attempt(
             "(b) limit: pre-decoded rows, COPY + merge",
-            lambda: limit_line(self.conninfo, self.table("limit"), count, options.batches, workdir / "limit.log"),
+            lambda: limit_line(self.url, self.table("limit"), count, options.batches, workdir / "limit.log"),
         )
         self.attempt("(c) plain consumer", self.plain_line)
         self.attempt("(a) sink run, Avro", lambda: self.sink_line("a", "sink run (Avro)", "", "avro"))
@@ -253,6 +274,12 @@ class Session:
         self.attempt(
             "(json) sink run, JSON", lambda: self.sink_line("json", "sink run (plain JSON, same rows)", "_json", "json")
         )
+        for database in (avro_db.MARIADB, avro_db.SQLITE):
+            if database in options.databases:
+                self.other_database(database, options.databases[database])
+            else:
+                why = options.skipped.get(database, "not in --databases")
+                self.progress.line(f"avro        (b/{database}), (a/{database}): not run ({why})")
         self.attempt("(d) Quix Streams PostgreSQLSink", self.quix_line)
         self.attempt(
             f"(e) per record, time-boxed {options.naive_seconds:g} s",
@@ -260,6 +287,35 @@ class Session:
                 self.url, self.conninfo, self.table("naive"), count, options.naive_seconds, workdir / "naive.log"
             ),
         )
+
+    def other_database(self, database: str, url: str) -> None:
+        """(b/db) that database's limit from Python, then (a/db) the sink into it; then the check
+        that the limit's table has exactly the columns the sink created (types, NOT NULL, key)."""
+        name = avro_db.NAMES[database]
+        limit_table = self.table(f"limit_{database}", url)
+        self.attempt(
+            f"(b/{database}) limit into {name}: pre-decoded rows, executemany upsert",
+            lambda: limit_line(
+                url,
+                limit_table,
+                self.count,
+                self.options.batches,
+                self.workdir / f"limit_{database}.log",
+                f"b/{database}",
+            ),
+        )
+        self.attempt(
+            f"(a/{database}) sink run, Avro, into {name}",
+            lambda: self.sink_line(f"a/{database}", f"sink run (Avro) into {name}", "", "avro", url=url),
+        )
+        lines = {line.key: line for line in self.lines}
+        sink, limit = lines.get(f"a/{database}"), lines.get(f"b/{database}")
+        if sink is None or limit is None or sink.wrong or limit.wrong:
+            return
+        made, ours = avro_db.columns(url, sink.extra["table"]), avro_db.columns(url, limit_table)
+        sink.extra["columns_as_limit"] = made == ours
+        if made != ours:
+            sink.note = f"{sink.note}; the sink's columns {made} differ from (b/{database})'s {ours}".lstrip("; ")
 
     def profile(self) -> list[str]:
         """One more sink run on the N/2 topic under py-spy; where its CPU went."""
@@ -280,7 +336,10 @@ class Session:
                     self.lines.append(measure())
                 except Exception as exc:
                     key, _, label = text.partition(" ")
-                    self.lines.append(Line(key.strip("()"), label, self.count, None, wrong=f"FAILED: {exc}"))
+                    key = key.strip("()")
+                    database = key.partition("/")[2] if key.partition("/")[2] in avro_db.NAMES else avro_db.POSTGRESQL
+                    failed = Line(key, label, self.count, None, wrong=f"FAILED: {exc}", database=database)
+                    self.lines.append(failed)
                     raise
         except Exception as exc:
             print(exc, file=sys.stderr)
@@ -288,22 +347,34 @@ class Session:
         shown = self.lines[-1]
         self.progress.line(f"            -> {shown.rate or 0:,.0f} records/s {shown.wrong}".rstrip())
 
-    def sink_line(self, key: str, label: str, suffix: str, value_format: str, spy: Path | None = None) -> Line:
-        name = self.table(f"sink{key.replace('/', '_')}")
+    def sink_line(
+        self,
+        key: str,
+        label: str,
+        suffix: str,
+        value_format: str,
+        spy: Path | None = None,
+        url: str | None = None,
+    ) -> Line:
+        """`sink run` on the topic of `suffix` into a new table at `url` (default PostgreSQL)."""
+        url = url or self.url
+        name = self.table(f"sink{key.replace('/', '_')}", url)
         size = self.sizes.get(suffix, self.count)
         env = sink_env(
             self.workdir / f"{name}.env",
             self.bootstrap,
             self.topics[suffix],
             f"{name}_g",
-            self.url,
+            url,
             name,
             value_format,
             self.registry_url,
             self.options.sink_env,
         )
         command = [str(BIN / "sink"), "run", "--env-file", str(env)]
-        return run_line(key, label, command, self.workdir / f"{name}.log", self.conninfo, name, size, py_spy=spy)
+        line = run_line(key, label, command, self.workdir / f"{name}.log", url, name, size, py_spy=spy)
+        line.extra["table"] = name
+        return line
 
     def plain_line(self) -> Line:
         from . import pg_merge
@@ -323,7 +394,7 @@ class Session:
             str(batch),
         ]
         label = "plain consumer: confluent-kafka + fastavro + COPY/merge"
-        line = run_line("c", label, command, self.workdir / f"{name}.log", self.conninfo, name, self.count)
+        line = run_line("c", label, command, self.workdir / f"{name}.log", self.url, name, self.count)
         line.note = f"batch {batch:,} rows or an empty poll; commit after each DB commit"
         return line
 
@@ -349,7 +420,7 @@ class Session:
         ]
         env = {"Quix__State__Dir": str(self.workdir / "quix-state")}
         label = f"Quix Streams {version} PostgreSQLSink"
-        line = run_line("d", label, command, self.workdir / f"{name}.log", self.conninfo, name, self.count, env=env)
+        line = run_line("d", label, command, self.workdir / f"{name}.log", self.url, name, self.count, env=env)
         line.note = "upsert_on_primary_key, Avro through the registry, include_metadata=False, defaults otherwise"
         return line
 
@@ -360,12 +431,6 @@ def _avro(schema_id: int, count: int, i: int) -> bytes:
 
 def _json(count: int, i: int) -> bytes:
     return avro_data.json_value(i, count)
-
-
-def _drop(conninfo: str, tables: list[str]) -> None:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for name in tables:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 def linearity(lines: list[Line]) -> dict[str, Any]:

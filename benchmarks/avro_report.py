@@ -1,4 +1,7 @@
-"""The Avro peers section's outputs: the printed table, results/latest.json and results/latest.png."""
+"""The Avro peers section's outputs: the printed table, results/latest.json and results/latest.png.
+
+`vs (b)` divides a line's rate by the limit line of its own database ((b) for PostgreSQL,
+(b/mariadb), (b/sqlite)); `vs (c)` by the plain consumer's (PostgreSQL) for every line."""
 
 from __future__ import annotations
 
@@ -6,7 +9,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-ORDER = ("b", "c", "a", "a/2", "a/4", "json", "d", "e")
+ORDER = ("b", "c", "a", "a/2", "a/4", "json", "d", "e", "b/mariadb", "a/mariadb", "b/sqlite", "a/sqlite")
+LIMITS = {"postgresql": "b", "mariadb": "b/mariadb", "sqlite": "b/sqlite"}  # a line's (b), by its database
+HEADER_NOTE = (
+    "vs (b) = rate / the limit line (b) of the line's own database: (b) PostgreSQL, (b/mariadb), (b/sqlite); "
+    "vs (c) = rate / the plain consumer's (PostgreSQL) for every line"
+)
+
+
+def limit_key(line: dict[str, Any]) -> str:
+    """The key of the limit line a line is compared with: its own database's (b)."""
+    return LIMITS.get(line.get("database", "postgresql"), "b")
 
 
 def _ordered(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -17,7 +30,7 @@ def _ordered(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def table(doc: dict[str, Any]) -> list[str]:
     lines = _ordered(doc)
     rates = {line["key"]: line["rate"] for line in lines if line["rate"] and not line["wrong"]}
-    headers = ("", "line", "records", "time", "records/s", "vs (b)", "vs (c)", "peak RSS", "CPU s", "note")
+    headers = ("", "line", "database", "records", "time", "records/s", "vs (b)", "vs (c)", "peak RSS", "CPU s", "note")
     rows: list[tuple[str, ...]] = []
     for line in lines:
         rate = line["rate"]
@@ -30,10 +43,11 @@ def table(doc: dict[str, Any]) -> list[str]:
             (
                 f"({line['key']})",
                 line["label"],
+                line.get("database", "postgresql"),
                 f"{line['count']:,}",
                 f"{line['seconds']:.1f} s" if line["seconds"] else "-",
                 f"{rate:,.0f}" if rate else "-",
-                ratio("b"),
+                ratio(limit_key(line)),
                 ratio("c"),
                 f"{line['rss_mb']:.0f} MB" if line["rss_mb"] else "-",
                 f"{line['cpu']:.1f}" if line["cpu"] is not None else "-",
@@ -41,7 +55,7 @@ def table(doc: dict[str, Any]) -> list[str]:
             )
         )
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    right = {2, 3, 4, 5, 6, 7, 8}
+    right = {3, 4, 5, 6, 7, 8, 9}
 
     def render(cells: tuple[str, ...]) -> str:
         return "  ".join(
@@ -78,7 +92,8 @@ def chart(doc: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     lines = [line for line in _ordered(doc) if line["rate"] and line["key"] not in ("a/2", "a/4", "profile")]
-    fig, (bars, lin) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3, 2]})
+    height = max(5.5, 0.5 * len(lines) + 1.5)
+    fig, (bars, lin) = plt.subplots(1, 2, figsize=(15, height), gridspec_kw={"width_ratios": [3, 2]})
     labels = [f"({line['key']}) {line['label']}" for line in lines]
     colors = [
         "#c0392b" if line["wrong"] else "#2e86c1" if line["key"].startswith(("a", "json")) else "#7f8c8d"
@@ -94,7 +109,9 @@ def chart(doc: dict[str, Any], path: Path) -> Path:
     bars.set_yticks(list(positions), labels, fontsize=8)
     bars.set_xscale("log")
     bars.set_xlabel("records/s (log scale), higher is better")
-    bars.set_title(f"{doc['records']:,} Avro records, {doc['distinct_ids']:,} ids, upsert into PostgreSQL")
+    others = [d for d in doc.get("databases", []) if d != "postgresql"]
+    into = "PostgreSQL" + (" (/" + ", /".join(others) + ": that database)" if others else "")
+    bars.set_title(f"{doc['records']:,} Avro records, {doc['distinct_ids']:,} ids, upsert into {into}", fontsize=9)
     bars.margins(x=0.25)
 
     points = doc.get("linearity", {}).get("points", [])

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
 from . import avro_data
+from .avro_db import POSTGRESQL, Watcher, kind
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -26,7 +24,7 @@ VERIFY_GRACE_S = 15.0
 
 @dataclass
 class Line:
-    key: str  # a, b, c, d, e, json, a/4, a/2
+    key: str  # a, b, c, d, e, json, a/4, a/2; a/mariadb, b/mariadb, a/sqlite, b/sqlite
     label: str
     count: int  # records the line stands for
     seconds: float | None  # None: not measured
@@ -35,6 +33,7 @@ class Line:
     wrong: str = ""
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    database: str = POSTGRESQL  # where its table is: its (b) is that database's limit line
 
     @property
     def rate(self) -> float | None:
@@ -54,35 +53,27 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return hwm / 1024, (int(fields[11]) + int(fields[12])) / ticks
 
 
-def checksum(conn: psycopg.Connection[Any], table: str) -> tuple[int, int, int] | None:
-    try:
-        found = conn.execute(sql.SQL(avro_data.CHECKSUM_SQL).format(sql.Identifier(table))).fetchone()
-    except psycopg.errors.UndefinedTable:
-        return None
-    return (int(found[0]), int(found[1]), int(found[2])) if found else None
-
-
 def run_line(
     key: str,
     label: str,
     command: list[str],
     log_path: Path,
-    conninfo: str,
+    url: str,
     table: str,
     count: int,
     env: dict[str, str] | None = None,
     py_spy: Path | None = None,
 ) -> Line:
-    """Start `command`, wait until `table` holds the final state of a `count` dataset, stop it.
-    With `py_spy`, py-spy samples the process (CPU only, 100 Hz) into that file (raw stacks)."""
+    """Start `command`, wait until `table` (in the database at SQLAlchemy `url`) holds the final state
+    of a `count` dataset, stop it. With `py_spy`, py-spy samples the process (CPU only, 100 Hz)
+    into that file (raw stacks)."""
     probe = avro_data.last_per_partition(count)
     expected = avro_data.expected_checksum(count)
-    probe_sql = sql.SQL("SELECT id, seq FROM {} WHERE id = ANY(%s)").format(sql.Identifier(table))
     timeout = 120 + count / 1000
     environment = {k: v for k, v in os.environ.items() if not k.upper().startswith("SINK_")}
     environment.update(env or {})
-    line = Line(key, label, avro_data.even(count), None)
-    with open(log_path, "wb") as log, psycopg.connect(conninfo, autocommit=True) as conn:
+    line = Line(key, label, avro_data.even(count), None, database=kind(url))
+    with open(log_path, "wb") as log, Watcher(url) as watcher:
         started = time.perf_counter()
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT
@@ -103,15 +94,11 @@ def run_line(
                 if now > timeout:
                     line.seconds, line.wrong = now, f"WRONG: not at the final state after {timeout:.0f} s"
                     break
-                try:
-                    found = dict(conn.execute(probe_sql, (list(probe),)).fetchall())
-                except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-                    found = {}
-                if found == probe:
+                if watcher.last_versions(table, list(probe)) == probe:
                     line.seconds = now
                     sampled_rss, sampled_cpu = proc_stats(process.pid)  # at the moment it was done
                     rss, cpu = max(rss, sampled_rss), sampled_cpu or cpu
-                    _verify(line, conn, table, expected, started)
+                    _verify(line, watcher, table, expected, started)
                     break
                 time.sleep(0.1)
             line.rss_mb, line.cpu = max(rss, proc_stats(process.pid)[0]), cpu
@@ -137,13 +124,11 @@ def run_line(
             raise RuntimeError(f"{exc}\n--- {log_path} (last lines) ---\n{tail}") from exc
 
 
-def _verify(
-    line: Line, conn: psycopg.Connection[Any], table: str, expected: tuple[int, int, int], started: float
-) -> None:
+def _verify(line: Line, watcher: Watcher, table: str, expected: tuple[int, int, int], started: float) -> None:
     """The exact check once the probe saw the last records; a late match moves the time."""
     deadline = time.perf_counter() + VERIFY_GRACE_S
     while True:
-        found = checksum(conn, table)
+        found = watcher.checksum(table)
         if found == expected:
             return
         if time.perf_counter() > deadline:

@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                 attempt(f"decode+map {fmt}", decode_map.run, fmt, args.rows, args.repeat, progress)
         if "avro" in args.only:
             if "postgresql" in available:
-                attempt("avro peers", lambda: _avro(args, available["postgresql"], workdir, progress, avro_lines))
+                others = {db: available[db] for db in ("mariadb", "sqlite") if db in available}
+                if "sqlite" in others:
+                    others["sqlite"] = f"sqlite:///{workdir / 'avro.db'}"  # its own file in the work directory
+                attempt("avro peers", _avro, args, available["postgresql"], others, workdir, progress, avro_lines)
             else:
                 failures.append("avro peers: needs PostgreSQL")
         if args.profile:
@@ -152,8 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def _avro(args: argparse.Namespace, url: str, workdir: Path, progress: common.Progress, out: list[str]) -> list:
-    from benchmarks import avro_peers, avro_report
+def _avro(
+    args: argparse.Namespace,
+    url: str,
+    others: dict[str, str],
+    workdir: Path,
+    progress: common.Progress,
+    out: list[str],
+) -> list:
+    from benchmarks import avro_db, avro_peers, avro_report
 
     options = avro_peers.Options(
         count=args.avro_records,
@@ -162,19 +172,30 @@ def _avro(args: argparse.Namespace, url: str, workdir: Path, progress: common.Pr
         quix=not args.no_quix,
         sink_env=dict(item.split("=", 1) for item in args.sink_env),
         py_spy=args.py_spy,
+        databases=others,
+        skipped={
+            db: f"cannot connect to {common.MARIADB_URL}" if db in args.databases else "not in --databases"
+            for db in ("mariadb", "sqlite")
+            if db not in others
+        },
     )
     doc = avro_peers.run(options, url, workdir, progress)
     head = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
     doc["sink_version"] = head.stdout.strip() or "?"
-    doc["machine"] = common.machine_facts({"postgresql": common.server_version(url) or "?"})
+    servers = {"postgresql": common.server_version(url) or "?"}
+    if "mariadb" in others:
+        servers["mariadb"] = common.server_version(others["mariadb"]) or "?"
+    doc["machine"] = common.machine_facts(servers)
     written = avro_report.write(doc, avro_peers.RESULTS)
     load = ", ".join(f"{x:.1f}" for x in doc["load_before"])
     out += [
         "",
         f"avro peers: {doc['records']:,} Avro records, {doc['distinct_ids']:,} distinct ids (half the records are "
-        f"updates), {doc['partitions']} partitions, upsert into PostgreSQL; load average before: {load}",
-        "each line: from its process start until its table holds the exact final state (WRONG otherwise); "
-        "vs (b) / vs (c) = rate / that line's rate",
+        f"updates), {doc['partitions']} partitions, upsert into PostgreSQL"
+        + "".join(f", {avro_db.NAMES[db]} (lines /{db})" for db in others)
+        + f"; load average before: {load}",
+        "each line: from its process start until its table holds the exact final state (WRONG otherwise)",
+        avro_report.HEADER_NOTE,
         "",
         *avro_report.table(doc),
         "",

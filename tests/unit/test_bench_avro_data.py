@@ -58,3 +58,20 @@ def test_wire_formats_carry_the_record() -> None:
     assert tuple(decoded[c] for c in avro_data.COLUMNS) == avro_data.row(5, 20)
     document = json.loads(avro_data.json_value(5, 20))
     assert document["id"] == 5 and document["seq"] == 5 and document["note"] == avro_data.note(5)
+
+
+def test_checksum_of_rows_read_back_is_the_expected_one_only_for_the_last_versions() -> None:
+    count = 40
+    keys = avro_data.distinct(count)
+    finals = [(i, avro_data.note(i)) for i in range(keys, 2 * keys)]  # (seq, note) of each id's last version
+    assert avro_data.checksum_of(finals) == avro_data.expected_checksum(count)
+    assert avro_data.checksum_of(reversed(finals)) == avro_data.expected_checksum(count)  # any order
+    stale = [(0, avro_data.note(0)), *finals[1:]]  # id 0 still at its first version
+    assert avro_data.checksum_of(stale) != avro_data.expected_checksum(count)
+    partial = [(keys, avro_data.note(keys)), *finals[2:]]  # id 1 missing
+    assert avro_data.checksum_of(partial) != avro_data.expected_checksum(count)
+    assert avro_data.checksum_of([]) == avro_data.expected_checksum(count, 0) == (0, 0, 0)
+    for applied in (1, keys, keys + 5):  # the first records only: the table's state after them
+        last = _brute_force(count, applied)
+        rows = [(i, avro_data.note(i)) for i in last.values()]
+        assert avro_data.checksum_of(rows) == avro_data.expected_checksum(count, applied)
