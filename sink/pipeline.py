@@ -28,6 +28,7 @@ from .errors import (
 from .formats import Decoder
 from .identifiers import IdentifierRules
 from .model import Batch, Decoded, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
+from .plan import write_plan
 from .refusals import refusals, refused_outcome, subbatch
 from .schema import Evolution, evolve
 from .transactions import BatchTransactions, OnCommit, Store
@@ -319,7 +320,7 @@ class Writer:
         try:
             with tx.savepoint():
                 for units in parts:
-                    outcomes += _outcomes(spec.name, units, tx.apply(spec, units, mode), mode)
+                    outcomes += _outcomes(spec.name, units, tx.apply(spec, write_plan(units, spec), mode), mode)
         except RecordRejected:
             txs.savepoint_taken()
             return False
@@ -336,7 +337,7 @@ class Writer:
         tx = txs.current()
         try:
             with tx.savepoint():
-                operations = tx.apply(spec, chunk, self.rules.insert_mode)
+                operations = tx.apply(spec, write_plan(chunk, spec), self.rules.insert_mode)
         except RecordRejected as exc:
             txs.savepoint_taken()
             return exc

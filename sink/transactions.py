@@ -7,12 +7,12 @@ isolating its rejected rows needs, announcing outcomes only once their transacti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from typing import Protocol
 
-from .batch import Unit
 from .model import ColumnType, Outcome, TableSpec
+from .plan import Plan
 from .schema import Evolution
 
 OnCommit = Callable[[list[Outcome]], None]
@@ -23,10 +23,11 @@ class Transaction(Protocol):
         """Roll back to the savepoint (and raise RecordRejected) when a statement inside fails."""
         ...
 
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
-        """Delete/insert/upsert/update the units; return operation names by unit index where the
-        database told which (insert vs update); raise RecordRejected for data/integrity errors,
-        including a value the driver cannot send."""
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
+        """Run the plan's deletes, then its writes (insert/upsert/update by `mode`) into table
+        `spec`; return operation names by unit index where the database told which (insert vs
+        update); raise RecordRejected for data/integrity errors, including a value the driver
+        cannot send."""
         ...
 
 

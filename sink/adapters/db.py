@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ..batch import Unit
 from ..dialects import Dialect, PostgresDialect, for_backend
 from ..errors import RecordRejected
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
+from ..plan import Plan
 from ..schema import Evolution
 from . import pgcopy
 from .dberrors import classified, classify, ddl_classified, driver_refusals
@@ -99,28 +99,22 @@ class SqlTransaction:
             with classified():
                 nested.commit()
 
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         table = self.store.sa_table(spec)
         key = spec.primary_key
         report = self.store.report_operations and mode == "upsert"
-        if self._bulk(units) and not report:
-            self._apply_staged(spec, table, units, mode)
+        if self._bulk(plan) and not report:
+            self._apply_staged(spec, table, plan, mode)
             return {}
-        deletes = [u.rows[-1].key for u in units if u.delete_first]
-        writes = [(index, u.values) for index, u in enumerate(units) if u.final is not None]
-        if deletes:
-            self._delete(table, key, deletes)
+        if plan.deletes:
+            self._delete(table, key, plan.deletes)
         operations: dict[int, str] = {}
-        for carried, group in _by_columns(writes, {c.name for c in table.columns}):
-            # Only the columns the records carry: a column they do not know keeps its value (upsert,
-            # update) or takes its DEFAULT (insert), as in Kafka Connect's JDBC sink.
-            names = [c.name for c in table.columns if c.name in carried or c.name in key]
-            rows = [values for _, values in group]
-            flags = self._upsert_reporting(table, key, names, rows) if report else None
+        for write in plan.writes:
+            flags = self._upsert_reporting(table, key, write.columns, write.rows) if report else None
             if flags is None:
-                self._write_rows(table, key, mode, names, rows)
+                self._write_rows(table, key, mode, write.columns, write.rows)
                 continue
-            for (index, _), inserted in zip(group, flags, strict=True):
+            for index, inserted in zip(write.units, flags, strict=True):
                 operations[index] = "insert" if inserted else "update"
         return operations
 
@@ -131,10 +125,10 @@ class SqlTransaction:
         execute_many(self.connection, driver, [parameters(k) for k in keys])
 
     def _write_rows(
-        self, table: sa.Table, key: Sequence[str], mode: str, names: list[str], rows: list[Mapping[str, Any]]
+        self, table: sa.Table, key: Sequence[str], mode: str, names: Sequence[str], rows: list[Mapping[str, Any]]
     ) -> None:
         """Insert/upsert/update `rows` (which carry `names`) on the driver's own executemany."""
-        shape = (table, mode, tuple(names))
+        shape = (table, mode, names)
         if mode == "update":
             binds = {f"v{i}": name for i, name in enumerate(names)} | _key_binds(key)
             driver = self.store.driver_statement(shape, lambda: self.dialect.update(table, key, names), (), binds)
@@ -144,7 +138,7 @@ class SqlTransaction:
         execute_many(self.connection, driver, [parameters(row) for row in rows])
 
     def _upsert_reporting(
-        self, table: sa.Table, key: Sequence[str], names: list[str], rows: list[Mapping[str, Any]]
+        self, table: sa.Table, key: Sequence[str], names: Sequence[str], rows: list[Mapping[str, Any]]
     ) -> list[bool] | None:
         """Upsert `rows` telling, row by row, an insert (True) from an update; None (nothing
         written) where the database cannot tell cheaply. RETURNING in parameter order needs
@@ -160,26 +154,23 @@ class SqlTransaction:
     def _insert(self, table: sa.Table, key: Sequence[str], mode: str, names: Sequence[str]) -> Any:
         return self.dialect.upsert(table, key, names) if mode == "upsert" else self.dialect.insert(table)
 
-    def _bulk(self, units: Sequence[Unit]) -> bool:
+    def _bulk(self, plan: Plan) -> bool:
         threshold = self.dialect.bulk_min_rows
-        return threshold is not None and len(units) >= threshold
+        return threshold is not None and len(plan) >= threshold
 
-    def _apply_staged(self, spec: TableSpec, table: sa.Table, units: Sequence[Unit], mode: str) -> None:
-        """The bulk path (PostgreSQL): per statement group, COPY into a stage and one merge. Deletes
-        first, then one group per set of carried columns, as on the row-by-row path."""
+    def _apply_staged(self, spec: TableSpec, table: sa.Table, plan: Plan, mode: str) -> None:
+        """The bulk path (PostgreSQL): per step of the plan, COPY into a stage and one merge."""
         assert isinstance(self.dialect, PostgresDialect)
         dialect, key = self.dialect, spec.primary_key
-        deletes = [u.rows[-1].key for u in units if u.delete_first]
-        if deletes:
-            keys = [[k.get(name) for name in key] for k in deletes]
+        if plan.deletes:
+            keys = [[k.get(name) for name in key] for k in plan.deletes]
             stage_and_merge(
                 self.connection, dialect, table, spec, key, keys, lambda st: dialect.delete_staged(table, st, key)
             )
-        writes = [(index, u.values) for index, u in enumerate(units) if u.final is not None]
-        for carried, group in _by_columns(writes, {c.name for c in table.columns}):
-            names = [c.name for c in table.columns if c.name in carried or c.name in key]
+        for write in plan.writes:
+            names = write.columns
             values = pgcopy.row_values(names, pgcopy.adapters(dialect, spec, names, json_dumps))
-            rows = (values(row) for _, row in group)
+            rows = (values(row) for row in write.rows)
             stage_and_merge(
                 self.connection, dialect, table, spec, names, rows, lambda st: dialect.merge(table, st, key, mode)
             )
@@ -202,24 +193,6 @@ def _refuse_documents_for_scalars(table: sa.Table, names: Sequence[str], rows: S
                     code="nested value for a scalar column",
                     column=name,
                 )
-
-
-def _by_columns(
-    writes: Sequence[tuple[int, Mapping[str, Any]]], columns: set[str]
-) -> list[tuple[frozenset[str], list[tuple[int, Mapping[str, Any]]]]]:
-    """Rows grouped by the table columns they carry, one statement per group: a row never writes a
-    column it does not carry, whichever rows share its batch (the units of a segment have distinct
-    keys, so the groups may be written in any order)."""
-    groups: dict[frozenset[str], list[tuple[int, Mapping[str, Any]]]] = {}
-    last_keys: Any = None
-    group: list[tuple[int, Mapping[str, Any]]] = []
-    for index, values in writes:
-        keys = values.keys()
-        if keys != last_keys:  # rows of one schema carry the same fields: one set per run of them
-            group = groups.setdefault(frozenset(keys & columns), [])
-            last_keys = keys
-        group.append((index, values))
-    return list(groups.items())
 
 
 class SqlStore:

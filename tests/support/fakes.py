@@ -8,13 +8,13 @@ a table accepts is each test module's own rule: a subclass of `FakeTx` with its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sink.batch import Unit
 from sink.errors import BrokerUnavailable, DatabaseUnavailable, RecordRejected
 from sink.model import ColumnType, RawRecord, TableSpec
+from sink.plan import Plan
 from sink.schema import Evolution
 
 TP = tuple[str, int]
@@ -46,8 +46,13 @@ class FakeTx:
             self.store.rows = saved
             raise
 
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         raise NotImplementedError("a test module's FakeTx says what its tables accept")
+
+
+def row_key(spec: TableSpec, values: Mapping[str, Any]) -> Any:
+    """A row's identity in a fake table: its primary key, or (no primary key) a new identity."""
+    return tuple(values.get(k) for k in spec.primary_key) if spec.primary_key else object()
 
 
 class FakeStore:

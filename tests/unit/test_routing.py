@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sink.batch import Batcher, Unit
+from sink.batch import Batcher
 from sink.deadletter import PREFIX
 from sink.errors import (
     DeadLetterUnavailable,
@@ -44,6 +44,7 @@ from sink.model import (
     TableSpec,
 )
 from sink.pipeline import Preparer, Writer, WriteRules
+from sink.plan import Plan
 from sink.routing import DeadLetterFlood, OutcomeRouter, RoutingRules
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
@@ -84,14 +85,14 @@ class FakePublisher:
 class FakeTx(fakes.FakeTx):
     """Inserts and upserts, one statement per call (counted); a negative qty violates "qty_nonneg"."""
 
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         self.store.statements += 1
         table = self.store.rows.setdefault(spec.name, {})
         operations = {}
-        for index, unit in enumerate(units):
-            key = tuple(unit.rows[-1].key.values())
-            assert unit.final is not None
-            values = dict(unit.final.values)
+        assert not plan.deletes
+        for index, row in ((i, r) for write in plan.writes for i, r in zip(write.units, write.rows, strict=True)):
+            values = dict(row)
+            key = fakes.row_key(spec, values)
             if values.get("qty", 0) < 0:
                 raise RecordRejected(
                     'new row violates check constraint "qty_nonneg"',
@@ -580,9 +581,9 @@ class CountingTx(FakeTx):
         self.store.savepoints_per_tx[-1] += 1  # type: ignore[attr-defined]
         return super().savepoint()
 
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
-        self.store.rows_sent += len(units)  # type: ignore[attr-defined]
-        return super().apply(spec, units, mode)
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
+        self.store.rows_sent += len(plan)  # type: ignore[attr-defined]
+        return super().apply(spec, plan, mode)
 
 
 @pytest.mark.parametrize("share", [0.01, 0.1, 0.3, 0.5, 1.0])

@@ -4,12 +4,12 @@ from tests/support/fakes.py, which keep the contracts the real adapters keep."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from sink.batch import Batcher, Unit
+from sink.batch import Batcher
 from sink.errors import RecordRejected
 from sink.formats import Decoder
 from sink.formats.connect_json import ConnectJsonDecoder
@@ -17,6 +17,7 @@ from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
 from sink.model import Coord, RawRecord, TableSpec
 from sink.pipeline import Preparer, Writer, WriteRules
+from sink.plan import Plan
 from sink.routing import OutcomeRouter, RoutingRules
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
@@ -29,15 +30,12 @@ from tests.support.fakes import TP, Clock, FakeSource, FakeStore
 class FakeTx(fakes.FakeTx):
     """Deletes, inserts, upserts and updates; a value 'REJECT' violates a check constraint."""
 
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         table = self.store.rows.setdefault(spec.name, {})
-        for unit in units:
-            key = tuple(unit.rows[-1].key.values()) or unit.rows[-1].coord
-            if unit.delete_first:
-                table.pop(key, None)
-            if unit.final is None:
-                continue
-            values = dict(unit.values)
+        for deleted in plan.deletes:
+            table.pop(tuple(deleted.values()), None)
+        for values in (dict(row) for write in plan.writes for row in write.rows):
+            key = fakes.row_key(spec, values)
             if any(v == "REJECT" for v in values.values()):
                 raise RecordRejected("value 'REJECT' violates check constraint", sqlstate="23514")
             if mode == "insert" and key in table:
@@ -348,10 +346,10 @@ def test_the_revoke_while_stopping_after_a_failure_flushes_nothing() -> None:
 class SlowRejectingTx(FakeTx):
     """Every statement takes a second (the fake clock's); a value 'REJECT' is refused."""
 
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         self.store.statements += 1
         self.store.clock.now += 1.0  # type: ignore[attr-defined]
-        return super().apply(spec, units, mode)
+        return super().apply(spec, plan, mode)
 
 
 def test_sigterm_during_isolation_leaves_within_the_shutdown_timeout() -> None:

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 
 from sink import worker as worker_module
-from sink.batch import Batcher, Unit
+from sink.batch import Batcher
 from sink.errors import RecordRejected
 from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
 from sink.model import Batch, Coord, RawRecord, TableSpec
 from sink.pipeline import Preparer, Writer, WriteRules
+from sink.plan import Plan
 from sink.routing import OutcomeRouter, RoutingRules
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
@@ -71,9 +72,10 @@ class GatedTx(fakes.FakeTx):
 
     store: GatedStore
 
-    def apply(self, spec: TableSpec, units: Sequence[Unit], mode: str) -> dict[int, str]:
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         store = self.store
-        ids = tuple(unit.values["id"] for unit in units if unit.final is not None)
+        rows = [row for write in plan.writes for row in write.rows]
+        ids = tuple(row["id"] for row in rows)
         store.attempts.append((threading.current_thread().name, ids, store.rows_settled()))
         for record_id in ids:
             gate = store.gates.pop(record_id, None)
@@ -82,15 +84,12 @@ class GatedTx(fakes.FakeTx):
                 if not gate.opened.wait(GATE_TIMEOUT_S):
                     store.stuck.append(record_id)
         table = store.rows.setdefault(spec.name, {})
-        for unit in units:
-            if unit.final is None:
-                continue
-            values = dict(unit.values)
+        for values in map(dict, rows):
             if "BUG" in values.values():
                 raise RuntimeError("an adapter bug: 'NoneType' object is not subscriptable")
             if "REJECT" in values.values():
                 raise RecordRejected("value 'REJECT' violates check constraint", sqlstate="23514")
-            table[tuple(unit.rows[-1].key.values())] = values
+            table[fakes.row_key(spec, values)] = values
         store.applied.append(ids)
         return {}
 

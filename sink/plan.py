@@ -1,0 +1,63 @@
+"""The write plan of a chunk of units, as plain data: which rows go in which statement.
+
+A segment's units (`batch.py`: at most one per key, each "delete first?" plus the values to write)
+become, in order, one delete step (the keys of the units that delete first) and one write step per
+set of table columns the rows carry: a row never writes a column it does not carry (an upsert
+keeps that column's value, an insert gives it its DEFAULT), so rows of different sets go in
+different statements. The units of a segment have distinct keys, so the write steps may run in
+any order. A dialect turns each step into SQL (COPY + merge on PostgreSQL, an executemany
+elsewhere) and the database adapter runs it; the rule lives here, tested without a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .batch import Unit
+from .model import TableSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    columns: tuple[str, ...]  # the table's columns the rows carry (the key's included), in table order
+    rows: list[Mapping[str, Any]]  # the values to write, by column; each carries every one of `columns`
+    units: list[int]  # the index of the unit each row writes, for telling inserts from updates
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    deletes: list[Mapping[str, Any]]  # primary-key values (by column) of the rows to delete first
+    writes: list[Write]
+
+    def __len__(self) -> int:
+        """Statements' rows in all: deletes plus writes."""
+        return len(self.deletes) + sum(len(write.rows) for write in self.writes)
+
+
+def write_plan(units: Sequence[Unit], table: TableSpec) -> Plan:
+    """The statements that write `units` (of one segment) into `table` (as it exists)."""
+    deletes = [unit.rows[-1].key for unit in units if unit.delete_first]
+    table_columns = table.column_names
+    key = set(table.primary_key)
+    groups: dict[frozenset[str], tuple[list[Mapping[str, Any]], list[int]]] = {}
+    last_fields: Any = None
+    rows: list[Mapping[str, Any]] = []
+    indexes: list[int] = []
+    for index, unit in enumerate(units):
+        if unit.final is None:
+            continue
+        values = unit.values
+        fields = values.keys()
+        if fields != last_fields:  # rows of one schema carry the same fields: one lookup per run of them
+            carried = frozenset(fields & table_columns)
+            rows, indexes = groups.setdefault(carried, ([], []))
+            last_fields = fields
+        rows.append(values)
+        indexes.append(index)
+    writes = [
+        Write(tuple(c for c in table_columns if c in carried or c in key), rows, indexes)
+        for carried, (rows, indexes) in groups.items()
+    ]
+    return Plan(deletes, writes)
