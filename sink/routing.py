@@ -142,11 +142,30 @@ class OutcomeRouter:
 
     def settled(self, outcomes: Iterable[Outcome]) -> None:
         self._raise_if_broken()
+        if self._per_record_needs():
+            for outcome in outcomes:
+                if outcome.status is Status.FAILED:
+                    self._failed(outcome)
+                else:
+                    self._succeeded(outcome)
+            return
+        # Neither a ratio window nor a result topic: a good outcome only counts and settles its offset.
+        counters, settle = self.counters, self.tracker.settle
         for outcome in outcomes:
-            if outcome.status is Status.FAILED:
+            status = outcome.status
+            if status is Status.WRITTEN:
+                counters.rows_written += 1
+            elif status is Status.DELETED:
+                counters.rows_deleted += 1
+            elif status is Status.FAILED:
                 self._failed(outcome)
-            else:
-                self._succeeded(outcome)
+                continue
+            self.health.consecutive = 0
+            settle(outcome.raw.coord)
+
+    def _per_record_needs(self) -> bool:
+        """Whether a good outcome needs more than its count and its offset settled."""
+        return self.rules.max_ratio < 1.0 or bool(self.rules.result_topic and self.publisher is not None)
 
     def _succeeded(self, outcome: Outcome) -> None:
         self.health.good(outcome.coord)
