@@ -83,11 +83,23 @@ class PostgresDialect(Dialect):
         its constraints (they are checked when the rows are merged, with the database's own reasons)."""
         return CreateStage(stage, table)
 
-    def copy_into(self, stage: sa.TableClause) -> str:
+    def stage_types(self, stage: sa.TableClause) -> Statement:
+        """(column name, type oid) of this session's stage; no rows while the session has none (a
+        rolled-back transaction takes the stage it created with it)."""
+        return sa.text(
+            "SELECT a.attname, a.atttypid FROM pg_catalog.pg_attribute a"
+            " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+            " WHERE c.relname = :name AND c.relnamespace = pg_catalog.pg_my_temp_schema()"
+            " AND a.attnum > 0 AND NOT a.attisdropped"
+        ).bindparams(name=stage.name)
+
+    def copy_into(self, stage: sa.TableClause, binary: bool = False) -> str:
         """COPY in text format: every value is parsed by the column's own input function, as a
-        bound parameter would be; psycopg escapes tabs, newlines and backslashes."""
+        bound parameter would be; psycopg escapes tabs, newlines and backslashes. In binary format,
+        each value is the type's binary form, read by its receive function (which checks a typmod,
+        varchar(n) or numeric(p,s), as the input function does)."""
         columns = ", ".join(_quoted(c.name) for c in stage.columns)
-        return f"COPY {_quoted(stage.name)} ({columns}) FROM STDIN"
+        return f"COPY {_quoted(stage.name)} ({columns}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
 
     def clear_stage(self, stage: sa.TableClause) -> Statement:
         return sa.delete(stage)
