@@ -250,9 +250,12 @@ def _plan_key(record: Decoded, pk_mode: str) -> tuple[Any, ...] | None:
         return (record.raw.coord.topic, value.schema_id)
     if pk_mode == "record_key":
         key = record.key
-        if key.shape is None or key.data is None:
+        if key.data is None:
             return None
-        return (record.raw.coord.topic, value.schema_id, key.schema_id, key.shape, key.data.__class__ is dict)
+        if key.schema_id is not None:  # the key's schema fixes its shape
+            return (record.raw.coord.topic, value.schema_id, key.schema_id, key.data.__class__ is dict)
+        if key.shape.__class__ is ColumnType:  # a primitive without a registry (string keys)
+            return (record.raw.coord.topic, value.schema_id, None, key.shape, key.data.__class__ is dict)
     return None
 
 

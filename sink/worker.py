@@ -66,6 +66,13 @@ class LoopRules:
     write_in_background: bool = True  # overlap a batch's write with polling and preparing the next
 
 
+class _HandBack(Exception):
+    """Raised on the writer thread when a part it committed holds a failed record: routing that
+    part may stop the sink (errors.tolerance=none, the flood limit, the dead-letter topic down), as
+    it would have in the middle of a foreground write, so the loop routes it first and then writes
+    the rest of the batch in the foreground."""
+
+
 @dataclass(slots=True)
 class _InFlight:
     """The batch the writer thread is writing, and the outcomes of its committed transactions."""
@@ -210,7 +217,7 @@ class Worker:
             try:
                 prepared = self.preparer.prepare(raw)
             except RetriableError:  # the registry is away: wait it out (rare, so off the hot path)
-                self._collect()  # never a write in flight during a back-off
+                self._collect(keep_polling=True)  # never a write in flight during a back-off
                 prepared = self._retrying(lambda: self.preparer.prepare(raw))
         except RecordError as error:
             if self._drop_if_stale(raw.coord):
@@ -266,7 +273,13 @@ class Worker:
         assert self._writer_thread is not None
         self._parts_done.clear()
         parts: deque[list[Outcome]] = deque()
-        future = self._writer_thread.submit(self._write, batch, parts.append)
+
+        def committed(part: list[Outcome]) -> None:
+            parts.append(part)
+            if any(outcome.status is Status.FAILED for outcome in part):
+                raise _HandBack  # routing it may stop the sink: nothing more is written meanwhile
+
+        future = self._writer_thread.submit(self._write, batch, committed)
         self._writing = _InFlight(batch, future, parts)
 
     def _collect(
@@ -289,7 +302,9 @@ class Worker:
         error = writing.future.exception()
         while writing.parts:
             self._settle_part(writing.parts.popleft())
-        if isinstance(error, RetriableError) and retry:
+        if isinstance(error, _HandBack) and not retry:
+            self._write(writing.batch)  # the rest of it, in the foreground
+        elif isinstance(error, RetriableError | _HandBack) and retry:
             self._retrying(lambda: self._write(writing.batch), deadline)
         elif error is not None:
             raise error

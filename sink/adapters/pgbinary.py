@@ -140,13 +140,24 @@ def _without_nul(values: Sequence[Any], classes: Collection[type]) -> bool:
 
 
 def _all_aware(values: Sequence[Any], classes: Collection[type]) -> bool:
-    """timestamptz: naive datetimes go by text, which reads them in the session's TimeZone."""
+    """timestamptz: naive datetimes go by text, which reads them in the session's TimeZone; so do
+    offsets PostgreSQL's text input refuses (a fraction of a second, ±16 hours or more: a
+    Debezium ZonedTimestamp keeps its own), which binary would store."""
     zones = set(map(_tzinfo, values))
     if None in zones:
         return False
     if all(zone.__class__ is dt.timezone for zone in zones):
-        return True  # a fixed offset: utcoffset() is never None
-    return None not in map(dt.datetime.utcoffset, values)
+        offsets = {zone.utcoffset(None) for zone in zones}  # a fixed offset: never None
+    else:
+        offsets = set(map(dt.datetime.utcoffset, values))
+    return None not in offsets and all(_text_takes(offset) for offset in offsets)
+
+
+def _text_takes(offset: dt.timedelta) -> bool:
+    return offset.microseconds == 0 and abs(offset) < MAX_TEXT_OFFSET
+
+
+MAX_TEXT_OFFSET = dt.timedelta(hours=16)
 
 
 def _all_naive(values: Sequence[Any], classes: Collection[type]) -> bool:
