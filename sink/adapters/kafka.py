@@ -128,6 +128,7 @@ class KafkaSource:
         self._consumer = Consumer({**config, "logger": LIBRDKAFKA_LOG})
         self._topics = subscription(topics, topics_regex)
         self._paused = False
+        self._paused_partitions: dict[tuple[str, int], TopicPartition] = {}  # paused, maybe revoked since
 
     def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
         def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -182,11 +183,23 @@ class KafkaSource:
         self._pause_assigned()
 
     def resume(self) -> None:
+        """Resume every partition paused, also those revoked meanwhile: librdkafka keeps a
+        partition's pause across a revocation, so one assigned again later would stay paused."""
         self._paused = False
         self._on_assigned(self._consumer.resume, "resuming")
+        paused, self._paused_partitions = self._paused_partitions, {}
+        if paused:
+            try:
+                self._consumer.resume(list(paused.values()))
+            except KafkaException as exc:
+                log.warning("resuming the partitions: %s", exc.args[0].str())
 
     def _pause_assigned(self) -> None:
-        self._on_assigned(self._consumer.pause, "pausing")
+        self._on_assigned(self._remember_and_pause, "pausing")
+
+    def _remember_and_pause(self, partitions: list[TopicPartition]) -> None:
+        self._paused_partitions.update({(p.topic, p.partition): p for p in partitions})
+        self._consumer.pause(partitions)
 
     def _on_assigned(self, action: Callable[[list[TopicPartition]], None], doing: str) -> None:
         try:
