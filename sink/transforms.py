@@ -283,6 +283,12 @@ class _RowPlan:
             source = data if self.pk_mode == "record_value" else record.key.data
             if source.__class__ is not dict:  # a primitive key: one key column
                 key_values = {self.key_names[0]: source}
+            elif len(self.key_names) == 1:  # the usual key: one field, no comprehension
+                name = self.key_names[0]
+                value = source.get(name)
+                if value is None:
+                    return None
+                key_values = {name: value}
             else:
                 key_values = {name: source.get(name) for name in self.key_names}
                 if None in key_values.values():

@@ -140,8 +140,13 @@ class KafkaSource:
         self._consumer.subscribe(self._topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
+        """What the consumer holds now, up to `max_records`; only when it holds nothing, wait up to
+        `timeout`. librdkafka's batch consume waits for all `max_records` until the timeout, which
+        would idle the loop while fewer are fetched than asked."""
         records = []
-        messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        messages = self._consumer.consume(num_messages=max_records, timeout=0)
+        if not messages and timeout > 0:
+            messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
         if self._paused:
             self._pause_assigned()  # a rebalance during the pause may have assigned new partitions
         for message in messages:
