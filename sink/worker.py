@@ -150,6 +150,8 @@ class Worker:
         self._held.extend(self._poll(self.rules.poll_timeout_s))
         while self._held:
             self._on_record(self._held.popleft())
+            if self._ready:  # a batch closed: write it before preparing more (memory stays bounded)
+                self._flush()
         self._flush(self.batcher.due())
         if self.clock() - self._last_commit >= self.rules.commit_interval_s:
             self._collect(keep_polling=True)  # a commit settles what was written before it (one wait a second)
