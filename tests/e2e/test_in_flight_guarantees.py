@@ -453,8 +453,13 @@ def test_rebalances_with_a_batch_in_flight_lose_nothing_and_apply_every_id_in_or
         around_b = writes_around(pg_url, topic, log_time(b_log, b_revocation), 2.0)
         print(f"writes in flight at the revocations (backend, began, ended; s from it): A {spanning(around_a)}", end="")
         print(f" B {spanning(around_b)}")
-        assert spanning(around_a), f"no batch in flight when B's join revoked A's partitions; writes: {around_a}"
-        assert spanning(around_b), f"no batch in flight when A's stop revoked B's partitions; writes: {around_b}"
+        # B's join lands in A's long write by construction (writes of 1.5 s, polled while paused); A's
+        # stop revokes B's partitions whenever SIGTERM comes, which under load may fall between two
+        # of B's writes (seen in CI: one ended 51 ms before it). At least one revocation must have
+        # met a batch in flight, or the test did not exercise what it is about.
+        assert spanning(around_a) or spanning(around_b), (
+            f"no batch in flight at either revocation; writes around A's: {around_a}, around B's: {around_b}"
+        )
 
         # Nothing lost, every id at its last version, every partition committed to its end.
         rows = fetch_rows(pg_url, topic)
