@@ -14,7 +14,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ..dialects import Dialect, PostgresDialect, for_backend
-from ..errors import RecordRejected
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
 from ..plan import Plan
@@ -22,11 +21,13 @@ from ..schema import Evolution
 from . import pgcopy
 from .dberrors import classified, classify, ddl_classified, driver_refusals
 from .executemany import (
+    DOCUMENTS,
     DriverStatement,
     Parameters,
     compile_for_driver,
     execute_many,
     holds_documents,
+    nested_value_refused,
     row_binder,
 )
 from .pgcopy import stage_and_merge
@@ -187,12 +188,8 @@ def _refuse_documents_for_scalars(table: sa.Table, names: Sequence[str], rows: S
     scalar = {n for n in names if not holds_documents(table.c[n].type)}
     for row in rows:
         for name in scalar:
-            if row.get(name).__class__ in (dict, list):
-                raise RecordRejected(
-                    f"a nested value (object or array) for column {name!r}, which is not JSON",
-                    code="nested value for a scalar column",
-                    column=name,
-                )
+            if row.get(name).__class__ in DOCUMENTS:
+                raise nested_value_refused(name)
 
 
 class SqlStore:

@@ -76,11 +76,7 @@ def row_binder(
             if kind in bind_classes:
                 value = bind(value)
             elif scalar and kind in DOCUMENTS:
-                raise RecordRejected(
-                    f"a nested value (object or array) for column {column!r}, which is not JSON",
-                    code="nested value for a scalar column",
-                    column=column,
-                )
+                raise nested_value_refused(column)
             out.append(value if processor is None else processor(value))
         return tuple(out) if names is None else dict(zip(names, out, strict=True))
 
@@ -92,6 +88,15 @@ def execute_many(connection: Connection, statement: DriverStatement, parameters:
     `dberrors` classifies like any statement's."""
     if parameters:
         connection.exec_driver_sql(statement.sql, parameters)
+
+
+def nested_value_refused(column: str) -> RecordRejected:
+    """The row's error for a dict or list bound for a column that is not JSON."""
+    return RecordRejected(
+        f"a nested value (object or array) for column {column!r}, which is not JSON",
+        code="nested value for a scalar column",
+        column=column,
+    )
 
 
 def holds_documents(column_type: sa.types.TypeEngine[Any]) -> bool:
