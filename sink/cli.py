@@ -22,6 +22,7 @@ from .batch import Batcher
 from .config import Settings, load_settings
 from .errors import ConfigError, FatalError, SinkError
 from .formats import make_decoder
+from .health import Health, WatchedSource
 from .logs import setup_logging
 from .pipeline import Preparer, Writer, WriteRules
 from .routing import OutcomeRouter, RoutingRules
@@ -90,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------ run
 
 
-def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
-    """Wire a worker from settings; also return what must be closed afterwards."""
+def build_worker(settings: Settings, health: Health | None = None) -> tuple[Worker, list[object]]:
+    """Wire a worker from settings; also return what must be closed afterwards. With `health`, the
+    source reports heartbeats, assignments and pauses to it (for /livez and /readyz)."""
     from .adapters.db import SqlStore, create_engine
     from .adapters.kafka import KafkaPublisher, KafkaSource, consumer_config
 
@@ -127,6 +129,8 @@ def build_worker(settings: Settings) -> tuple[Worker, list[object]]:
         settings.topics,
         settings.topics_regex,
     )
+    if health is not None:
+        source = WatchedSource(source, health)
     worker = Worker(
         source,
         preparer,
@@ -188,8 +192,12 @@ def run(settings: Settings) -> int:
         ",".join(settings.topics) or settings.topics_regex,
         settings.safe_database_url(),
     )
+    health = Health(
+        time.monotonic, settings.health_heartbeat_timeout_ms / 1000, settings.health_retry_unready_ms / 1000
+    )
     try:
-        worker, closeables = build_worker(settings)
+        http = _serve_http(settings, health)
+        worker, closeables = build_worker(settings, health)
     except ConfigError as exc:
         print(f"sink: configuration error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -199,16 +207,26 @@ def run(settings: Settings) -> int:
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: flushing, committing and leaving the group", signal.Signals(signum).name)
+        health.stopping()
         worker.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     _quiet_garbage_collector()
     code = worker.run()
-    for closeable in closeables:
+    for closeable in [*closeables, *([http] if http else [])]:
         closeable.close()
     log.info("stopped with exit code %d", code)
     return code
+
+
+def _serve_http(settings: Settings, health: Health):  # type: ignore[no-untyped-def]
+    """/metrics, /livez, /readyz on SINK_HTTP_PORT (None when unset or 0)."""
+    if not settings.http_port:
+        return None
+    from .adapters.http import serve
+
+    return serve(settings.http_host, settings.http_port, health, settings.name)
 
 
 def _quiet_garbage_collector() -> None:

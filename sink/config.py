@@ -3,7 +3,10 @@
 Names mirror Kafka Connect's options with dots as underscores and the prefix `SINK_`; every one is
 documented in config/README.md (a test keeps the two in step). Values come from env files given as
 `sink run --env-file a.env --env-file b.env` (later files win) and from the real environment,
-which wins over files. Any problem becomes one `ConfigError` line naming the variable.
+which wins over files. Secret settings may also come from files: `SINK_<NAME>_FILE=/path` for the
+scalar ones, and a secrets directory (`SINK_SECRETS_DIR`, default `/run/secrets` when it exists)
+holding one file per variable, named after it. Any problem becomes one `ConfigError` line naming
+the variable.
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ ENV_PREFIX = "SINK_"
 PASSTHROUGH = ("consumer", "producer", "schema_registry")  # SINK_<GROUP>__<PROP> -> librdkafka "a.b.c"
 # Settings whose values may hold a credential: an error about them never quotes the value.
 SECRET_SETTINGS = (*PASSTHROUGH, "database_url", "schema_registry_url", "bootstrap_servers")
+# Scalar secrets that may be given as SINK_<NAME>_FILE=/path (Docker's and the postgres image's
+# convention). Not the pass-through groups: librdkafka has properties of its own ending in `.file`
+# (sasl.oauthbearer.assertion.private.key.file), so SINK_CONSUMER__X_FILE keeps meaning `x.file`;
+# their secrets come from the secrets directory instead.
+FILE_SECRETS = tuple(name for name in SECRET_SETTINGS if name not in PASSTHROUGH)
+FILE_SUFFIX = "_file"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
 # Query parameters of a database URL that carry a secret (libpq's password, sslpassword,
 # oauth_client_secret; PyMySQL's passwd; any driver's token): masked wherever the URL is shown.
 _SECRET_QUERY = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
@@ -112,7 +122,21 @@ class Settings(BaseSettings):
     log_stats_interval_ms: int = Field(10_000, ge=100)
     shutdown_timeout_ms: int = Field(10_000, ge=100)
 
+    # Where secret files were read from (resolved by load_settings; None: no directory).
+    secrets_dir: Path | None = None
+
+    # HTTP endpoints /metrics, /livez, /readyz (sink/adapters/http.py); None or 0: no server.
+    http_port: int | None = Field(None, ge=0, le=65535)
+    http_host: str = Field("0.0.0.0", min_length=1)
+    health_heartbeat_timeout_ms: int = Field(60_000, ge=1000)  # /livez fails past this without a heartbeat
+    health_retry_unready_ms: int = Field(30_000, ge=0)  # /readyz fails once retrying an outage this long
+
     _split = field_validator("topics", "pk_fields", "fields_include", "fields_exclude", mode="before")(_split_commas)
+
+    @field_validator("http_port", mode="before")
+    @classmethod
+    def _empty_port(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value  # `SINK_HTTP_PORT=`: off
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -246,7 +270,8 @@ def _contradictions(s: Settings) -> list[str]:
 
 
 def known_variables() -> set[str]:
-    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return names | {ENV_PREFIX + (name + FILE_SUFFIX).upper() for name in FILE_SECRETS}
 
 
 def load_settings(env_files: Sequence[str | Path] = (), environ: Mapping[str, str] | None = None) -> Settings:
@@ -256,10 +281,73 @@ def load_settings(env_files: Sequence[str | Path] = (), environ: Mapping[str, st
         merged.update(_read_env_file(Path(path)))
     merged.update(os.environ if environ is None else environ)
     values = {k[len(ENV_PREFIX) :].lower(): v for k, v in merged.items() if k.upper().startswith(ENV_PREFIX)}
+    values = _secrets_from_files(values)
     try:
         return Settings(**_nest(values))
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+
+
+def _secrets_from_files(values: Mapping[str, str]) -> dict[str, str]:
+    """Fill secret settings from files: `SINK_<NAME>_FILE` (never together with `SINK_<NAME>`),
+    then the secrets directory for whatever is still unset (a variable or `_FILE` wins over it).
+    Errors name the variable and the path, never the file's content."""
+    resolved = dict(values)
+    for name in FILE_SECRETS:
+        path = resolved.pop(name + FILE_SUFFIX, "").strip()
+        if not path:
+            continue
+        variable = ENV_PREFIX + (name + FILE_SUFFIX).upper()
+        if resolved.get(name, "").strip():
+            raise ConfigError(f"{variable}: set either {ENV_PREFIX + name.upper()} or {variable}, not both")
+        resolved[name] = _read_secret(Path(path), variable)
+    directory = _secrets_dir(resolved)
+    resolved.pop("secrets_dir", None)
+    if directory is None:
+        return resolved
+    resolved["secrets_dir"] = str(directory)
+    for file in sorted(directory.iterdir()):
+        upper = file.name.upper()
+        if not upper.startswith(ENV_PREFIX) or not file.is_file():
+            continue  # other services' secrets, Kubernetes' `..data` links
+        key = upper[len(ENV_PREFIX) :].lower()
+        group, sep, prop = key.partition("__")
+        if not (key in FILE_SECRETS or (sep and prop and group in PASSTHROUGH)):
+            raise ConfigError(
+                f"{upper}: not a secret setting, in secrets directory {directory} "
+                f"(secrets: {', '.join(ENV_PREFIX + n.upper() for n in FILE_SECRETS)}, SINK_CONSUMER__<PROP>, "
+                "SINK_PRODUCER__<PROP>, SINK_SCHEMA_REGISTRY__<PROP>; other settings belong in an env file)"
+            )
+        if key not in resolved:  # the environment and env files win over the directory
+            resolved[key] = _read_secret(file, upper)
+    return resolved
+
+
+def _secrets_dir(values: Mapping[str, str]) -> Path | None:
+    """`SINK_SECRETS_DIR`, or /run/secrets when it exists; `SINK_SECRETS_DIR=` turns it off."""
+    if "secrets_dir" not in values:
+        return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
+    given = values["secrets_dir"].strip()
+    if not given:
+        return None
+    directory = Path(given)
+    if not directory.is_dir():
+        raise ConfigError(f"SINK_SECRETS_DIR: {directory} is not a directory")
+    return directory
+
+
+def _read_secret(path: Path, variable: str) -> str:
+    """A secret file's text without its trailing line break (as `echo ... > file` writes it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # its message would quote bytes of the secret
+        raise ConfigError(f"{variable}: {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path} ({exc.strerror or type(exc).__name__})") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text.strip():
+        raise ConfigError(f"{variable}: {path} is empty")
+    return text
 
 
 def _nest(values: Mapping[str, str]) -> dict[str, Any]:

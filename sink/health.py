@@ -1,0 +1,154 @@
+"""Is the sink alive, is it ready: the state behind `/livez`, `/readyz` and the health gauges.
+
+Pure core: the worker loop (one thread) tells a `Health` what happens, the HTTP adapter (another
+thread) asks it for a verdict. Every update is one attribute assignment or a swap of an immutable
+set, so a reader never sees half an update and no lock is needed.
+
+    beat()                 the loop is turning (each poll, also while backing off or waiting)
+    assigned(partitions)   the group gave us these partitions (any hashables: (topic, partition))
+    revoked(partitions)    ... and took these away
+    retrying(since, why)   an outage is being retried since `since` (the clock's time)
+    recovered()            the retry ended
+    stopping()             shutting down: no longer ready
+
+Alive: the loop beat less than `heartbeat_timeout_s` ago (before the first beat it is starting,
+and alive: the process answers). Ready: alive, not stopping, at least one partition assigned, and
+not retrying for `retry_unready_s` or longer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": "ok" if self.ok else "fail", "reason": self.reason}
+
+
+class Health:
+    def __init__(self, clock: Callable[[], float], heartbeat_timeout_s: float, retry_unready_s: float) -> None:
+        self.clock = clock
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.retry_unready_s = retry_unready_s
+        self.started_at = clock()
+        self.last_beat: float | None = None
+        self.partitions: frozenset[Hashable] = frozenset()
+        self.retrying_since: float | None = None
+        self.retry_reason = ""
+        self.is_stopping = False
+
+    # -------------------------------------------------------------- updates (the worker's thread)
+
+    def beat(self) -> None:
+        self.last_beat = self.clock()
+
+    def assigned(self, partitions: Iterable[Hashable]) -> None:
+        self.partitions = self.partitions | frozenset(partitions)
+
+    def revoked(self, partitions: Iterable[Hashable]) -> None:
+        self.partitions = self.partitions - frozenset(partitions)
+
+    def retrying(self, since: float | None = None, why: str = "an outage") -> None:
+        """Enter (or stay in) a retry loop; the earliest `since` is kept."""
+        if self.retrying_since is None:
+            self.retry_reason = why
+            self.retrying_since = self.clock() if since is None else since
+
+    def recovered(self) -> None:
+        self.retrying_since = None
+        self.retry_reason = ""
+
+    def stopping(self) -> None:
+        self.is_stopping = True
+
+    # -------------------------------------------------------------- verdicts (any thread)
+
+    def liveness(self) -> Verdict:
+        last = self.last_beat
+        if last is None:
+            return Verdict(True, f"starting: no heartbeat from the loop yet ({self._since(self.started_at)})")
+        age = self.clock() - last
+        if age > self.heartbeat_timeout_s:
+            return Verdict(False, f"no heartbeat from the loop for {age:.0f} s (limit {self.heartbeat_timeout_s:g} s)")
+        return Verdict(True, f"last heartbeat {age:.1f} s ago")
+
+    def readiness(self) -> Verdict:
+        live = self.liveness()
+        if not live.ok:
+            return live
+        if self.is_stopping:
+            return Verdict(False, "stopping")
+        if not self.partitions:
+            return Verdict(False, "no partitions assigned")
+        since = self.retrying_since
+        if since is not None and self.clock() - since >= self.retry_unready_s:
+            return Verdict(False, f"retrying {self.retry_reason} for {self.clock() - since:.0f} s")
+        return Verdict(True, f"{len(self.partitions)} partition(s) assigned")
+
+    def gauges(self) -> dict[str, float]:
+        """Numbers for /metrics, read at scrape time."""
+        now = self.clock()
+        last, since = self.last_beat, self.retrying_since
+        return {
+            "up": 1.0,
+            "live": float(self.liveness().ok),
+            "ready": float(self.readiness().ok),
+            "partitions_assigned": float(len(self.partitions)),
+            "heartbeat_age_seconds": now - (self.started_at if last is None else last),
+            "retrying": float(since is not None),
+            "retry_seconds": 0.0 if since is None else now - since,
+        }
+
+    def _since(self, at: float) -> str:
+        return f"up {self.clock() - at:.0f} s"
+
+
+class WatchedSource:
+    """A Source that tells `Health` what the loop does with it, so `sink run` has heartbeats and
+    assignments without the worker knowing: each poll beats; the rebalance callbacks report the
+    partitions; a pause (an outage being retried, or a write that takes long) counts as retrying
+    until the resume. Everything else is passed through unchanged."""
+
+    def __init__(self, source: Any, health: Health) -> None:
+        self._source = source
+        self._health = health
+
+    def subscribe(self, on_assign: Callable[..., None], on_revoke: Callable[..., None], *args: Any, **kw: Any) -> Any:
+        health = self._health
+
+        def assign(partitions: Any, *more: Any) -> None:
+            health.assigned(partitions)
+            on_assign(partitions, *more)
+
+        def revoke(partitions: Any, *more: Any) -> None:
+            try:
+                on_revoke(partitions, *more)
+            finally:
+                health.revoked(partitions)
+
+        return self._source.subscribe(assign, revoke, *args, **kw)
+
+    def poll(self, *args: Any, **kw: Any) -> Any:
+        self._health.beat()
+        records = self._source.poll(*args, **kw)
+        self._health.beat()
+        return records
+
+    def pause(self, *args: Any, **kw: Any) -> Any:
+        self._health.retrying(why="with consumption paused (an outage, or a write that takes long)")
+        return self._source.pause(*args, **kw)
+
+    def resume(self, *args: Any, **kw: Any) -> Any:
+        result = self._source.resume(*args, **kw)
+        self._health.recovered()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
