@@ -1,19 +1,26 @@
 """The Schema Registry adapter: the `SchemaSource` port over confluent-kafka's `SchemaRegistryClient`.
 
 The client does the HTTP work (basic auth, bearer auth, TLS, several URLs, its own cache of schemas
-by id); this module configures it from `SINK_SCHEMA_REGISTRY__*` and classifies its failures at the
-edge, by status and error code:
+by id and by GUID); this module configures it from `SINK_SCHEMA_REGISTRY__*` and classifies its
+failures at the edge, by HTTP status and error code, never by message text:
 
     connection refused, timeout, TLS failure, HTTP 408/429/5xx  -> RegistryUnavailable (retried)
-    HTTP 404 with error code 40403 (40401/40402 for references)  -> LookupError (the format's DecodeError)
+    HTTP 404 with error code 40401/40402/40403 (subject,        -> SchemaNotFound, a LookupError
+      version, schema not found; also for a reference)             (the format's DecodeError)
     HTTP 401/403, another 404, a bad property                   -> ConfigError (an operator is needed)
 
-Protobuf schemas are asked for in their serialized form (a base64 FileDescriptorProto) and turned
-into a descriptor here, with confluent-kafka's helpers, so the core needs nothing but `google.protobuf`.
+Schemas are asked for by id (`GET /schemas/ids/{id}`, wire-format magic byte 0) or by GUID
+(`GET /schemas/guids/{guid}`, magic byte 1); references by subject and version
+(`GET /subjects/{subject}/versions/{version}`). Protobuf schemas are asked for in their serialized
+form (a base64 FileDescriptorProto) and turned into a descriptor here, imports first, so the core
+needs nothing but `google.protobuf`. The few private names of confluent-kafka this needs live in
+`confluent_shim`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -22,11 +29,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import OAuthTokenError, SchemaRegistryError
 
 from ..errors import ConfigError, RegistryUnavailable
+from . import confluent_shim
 
-try:  # the HTTP library the client uses (httpx2, or httpx on older releases)
-    from confluent_kafka.schema_registry.common._httpx_compat import httpx
-except ImportError:  # pragma: no cover - confluent-kafka < 2.14
-    import httpx  # type: ignore[no-redef]
+SchemaRef = int | str  # a schema id (magic byte 0) or a schema GUID (magic byte 1, as text)
 
 T = TypeVar("T")
 
@@ -40,6 +45,14 @@ NOT_FOUND_CODES = {40401, 40402, 40403}  # subject, version, schema not found
 
 def client_config(url: str, props: Mapping[str, str] | None = None) -> dict[str, Any]:
     """SchemaRegistryClient configuration from the URL and the `SINK_SCHEMA_REGISTRY__*` properties."""
+    for one in url.split(","):
+        split = urlsplit(one.strip())
+        if split.scheme not in ("http", "https") or not split.hostname:
+            raise ConfigError(f"SINK_SCHEMA_REGISTRY_URL: {safe_url(one.strip())!r} is not an http(s):// URL")
+    unknown = sorted(set(props or ()) - confluent_shim.CLIENT_PROPERTIES - {"basic.auth.credentials.source"})
+    if unknown:
+        names = ", ".join(_variable(name) for name in unknown)
+        raise ConfigError(f"{names}: not a property of the schema registry client")
     conf: dict[str, Any] = {"url": url, **DEFAULTS}
     for key, value in (props or {}).items():
         if key in NUMERIC or key == "timeout":
@@ -82,24 +95,30 @@ def safe_url(url: str) -> str:
 
 
 class SchemaNotFound(LookupError):
-    pass
+    """A schema (or, with `reference` set to its name, a schema it references) the registry lacks."""
+
+    def __init__(self, message: str, reference: str | None = None) -> None:
+        super().__init__(message)
+        self.reference = reference
 
 
 class RegistrySchemaSource:
-    """Writer schemas by id from a Confluent-compatible Schema Registry."""
+    """Writer schemas by id or GUID from a Confluent-compatible Schema Registry."""
 
     def __init__(self, url: str, props: Mapping[str, str] | None = None) -> None:
         self.url = safe_url(url)
+        conf = client_config(url, props)
         try:
-            self.client = SchemaRegistryClient(client_config(url, props))
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(_config_problem(str(exc))) from None
-        self._files: dict[int, Any] = {}
+            self.client = SchemaRegistryClient(conf)
+        except (ValueError, TypeError) as exc:  # a value the client refuses (our checks passed)
+            names = ", ".join(_variable(key) for key in (props or {})) or "SINK_SCHEMA_REGISTRY_URL"
+            raise ConfigError(f"{names}: the schema registry client refuses the configuration: {exc}") from None
+        self._files: dict[SchemaRef, Any] = {}
 
     # -------------------------------------------------------------- the SchemaSource port
 
-    def schema(self, schema_id: int) -> tuple[str, str, list[dict]]:
-        found = self._call(lambda: self.client.get_schema(schema_id), f"schema id {schema_id}")
+    def schema(self, ref: SchemaRef) -> tuple[str, str, list[dict]]:
+        found = self._call(lambda: self._get(ref), _what(ref))
         return found.schema_type or "AVRO", found.schema_str or "", _references(found.references)
 
     def reference(self, subject: str, version: int) -> tuple[str, str, list[dict]]:
@@ -108,10 +127,10 @@ class RegistrySchemaSource:
         ).schema
         return found.schema_type or "AVRO", found.schema_str or "", _references(found.references)
 
-    def protobuf_file(self, schema_id: int) -> Any:
-        cached = self._files.get(schema_id)
+    def protobuf_file(self, ref: SchemaRef) -> Any:
+        cached = self._files.get(ref)
         if cached is None:
-            cached = self._files[schema_id] = self._protobuf_file(schema_id)
+            cached = self._files[ref] = self._protobuf_file(ref)
         return cached
 
     def describe(self) -> str:
@@ -121,32 +140,59 @@ class RegistrySchemaSource:
 
     # -------------------------------------------------------------- internals
 
-    def _protobuf_file(self, schema_id: int) -> Any:
-        from confluent_kafka.schema_registry.protobuf import _init_pool, _resolve_named_schema, _str_to_proto
+    def _get(self, ref: SchemaRef, fmt: str | None = None) -> Any:
+        if isinstance(ref, str):
+            return self.client.get_schema_by_guid(ref, fmt=fmt)
+        return self.client.get_schema(ref, fmt=fmt)
+
+    def _protobuf_file(self, ref: SchemaRef) -> Any:
         from google.protobuf.descriptor_pool import DescriptorPool
 
-        schema = self._call(lambda: self.client.get_schema(schema_id, fmt="serialized"), f"schema id {schema_id}")
+        what = _what(ref)
+        schema = self._call(lambda: self._get(ref, "serialized"), what)
         if (schema.schema_type or "AVRO") != "PROTOBUF":
-            raise ValueError(f"schema id {schema_id} is a {schema.schema_type or 'AVRO'} schema, not PROTOBUF")
+            raise ValueError(f"{what} is a {schema.schema_type or 'AVRO'} schema, not PROTOBUF")
         pool = DescriptorPool()
-        _init_pool(pool)
-        self._call(lambda: _resolve_named_schema(schema, self.client, pool), f"the references of schema id {schema_id}")
-        name = f"schema-{schema_id}.proto"
+        confluent_shim.init_pool(pool)
+        self._add_imports(pool, _references(schema.references), set(), what)
+        name = f"schema-{ref}.proto"
         try:
-            pool.Add(_str_to_proto(name, schema.schema_str or ""))
-            return pool.FindFileByName(name)
-        except Exception as exc:  # binascii.Error, SerializationError, TypeError from the pool
-            raise ValueError(
-                f"schema id {schema_id} is not a serialized FileDescriptorProto (the registry must answer "
-                f"format=serialized with base64; it may have returned .proto source): {type(exc).__name__}: {exc}"
-            ) from None
+            pool.Add(_file_proto(name, schema.schema_str or "", what))
+        except TypeError as exc:  # the pool refuses the file: an import no reference gave, a clash
+            raise ValueError(f"{what} cannot be added to the descriptor pool: {exc}") from None
+        return pool.FindFileByName(name)
+
+    def _add_imports(self, pool: Any, references: list[dict], seen: set[str], what: str) -> None:
+        """Add the files a Protobuf schema imports (its references, theirs first) to `pool`, each
+        under the import name the reference gives."""
+        for ref in references:
+            name = str(ref["name"])
+            if confluent_shim.is_builtin(name) or name in seen:
+                continue
+            seen.add(name)
+            subject, version = str(ref["subject"]), int(ref["version"])
+            where = f"subject {subject!r} version {version} (imported as {name!r} by {what})"
+            try:
+                found = self._version(subject, version, where)
+            except SchemaNotFound as exc:
+                raise SchemaNotFound(str(exc), reference=name) from None
+            if (found.schema.schema_type or "AVRO") != "PROTOBUF":
+                raise ValueError(f"{where} is a {found.schema.schema_type or 'AVRO'} schema, not PROTOBUF")
+            self._add_imports(pool, _references(found.schema.references), seen, what)
+            try:
+                pool.Add(_file_proto(name, found.schema.schema_str or "", where))
+            except TypeError as exc:  # the pool refuses a file: a clash, a missing import
+                raise ValueError(f"{where} cannot be added to the descriptor pool: {exc}") from None
+
+    def _version(self, subject: str, version: int, where: str) -> Any:
+        return self._call(lambda: self.client.get_version(subject, version, True, "serialized"), where)
 
     def _call(self, request: Callable[[], T], what: str) -> T:
         try:
             return request()
         except SchemaRegistryError as exc:
             raise self._classify(exc, what) from None
-        except (httpx.TransportError, OAuthTokenError) as exc:
+        except (confluent_shim.TransportError, OAuthTokenError) as exc:
             raise RegistryUnavailable(
                 f"schema registry {self.url} did not answer for {what}: {type(exc).__name__}: {exc}"
             ) from None
@@ -168,16 +214,26 @@ class RegistrySchemaSource:
         )
 
 
+def _what(ref: SchemaRef) -> str:
+    return f"schema GUID {ref}" if isinstance(ref, str) else f"schema id {ref}"
+
+
+def _file_proto(name: str, text: str, what: str) -> Any:
+    """A base64 FileDescriptorProto (the registry's `format=serialized`) under the import name `name`."""
+    from google.protobuf import descriptor_pb2
+    from google.protobuf.message import DecodeError as ProtobufDecodeError
+
+    file = descriptor_pb2.FileDescriptorProto()
+    try:
+        file.ParseFromString(base64.b64decode(text.encode("ascii"), validate=True))
+    except (binascii.Error, UnicodeEncodeError, ProtobufDecodeError) as exc:
+        raise ValueError(
+            f"{what} is not a serialized FileDescriptorProto (the registry must answer format=serialized "
+            f"with base64; it may have returned .proto source): {type(exc).__name__}: {exc}"
+        ) from None
+    file.name = name
+    return file
+
+
 def _references(references: Any) -> list[dict]:
     return [{"name": r.name, "subject": r.subject, "version": r.version} for r in references or ()]
-
-
-def _config_problem(message: str) -> str:
-    """The client's complaint as one `SINK_...: why` line (its messages name properties, not values)."""
-    unknown = message.partition("Unrecognized properties: ")[2]
-    if unknown:
-        names = ", ".join(_variable(name.strip()) for name in unknown.split(","))
-        return f"{names}: not a property of the schema registry client"
-    if "url" in message.lower() and "basic.auth" not in message:
-        return f"SINK_SCHEMA_REGISTRY_URL: {message if '@' not in message else 'not a valid URL'}"
-    return f"SINK_SCHEMA_REGISTRY__*: {message}"

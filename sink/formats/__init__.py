@@ -6,7 +6,8 @@ writer schemas by id over HTTP, so this package stays free of I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..errors import ConfigError, DecodeError
@@ -14,28 +15,35 @@ from ..model import Payload
 
 
 class Decoder(Protocol):
-    def decode(self, data: bytes) -> Payload:
-        """Decode one key or value; raise DecodeError for bytes this format cannot read."""
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:
+        """Decode one key or value; raise DecodeError for bytes this format cannot read. `header`:
+        the value of the record's `__key_schema_id` (for a key) or `__value_schema_id` header (see
+        `schema_id_headers`), which carries the framing when a serializer put it there; the
+        registry formats read it, the others ignore it."""
         ...
 
 
+SchemaRef = int | str  # a schema id (magic byte 0) or a schema GUID as text (magic byte 1)
+
+
 class SchemaSource(Protocol):
-    """Writer schemas by id (Confluent wire format), implemented by `sink.adapters.registry`.
+    """Writer schemas by id or GUID (Confluent wire format), implemented by `sink.adapters.registry`.
 
     Every method raises `LookupError` for a schema the registry does not have (the format turns it
-    into a DecodeError naming the id), `ValueError` for one it cannot turn into what was asked, and
+    into a DecodeError naming the id; its `reference` attribute, if set, names the missing
+    referenced schema), `ValueError` for one it cannot turn into what was asked, and
     `RegistryUnavailable` when the registry does not answer (an outage, never a record error).
     """
 
-    def schema(self, schema_id: int) -> tuple[str, str, list[dict]]:
-        """(schema type: AVRO|PROTOBUF|JSON, schema text, references)"""
+    def schema(self, ref: SchemaRef) -> tuple[str, str, list[dict]]:
+        """(schema type: AVRO|PROTOBUF|JSON, schema text, references) of a schema id or GUID"""
         ...
 
     def reference(self, subject: str, version: int) -> tuple[str, str, list[dict]]:
         """A referenced schema (subject + version from a `references` entry), as `schema()`."""
         ...
 
-    def protobuf_file(self, schema_id: int) -> Any:
+    def protobuf_file(self, ref: SchemaRef) -> Any:
         """The `google.protobuf` FileDescriptor of a Protobuf schema, its imports resolved."""
         ...
 
@@ -75,33 +83,93 @@ def exceeds_depth(data: bytes, limit: int) -> bool:
     return False
 
 
-MAGIC_BYTE = 0
+MAGIC_BYTE = 0  # then a 4-byte big-endian schema id
+MAGIC_GUID = 1  # then a 16-byte schema GUID (newer Confluent serializers)
 HEADER_SIZE = 5
+GUID_HEADER_SIZE = 17
+# Newer Confluent serializers may put the framing (magic byte, id or GUID, Protobuf message indexes)
+# in a record header instead of in front of the body (confluent-kafka's header_schema_id_serializer).
+KEY_SCHEMA_ID_HEADER = "__key_schema_id"
+VALUE_SCHEMA_ID_HEADER = "__value_schema_id"
+FRAMINGS = (
+    "magic byte 0x00 + 4-byte schema id, magic byte 0x01 + 16-byte schema GUID, or the schema id "
+    f"in a {KEY_SCHEMA_ID_HEADER}/{VALUE_SCHEMA_ID_HEADER} record header"
+)
 
 
 def schema_id_of(data: bytes, fmt: str) -> int:
     """The schema id of Confluent wire-format bytes: magic byte 0, then a 4-byte big-endian id."""
-    if len(data) < HEADER_SIZE:
-        raise DecodeError(
-            f"{fmt}: {len(data)} byte(s) is shorter than the Confluent wire-format header "
-            "(magic byte 0 + 4-byte schema id)"
-        )
-    if data[0] != MAGIC_BYTE:
-        raise DecodeError(
-            f"{fmt}: unknown magic byte 0x{data[0]:02x} at byte 0 (the Confluent wire format starts "
-            f"with 0x00); not {fmt} data from a schema-registry serializer"
-        )
-    return int.from_bytes(data[1:HEADER_SIZE], "big")
+    ref, _ = framing(data, fmt)
+    if isinstance(ref, str):
+        raise DecodeError(f"{fmt}: magic byte 0x01 at byte 0 (a schema GUID) where a schema id was expected")
+    return ref
 
 
-def writer_schema(registry: SchemaSource, schema_id: int, expected: str, fmt: str) -> tuple[str, list[dict]]:
-    """(text, references) of writer schema `schema_id`, which must be of type `expected`."""
+def framing(data: bytes, fmt: str, header: bytes | None = None) -> tuple[SchemaRef, int]:
+    """(schema id or GUID, offset of the body). The decoders read ordinary magic-byte-0 records
+    themselves (one byte check); this is the rest: magic byte 1 + GUID, the framing carried in a
+    `__key_schema_id`/`__value_schema_id` header (`header`: its value; the body is then all of
+    `data`), and the errors naming what was found."""
+    if header is not None:
+        return prefix(header, fmt, "the schema id header")[0], 0
+    return prefix(data, fmt, "the record")
+
+
+def prefix(data: bytes, fmt: str, where: str = "the record") -> tuple[SchemaRef, int]:
+    """(schema id or GUID, offset after it) of a framing prefix: the start of a record's bytes, or
+    the whole value of a schema id header."""
+    if not data:
+        raise DecodeError(
+            f"{fmt}: 0 byte(s) is shorter than the Confluent wire-format header (magic byte 0 + 4-byte schema id)"
+        )
+    magic = data[0]
+    if magic == MAGIC_BYTE:
+        if len(data) < HEADER_SIZE:
+            raise DecodeError(
+                f"{fmt}: {len(data)} byte(s) is shorter than the Confluent wire-format header "
+                f"(magic byte 0 + 4-byte schema id) in {where}"
+            )
+        return int.from_bytes(data[1:HEADER_SIZE], "big"), HEADER_SIZE
+    if magic == MAGIC_GUID:
+        if len(data) < GUID_HEADER_SIZE:
+            raise DecodeError(
+                f"{fmt}: magic byte 0x01 at byte 0 of {where} (a 16-byte schema GUID follows) but it ends "
+                f"at byte {len(data)}"
+            )
+        return str(uuid.UUID(bytes=bytes(data[1:GUID_HEADER_SIZE]))), GUID_HEADER_SIZE
+    raise DecodeError(
+        f"{fmt}: unknown magic byte 0x{magic:02x} at byte 0 of {where}: not {fmt} data from a "
+        f"schema-registry serializer (Confluent framing is {FRAMINGS})"
+    )
+
+
+def schema_id_headers(headers: Iterable[tuple[str, bytes | None]]) -> tuple[bytes | None, bytes | None]:
+    """(key framing, value framing) from a record's `__key_schema_id` / `__value_schema_id`
+    headers (the last of each wins; None where absent), for `Decoder.decode(data, header)`."""
+    key = value = None
+    for name, content in headers:
+        if name == VALUE_SCHEMA_ID_HEADER:
+            value = content
+        elif name == KEY_SCHEMA_ID_HEADER:
+            key = content
+    return key, value
+
+
+def describe_ref(ref: Any) -> str:
+    """`schema id 7` or `schema GUID 3f2c...`; for Protobuf with its message indexes."""
+    if isinstance(ref, tuple):
+        return f"{describe_ref(ref[0])}, message indexes {list(ref[1])}"
+    return f"schema GUID {ref}" if isinstance(ref, str) else f"schema id {ref}"
+
+
+def writer_schema(registry: SchemaSource, ref: SchemaRef, expected: str, fmt: str) -> tuple[str, list[dict]]:
+    """(text, references) of writer schema `ref` (an id or a GUID), which must be of type `expected`."""
     try:
-        schema_type, text, references = registry.schema(schema_id)
+        schema_type, text, references = registry.schema(ref)
     except LookupError:
-        raise DecodeError(f"{fmt}: unknown schema id {schema_id}: the schema registry has no such schema") from None
+        raise DecodeError(f"{fmt}: unknown {describe_ref(ref)}: the schema registry has no such schema") from None
     if (schema_type or "AVRO").upper() != expected:
-        raise DecodeError(f"{fmt}: schema id {schema_id} is a {schema_type} schema, not {expected}")
+        raise DecodeError(f"{fmt}: {describe_ref(ref)} is a {schema_type} schema, not {expected}")
     return text, list(references or [])
 
 

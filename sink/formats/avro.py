@@ -21,7 +21,18 @@ from fastavro import parse_schema, schemaless_reader
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import SchemaSource, identity, logical, nullable, schema_id_of, writer_schema
+from . import (
+    HEADER_SIZE,
+    MAGIC_BYTE,
+    SchemaRef,
+    SchemaSource,
+    describe_ref,
+    framing,
+    identity,
+    logical,
+    nullable,
+    writer_schema,
+)
 
 Convert = Callable[[Any], Any]
 
@@ -75,31 +86,35 @@ class Compiled:
 class AvroDecoder:
     def __init__(self, registry: SchemaSource) -> None:
         self._registry = registry
-        self._compiled: dict[int, Compiled] = {}
+        self._compiled: dict[SchemaRef, Compiled] = {}
 
-    def decode(self, data: bytes) -> Payload:
-        schema_id = schema_id_of(data, "Avro")
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:
+        if header is None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE:
+            schema_id: SchemaRef = int.from_bytes(data[1:HEADER_SIZE], "big")
+            start = HEADER_SIZE
+        else:  # magic byte 1 (a schema GUID), the framing in a header, or bytes that are not framed
+            schema_id, start = framing(data, "Avro", header)
         compiled = self._compiled.get(schema_id)
         if compiled is None:
             compiled = self._compiled[schema_id] = self._compile(schema_id)
         stream = io.BytesIO(data)
-        stream.seek(5)
+        stream.seek(start)
         try:
             value = schemaless_reader(stream, compiled.parsed, None)
         except EOFError:
             raise DecodeError(
-                f"Avro: truncated body: the {len(data) - 5} byte(s) after the header end before a complete "
-                f"record of schema id {schema_id} was read"
+                f"Avro: truncated body: the {len(data) - start} byte(s) after the header end before a complete "
+                f"record of {describe_ref(schema_id)} was read"
             ) from None
         except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
             raise DecodeError(
-                f"Avro: body does not match writer schema id {schema_id}", detail=f"{type(exc).__name__}: {exc}"
+                f"Avro: body does not match writer {describe_ref(schema_id)}", detail=f"{type(exc).__name__}: {exc}"
             ) from None
         end = stream.tell()
         if end != len(data):
             raise DecodeError(
-                f"Avro: {len(data) - end} byte(s) left over at byte {end} after a complete record of schema "
-                f"id {schema_id}: the body was not written with this schema"
+                f"Avro: {len(data) - end} byte(s) left over at byte {end} after a complete record of "
+                f"{describe_ref(schema_id)}: the body was not written with this schema"
             )
         if compiled.convert is not None and value is not None:
             try:
@@ -108,12 +123,12 @@ class AvroDecoder:
                 raise
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-                raise DecodeError(f"Avro (schema id {schema_id})", detail=reason) from None
+                raise DecodeError(f"Avro ({describe_ref(schema_id)})", detail=reason) from None
         return Payload(value, compiled.shape, schema_id)
 
-    def _compile(self, schema_id: int) -> Compiled:
+    def _compile(self, schema_id: SchemaRef) -> Compiled:
         text, references = writer_schema(self._registry, schema_id, "AVRO", "Avro")
-        where = f"Avro schema id {schema_id}"
+        where = f"Avro {describe_ref(schema_id)}"
         named: dict[str, Any] = {}
         self._add_references(references, named, set(), where)
         parsed = _parse(text, named, where)

@@ -285,7 +285,7 @@ class ConnectJsonDecoder:
         self._compiled: dict[str, tuple[Shape, Convert]] = {}
         self._by_bytes: dict[bytes, tuple[str, Shape, Convert]] = {}
 
-    def decode(self, data: bytes) -> Payload:
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:  # header: no framing here
         if exceeds_depth(data, self.max_depth):
             raise DecodeError(f"JSON nested deeper than {self.max_depth} levels (SINK_RECORD_MAX_DEPTH)")
         known = self._known_schema(data)

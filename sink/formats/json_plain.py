@@ -23,7 +23,7 @@ class JsonDecoder:
     def __init__(self, max_depth: int = 100) -> None:
         self.max_depth = max_depth
 
-    def decode(self, data: bytes) -> Payload:
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:  # header: no framing here
         if exceeds_depth(data, self.max_depth):  # before json.loads and every later step recurse into it
             raise DecodeError(f"JSON nested deeper than {self.max_depth} levels (SINK_RECORD_MAX_DEPTH)")
         try:

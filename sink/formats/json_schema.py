@@ -19,11 +19,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from referencing import Registry, Resource
+from referencing.exceptions import CannotDetermineSpecification, Unresolvable
+from referencing.jsonschema import DRAFT7
+
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import HEADER_SIZE, SchemaSource, logical, nullable, schema_id_of, writer_schema
+from . import HEADER_SIZE, MAGIC_BYTE, SchemaRef, SchemaSource, describe_ref, framing, logical, nullable, writer_schema
 
 Convert = Callable[[Any], Any]
+Resolver = Any  # a `referencing` resolver (its class is not exported): where a $ref resolves from
 JSON = ColumnType(Kind.JSON)
 TYPES = {"integer": Kind.INT64, "number": Kind.FLOAT64, "boolean": Kind.BOOLEAN, "string": Kind.STRING}
 CONNECT_TYPES = {
@@ -67,75 +72,125 @@ class Compiled:
 class JsonSchemaDecoder:
     def __init__(self, registry: SchemaSource) -> None:
         self._registry = registry
-        self._compiled: dict[int, Compiled] = {}
+        self._compiled: dict[SchemaRef, Compiled] = {}
 
-    def decode(self, data: bytes) -> Payload:
-        schema_id = schema_id_of(data, "JSON Schema")
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:
+        if header is None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE:
+            schema_id: SchemaRef = int.from_bytes(data[1:HEADER_SIZE], "big")
+            start = HEADER_SIZE
+        else:  # magic byte 1 (a schema GUID), the framing in a header, or bytes that are not framed
+            schema_id, start = framing(data, "JSON Schema", header)
         compiled = self._compiled.get(schema_id)
         if compiled is None:
             compiled = self._compiled[schema_id] = self._compile(schema_id)
         try:
-            value = json.loads(data[HEADER_SIZE:])
+            value = json.loads(data[start:])
         except UnicodeDecodeError as exc:
-            raise DecodeError(f"JSON Schema: not valid UTF-8 at byte {HEADER_SIZE + exc.start}: {exc.reason}") from None
+            raise DecodeError(f"JSON Schema: not valid UTF-8 at byte {start + exc.start}: {exc.reason}") from None
         except json.JSONDecodeError as exc:
             raise DecodeError(
-                f"JSON Schema: invalid JSON at byte {HEADER_SIZE + exc.pos} (schema id {schema_id}): {exc.msg}"
+                f"JSON Schema: invalid JSON at byte {start + exc.pos} ({describe_ref(schema_id)}): {exc.msg}"
             ) from None
         if value is None:
             return Payload(None, compiled.shape, schema_id)
         if compiled.is_object and not isinstance(value, dict):
             raise DecodeError(
-                f"JSON Schema: schema id {schema_id} describes an object but the payload is a {type(value).__name__}"
+                f"JSON Schema: {describe_ref(schema_id)} describes an object but the payload is a "
+                f"{type(value).__name__}"
             )
         if compiled.convert is not None:
             value = compiled.convert(value)
         return Payload(value, compiled.shape, schema_id)
 
-    def _compile(self, schema_id: int) -> Compiled:
-        text, _references = writer_schema(self._registry, schema_id, "JSON", "JSON Schema")
+    def _compile(self, schema_id: SchemaRef) -> Compiled:
+        text, references = writer_schema(self._registry, schema_id, "JSON", "JSON Schema")
+        where = f"JSON Schema ({describe_ref(schema_id)})"
+        schema = _load(text, where)
+        resources: list[tuple[str, Resource[Any]]] = []
+        self._add_references(references, resources, set(), where)
         try:
-            schema = json.loads(text)
-        except ValueError as exc:
-            raise DecodeError(f"JSON Schema: schema id {schema_id} is not JSON: {exc}") from None
-        compiler = _Compiler(schema, f"JSON Schema id {schema_id}")
-        root = compiler.resolve(schema, "")
-        if isinstance(root, Mapping) and _types(root) == ["object"] and "properties" in root:
-            columns, convert = compiler.object(root)
+            root = Resource.from_contents(schema, default_specification=DRAFT7)
+            resolver = Registry().with_resources(resources).resolver_with_root(root)
+        except (TypeError, ValueError, Unresolvable, CannotDetermineSpecification) as exc:
+            raise DecodeError(f"{where} cannot be read: {type(exc).__name__}: {exc}") from None
+        compiler = _Compiler(where)
+        top, top_resolver = compiler.resolve(schema, resolver, "")
+        if isinstance(top, Mapping) and _types(top) == ["object"] and "properties" in top:
+            columns, convert = compiler.object(top, top_resolver)
             return Compiled(columns, convert, True)
-        column_type, _nullable, convert = compiler.analyse(schema, "")
+        column_type, _nullable, convert = compiler.analyse(schema, resolver, "")
         return Compiled(column_type, None if convert is None else nullable(convert), False)
+
+    def _add_references(
+        self, references: list[dict], resources: list[tuple[str, Resource[Any]]], seen: set[str], where: str
+    ) -> None:
+        """The referenced schemas (theirs first), each under its reference name: the URI a `$ref`
+        names it by (e.g. `"$ref": "address.json"` or `"address.json#/definitions/Street"`)."""
+        for ref in references:
+            name, subject, version = str(ref["name"]), str(ref["subject"]), int(ref["version"])
+            if name in seen:
+                continue
+            seen.add(name)
+            what = f"referenced schema {name!r} (subject {subject!r} version {version})"
+            try:
+                schema_type, text, nested = self._registry.reference(subject, version)
+            except LookupError as exc:
+                raise DecodeError(f"{where}: {what} is missing: {exc}") from None
+            if (schema_type or "AVRO").upper() != "JSON":
+                raise DecodeError(f"{where}: {what} is a {schema_type} schema, not JSON")
+            self._add_references(list(nested or []), resources, seen, where)
+            try:
+                resources.append((name, Resource.from_contents(_load(text, f"{where}, {what}"), DRAFT7)))
+            except (TypeError, ValueError, CannotDetermineSpecification) as exc:
+                raise DecodeError(f"{where}: {what} cannot be read: {type(exc).__name__}: {exc}") from None
+
+
+def _load(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise DecodeError(f"{where} is not JSON: {exc}") from None
 
 
 class _Compiler:
-    def __init__(self, root: Any, where: str) -> None:
-        self.root = root
+    """Walks a schema once. Every subschema travels with its `referencing` resolver, so a `$ref`
+    resolves against the document it is written in: local (`#/definitions/X`, `#/$defs/X`), another
+    subject's schema by its reference name, or a subschema of one (`address.json#/$defs/Street`)."""
+
+    def __init__(self, where: str) -> None:
         self.where = where
 
     def error(self, path: str, message: str) -> DecodeError:
         return DecodeError(f"{self.where}, field {path!r}: {message}" if path else f"{self.where}: {message}")
 
-    def resolve(self, schema: Any, path: str) -> Any:
-        """Follow local `$ref`s (`#/definitions/X`, `#/$defs/X`); other references stay as they are."""
+    def resolve(self, schema: Any, resolver: Resolver, path: str) -> tuple[Any, Resolver]:
+        """Follow `$ref`s to the schema they name, with the resolver of the document it is in."""
         seen = 0
-        while isinstance(schema, Mapping) and isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#"):
-            target: Any = self.root
-            for part in filter(None, schema["$ref"][1:].split("/")):
-                part = part.replace("~1", "/").replace("~0", "~")
-                if not isinstance(target, Mapping) or part not in target:
-                    raise self.error(path, f"$ref {schema['$ref']!r} does not resolve")
-                target = target[part]
-            schema, seen = target, seen + 1
+        while isinstance(schema, Mapping):
+            ref = schema.get("$ref")
+            if not isinstance(ref, str):
+                break
+            try:
+                resolved = resolver.lookup(ref)
+            except Unresolvable:
+                hint = "" if ref.startswith("#") else " (not a local pointer nor a schema reference of this schema)"
+                raise self.error(path, f"$ref {ref!r} does not resolve{hint}") from None
+            schema, resolver, seen = resolved.contents, resolved.resolver, seen + 1
             if seen > 32:
-                raise self.error(path, f"$ref {schema.get('$ref')!r} loops")
-        return schema
+                raise self.error(path, f"$ref {ref!r} loops")
+        if isinstance(schema, Mapping) and isinstance(schema.get("$id"), str):
+            try:  # a subschema with its own $id: relative $refs inside it resolve against that
+                resolver = resolver.in_subresource(Resource.from_contents(schema, DRAFT7))
+            except (TypeError, ValueError, CannotDetermineSpecification):
+                pass
+        return schema, resolver
 
-    def object(self, schema: Mapping[str, Any]) -> tuple[tuple[Column, ...], Convert]:
+    def object(self, schema: Mapping[str, Any], resolver: Resolver) -> tuple[tuple[Column, ...], Convert]:
         required = set(schema.get("required") or ())
         columns, converters = [], []
         for name, prop in (schema.get("properties") or {}).items():
-            column_type, nullable, convert = self.analyse(prop, name)
-            resolved = self.resolve(prop, name)
+            column_type, nullable, convert = self.analyse(prop, resolver, name)
+            resolved = self.resolve(prop, resolver, name)[0]
             has_default = isinstance(resolved, Mapping) and resolved.get("default") is not None
             default = None
             if has_default:
@@ -147,17 +202,17 @@ class _Compiler:
             converters.append((name, convert))
         return tuple(columns), _object_converter(converters, self.where)
 
-    def analyse(self, schema: Any, path: str) -> tuple[ColumnType, bool, Convert | None]:
+    def analyse(self, schema: Any, resolver: Resolver, path: str) -> tuple[ColumnType, bool, Convert | None]:
         """(column type, nullable, converter of a non-null value)"""
-        schema = self.resolve(schema, path)
+        schema, resolver = self.resolve(schema, resolver, path)
         if not isinstance(schema, Mapping):  # true / false schemas: anything
             return JSON, True, None
         for combinator in ("anyOf", "oneOf"):
             if combinator in schema and "type" not in schema:
-                branches = [self.resolve(b, path) for b in schema[combinator]]
-                others = [b for b in branches if not (isinstance(b, Mapping) and _types(b) == ["null"])]
+                branches = [self.resolve(b, resolver, path) for b in schema[combinator]]
+                others = [b for b in branches if not (isinstance(b[0], Mapping) and _types(b[0]) == ["null"])]
                 if len(others) == 1:
-                    column_type, nullable, convert = self.analyse(others[0], path)
+                    column_type, nullable, convert = self.analyse(others[0][0], others[0][1], path)
                     return column_type, nullable or len(others) < len(branches), convert
                 return JSON, len(others) < len(branches), None
         types = _types(schema)

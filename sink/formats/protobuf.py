@@ -25,7 +25,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import HEADER_SIZE, SchemaSource, identity, logical, schema_id_of
+from . import HEADER_SIZE, MAGIC_BYTE, SchemaRef, SchemaSource, describe_ref, identity, logical, prefix
 
 Convert = Callable[[Any], Any]
 Getter = Callable[[Any], Any]
@@ -95,13 +95,13 @@ class Compiled:
     schema_id: Any
 
 
-def read_indexes(data: bytes) -> tuple[tuple[int, ...], int]:
-    """(message indexes, offset of the message body) after the 5-byte header."""
-    count, pos = _zigzag(data, HEADER_SIZE, "message-index count")
+def read_indexes(data: bytes, start: int = HEADER_SIZE) -> tuple[tuple[int, ...], int]:
+    """(message indexes, offset after them) from `start` (after the 5-byte header by default)."""
+    count, pos = _zigzag(data, start, "message-index count")
     if count == 0:
         return (0,), pos
     if count < 0 or count > MAX_INDEXES:
-        raise DecodeError(f"Protobuf: message-index count {count} at byte {HEADER_SIZE} is not valid")
+        raise DecodeError(f"Protobuf: message-index count {count} at byte {start} is not valid")
     indexes = []
     for n in range(count):
         index, pos = _zigzag(data, pos, f"message index {n}")
@@ -129,11 +129,19 @@ def _zigzag(data: bytes, pos: int, what: str) -> tuple[int, int]:
 class ProtobufDecoder:
     def __init__(self, registry: SchemaSource) -> None:
         self._registry = registry
-        self._compiled: dict[tuple[int, tuple[int, ...]], Compiled] = {}
+        self._compiled: dict[tuple[SchemaRef, tuple[int, ...]], Compiled] = {}
 
-    def decode(self, data: bytes) -> Payload:
-        schema_id = schema_id_of(data, "Protobuf")
-        indexes, start = read_indexes(data)
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:
+        schema_id: SchemaRef
+        if header is None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE:
+            schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
+            indexes, start = read_indexes(data)
+        elif header is None:  # magic byte 1 (a schema GUID), or bytes that are not framed
+            schema_id, start = prefix(data, "Protobuf")
+            indexes, start = read_indexes(data, start)
+        else:  # the framing (id or GUID, then the message indexes) in the schema id header
+            schema_id, after = prefix(header, "Protobuf", "the schema id header")
+            indexes, start = read_indexes(header, after)[0], 0
         compiled = self._compiled.get((schema_id, indexes))
         if compiled is None:
             compiled = self._compiled[schema_id, indexes] = self._compile(schema_id, indexes)
@@ -143,29 +151,35 @@ class ProtobufDecoder:
             name = compiled.message_class.DESCRIPTOR.full_name
             raise DecodeError(
                 f"Protobuf: the {len(data) - start}-byte body at byte {start} is not a valid {name} "
-                f"(schema id {schema_id}): {exc}"
+                f"({describe_ref(schema_id)}): {exc}"
             ) from None
         try:
             value = compiled.convert(message)
         except (ValueError, TypeError, ArithmeticError, OverflowError) as exc:  # a top-level Date, Timestamp...
-            raise DecodeError(f"Protobuf (schema id {schema_id})", detail=str(exc)) from None
+            raise DecodeError(f"Protobuf ({describe_ref(schema_id)})", detail=str(exc)) from None
         return Payload(value, compiled.shape, compiled.schema_id)
 
-    def _compile(self, schema_id: int, indexes: tuple[int, ...]) -> Compiled:
+    def _compile(self, schema_id: SchemaRef, indexes: tuple[int, ...]) -> Compiled:
         try:
             file = self._registry.protobuf_file(schema_id)
         except LookupError as exc:
-            raise DecodeError(f"Protobuf: unknown schema id {schema_id}: {exc}") from None
+            reference = getattr(exc, "reference", None)
+            if reference:
+                raise DecodeError(
+                    f"Protobuf: {describe_ref(schema_id)} imports {reference!r} (a schema reference), "
+                    f"which the schema registry does not have: {exc}"
+                ) from None
+            raise DecodeError(f"Protobuf: unknown {describe_ref(schema_id)}: {exc}") from None
         except ValueError as exc:
             raise DecodeError(f"Protobuf: {exc}") from None
         descriptor = message_descriptor(file, indexes, schema_id)
-        where = f"Protobuf {descriptor.full_name} (schema id {schema_id})"
+        where = f"Protobuf {descriptor.full_name} ({describe_ref(schema_id)})"
         shape, convert = _Compiler(where).top(descriptor)
         key = schema_id if indexes == (0,) else (schema_id, indexes)
         return Compiled(GetMessageClass(descriptor), shape, convert, key)
 
 
-def message_descriptor(file: Any, indexes: tuple[int, ...], schema_id: int) -> Descriptor:
+def message_descriptor(file: Any, indexes: tuple[int, ...], schema_id: SchemaRef) -> Descriptor:
     """The message the indexes point at: top-level message, then nested messages, in order."""
     candidates = list(file.message_types_by_name.values())
     descriptor: Descriptor | None = None
@@ -174,7 +188,7 @@ def message_descriptor(file: Any, indexes: tuple[int, ...], schema_id: int) -> D
             within = "top-level" if descriptor is None else f"nested in {descriptor.full_name}"
             raise DecodeError(
                 f"Protobuf: message index {index} (position {depth} of {list(indexes)}) is out of range: "
-                f"schema id {schema_id} has {len(candidates)} message(s) {within}"
+                f"{describe_ref(schema_id)} has {len(candidates)} message(s) {within}"
             )
         descriptor = candidates[index]
         candidates = list(descriptor.nested_types)

@@ -9,7 +9,7 @@ STRING = ColumnType(Kind.STRING)
 
 
 class StringDecoder:
-    def decode(self, data: bytes) -> Payload:
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:  # header: no framing here
         try:
             return Payload(data.decode("utf-8"), STRING)
         except UnicodeDecodeError as exc:

@@ -7,9 +7,16 @@ check compatibility and does not convert Protobuf schemas between text and the b
 ``format`` asks for (confluent-kafka's Python serializers register the base64 form, which is
 what its deserializer asks for with ``format=serialized``).
 
+Every schema has an id and a GUID (``guid(schema_id)``), as Confluent's registry 8 does:
+registering answers both, ``GET /schemas/ids/{id}`` and ``GET /schemas/guids/{guid}`` serve the
+schema with its ``references`` and ``guid`` (the GUID answer carries no ``id``, so a client cannot
+lean on one), ``GET /subjects/{subject}/versions/{version}`` serves a referenced schema.
+
 Switches for tests: ``available = False`` makes every request answer 503; ``schema_id_fetches``
-counts ``GET /schemas/ids/{id}`` requests (received, whatever the answer); ``requests`` logs
-every ``(method, path)``; ``basic_auth=("user", "pass")`` requires HTTP basic auth.
+counts ``GET /schemas/ids/{id}`` requests and ``schema_guid_fetches`` ``GET /schemas/guids/{guid}``
+requests (received, whatever the answer); ``requests`` logs every ``(method, path)``;
+``basic_auth=("user", "pass")`` requires HTTP basic auth; ``unavailable_paths`` holds path
+prefixes (e.g. ``"/subjects/address"``) that answer 503 while everything else answers.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -53,13 +61,14 @@ class StoredSchema:
     schema: str
     schema_type: str
     references: tuple[tuple[tuple[str, Any], ...], ...] = ()
+    guid: str = ""
 
     def references_json(self) -> list[dict[str, Any]]:
         return [dict(ref) for ref in self.references]
 
     def body(self) -> dict[str, Any]:
         """The ``GET /schemas/ids/{id}`` answer: ``schemaType`` is omitted for Avro, as Confluent does."""
-        out: dict[str, Any] = {"schema": self.schema}
+        out: dict[str, Any] = {"schema": self.schema, "guid": self.guid}
         if self.schema_type != "AVRO":
             out["schemaType"] = self.schema_type
         if self.references:
@@ -70,6 +79,7 @@ class StoredSchema:
 @dataclass
 class _State:
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
+    by_guid: dict[str, int] = field(default_factory=dict)
     by_content: dict[tuple[str, str, tuple[Any, ...]], int] = field(default_factory=dict)
     subjects: dict[str, list[int]] = field(default_factory=dict)  # subject -> schema id per version
     compatibility: str = "NONE"
@@ -79,14 +89,14 @@ class _State:
 class RegistryServer:
     """The registry on ``127.0.0.1`` (port 0 = a free port); ``url`` once started."""
 
-    def __init__(
-        self, port: int = 0, basic_auth: tuple[str, str] | None = None, host: str = "127.0.0.1"
-    ) -> None:
+    def __init__(self, port: int = 0, basic_auth: tuple[str, str] | None = None, host: str = "127.0.0.1") -> None:
         self._host = host
         self._port = port
         self.basic_auth = basic_auth
         self.available = True
         self.schema_id_fetches = 0
+        self.schema_guid_fetches = 0
+        self.unavailable_paths: set[str] = set()
         self.requests: list[tuple[str, str]] = []
         self._state = _State()
         self._lock = threading.RLock()
@@ -136,6 +146,8 @@ class RegistryServer:
         with self._lock:
             self._state = _State()
             self.schema_id_fetches = 0
+            self.schema_guid_fetches = 0
+            self.unavailable_paths.clear()
             self.requests.clear()
             self.available = True
 
@@ -148,6 +160,11 @@ class RegistryServer:
     ) -> int:
         """Register directly (no HTTP); returns the schema id."""
         return self._register(subject, schema, schema_type, references or [])["id"]
+
+    def guid(self, schema_id: int) -> str:
+        """The GUID of a registered schema (text, as the REST API gives it)."""
+        with self._lock:
+            return self._state.schemas[schema_id].guid
 
     # -- operations (called under the handler) -----------------------------------------------------
 
@@ -165,16 +182,16 @@ class RegistryServer:
             schema_id = state.by_content.get(key)
             if schema_id is None:
                 schema_id = max(state.schemas, default=0) + 1
-                state.schemas[schema_id] = StoredSchema(schema_id, schema, schema_type, refs)
+                guid = str(uuid.uuid4())
+                state.schemas[schema_id] = StoredSchema(schema_id, schema, schema_type, refs, guid)
                 state.by_content[key] = schema_id
+                state.by_guid[guid] = schema_id
             versions = state.subjects.setdefault(subject, [])
             if schema_id not in versions:
                 versions.append(schema_id)
-            return {"id": schema_id}
+            return {"id": schema_id, "guid": state.schemas[schema_id].guid}
 
-    def _lookup(
-        self, subject: str, schema: str, schema_type: str, references: list[dict[str, Any]]
-    ) -> dict[str, Any]:
+    def _lookup(self, subject: str, schema: str, schema_type: str, references: list[dict[str, Any]]) -> dict[str, Any]:
         refs = tuple(tuple(sorted(ref.items())) for ref in references)
         with self._lock:
             versions = self._state.subjects.get(subject)
@@ -191,6 +208,7 @@ class RegistryServer:
             "subject": subject,
             "version": version,
             "id": schema_id,
+            "guid": stored.guid,
             "schemaType": stored.schema_type,
             "schema": stored.schema,
             "references": stored.references_json(),
@@ -219,6 +237,13 @@ class RegistryServer:
             except (KeyError, ValueError):
                 raise _not_found_schema() from None
 
+    def _get_schema_by_guid(self, guid: str) -> dict[str, Any]:
+        with self._lock:
+            schema_id = self._state.by_guid.get(guid.lower())
+            if schema_id is None:
+                raise _not_found_schema()
+            return self._state.schemas[schema_id].body()
+
     def _schema_versions(self, schema_id: int) -> list[dict[str, Any]]:
         with self._lock:
             return [
@@ -242,6 +267,8 @@ class RegistryServer:
         match method, parts:
             case "GET", ["schemas", "ids", schema_id]:
                 return 200, self._get_schema(schema_id).body()
+            case "GET", ["schemas", "guids", guid]:
+                return 200, self._get_schema_by_guid(guid)
             case "GET", ["schemas", "ids", schema_id, "versions"]:
                 return 200, self._schema_versions(self._get_schema(schema_id).id)
             case "GET", ["schemas", "ids", schema_id, "subjects"]:
@@ -340,8 +367,11 @@ class _Handler(BaseHTTPRequestHandler):
             registry.requests.append((method, split.path))
             if method == "GET" and len(parts) == 3 and parts[:2] == ["schemas", "ids"]:
                 registry.schema_id_fetches += 1
+            if method == "GET" and len(parts) == 3 and parts[:2] == ["schemas", "guids"]:
+                registry.schema_guid_fetches += 1
+            down = not registry.available or any(split.path.startswith(p) for p in registry.unavailable_paths)
         try:
-            if not registry.available:
+            if down:
                 raise _HttpError(503, 50301, "Schema Registry is unavailable (test switch)")
             if registry.basic_auth is not None and not self._authorized(registry.basic_auth):
                 raise _HttpError(401, 401, "Unauthorized")
