@@ -1,8 +1,10 @@
-"""`avro`: Confluent wire format (magic byte 0, 4-byte schema id) + Avro binary.
+"""`avro`: Confluent wire format (magic byte 0 + 4-byte schema id, or a framing `framing()` reads:
+magic byte 1 + schema GUID, the schema id in a header) + Avro binary.
 
-A writer schema is fetched once per id through the `SchemaSource` port and compiled once: fastavro
-parses it (referenced schemas first), and the sink derives the neutral shape and a converter for
-what fastavro leaves raw (Connect/Debezium names in `connect.name`, nanosecond timestamps).
+A writer schema is fetched once per id (or GUID) through the `SchemaSource` port and compiled once:
+fastavro parses it (the schemas it references first, depth first, so named types of other subjects
+resolve), and the sink derives the neutral shape and a converter for what fastavro leaves raw
+(Connect/Debezium names in `connect.name`, nanosecond timestamps).
 fastavro itself returns Decimal, date, time, UTC datetimes, naive datetimes and UUIDs for the Avro
 logical types. Per record: the header, one dict lookup, fastavro's schemaless reader on the parsed
 schema, and the converter (nothing at all for schemas without Connect names).

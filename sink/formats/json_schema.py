@@ -1,10 +1,13 @@
-"""`json_schema`: Confluent wire format (magic byte 0, 4-byte schema id) + JSON text.
+"""`json_schema`: Confluent wire format (magic byte 0 + 4-byte schema id, or a framing `framing()`
+reads: magic byte 1 + schema GUID, the schema id in a header) + JSON text.
 
 The writer schema (JSON Schema) is compiled once per id into the neutral shape and a converter:
 an object's properties become columns (`required` -> NOT NULL, `"type": ["null", ...]` or an
 `anyOf`/`oneOf` with `{"type": "null"}` -> nullable), integer -> INT64, number -> FLOAT64, string
 formats date-time / date / time / uuid -> TIMESTAMP / DATE / TIME / UUID, objects and arrays -> JSON.
 Kafka Connect's JsonSchemaConverter hints (`connect.type`, logical names in `title`) are honoured.
+`$ref`s resolve with `referencing`: local pointers and the schemas of other subjects the schema
+references (Confluent's `references`, by their name), nested ones too.
 Payloads are not validated against the schema: a value that does not fit its column is rejected
 by the database, record by record. Properties the schema does not declare are dropped.
 """

@@ -1,7 +1,8 @@
 """`protobuf`: Confluent wire format + Protobuf binary.
 
-Wire format: magic byte 0, 4-byte big-endian schema id, the message indexes (a zigzag-varint count
-then that many zigzag-varint indexes into the schema's top-level then nested messages; a single 0
+Wire format: magic byte 0, 4-byte big-endian schema id (or magic byte 1 and a 16-byte schema
+GUID; or that framing in the `__key_schema_id`/`__value_schema_id` header), the message indexes (a
+zigzag-varint count then that many zigzag-varint indexes into the schema's top-level then nested messages; a single 0
 stands for [0], the first message), then the message. The `SchemaSource` port hands over the
 schema's FileDescriptor (the adapter builds it from the registry); this module only needs
 `google.protobuf`. Each (schema id, message indexes) is compiled once into a message class, the
