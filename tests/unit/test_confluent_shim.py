@@ -102,3 +102,18 @@ def test_no_other_module_imports_a_private_confluent_name() -> None:
                 if private or any(part.startswith("_") for part in module.split(".")):
                     offenders.append(f"{path.relative_to(SINK.parent)}: from {module} import {private or '...'}")
     assert not offenders, offenders
+
+
+def test_registry_configuration_problems_are_named_without_the_clients_message_text() -> None:
+    from sink.adapters.registry import RegistrySchemaSource, client_config
+    from sink.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^SINK_SCHEMA_REGISTRY__A_B, SINK_SCHEMA_REGISTRY__NO_SUCH: not a property"):
+        client_config("http://sr", {"no.such": "x", "a.b": "y", "timeout": "3"})
+    with pytest.raises(ConfigError, match=r"^SINK_SCHEMA_REGISTRY_URL: 'ftp://sr' is not an http\(s\):// URL"):
+        client_config("http://ok,ftp://sr")
+    assert RegistrySchemaSource("http://sr", {"cache.capacity": "10"}).url == "http://sr"
+    # a known property the client still refuses (it needs bearer.auth.credentials.source): the
+    # variables given are named, whatever the client's text says
+    with pytest.raises(ConfigError, match=r"^SINK_SCHEMA_REGISTRY__BEARER_AUTH_LOGICAL_CLUSTER: the schema registry"):
+        RegistrySchemaSource("http://sr", {"bearer.auth.logical.cluster": "lsrc-1"})
