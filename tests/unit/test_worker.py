@@ -15,6 +15,7 @@ from sink.formats import Decoder
 from sink.formats.connect_json import ConnectJsonDecoder
 from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
+from sink.health import Health
 from sink.model import Coord, RawRecord, TableSpec
 from sink.pipeline import Preparer, Writer, WriteRules
 from sink.plan import Plan
@@ -216,6 +217,28 @@ def test_database_outage_pauses_retries_and_never_commits_unwritten() -> None:
     assert h.store.values("orders") == [1, 2, 3]
     assert h.source.committed == {("orders", 0): 3}
     assert_commits_never_pass_unsettled(h, lambda tp, offset: list(range(1, offset + 1)))
+
+
+def test_health_is_unready_before_assignment_and_during_a_long_outage_only() -> None:
+    h = Harness(batch_size=2)
+    health = h.worker.health = Health(h.clock, heartbeat_timeout_s=60.0, retry_unready_s=1.0)
+    h.store.outages = 3  # back-offs of 0.5 + 1 + 2 s: past the 1 s an outage may last while ready
+    seen: list[tuple[bool, bool]] = []  # (paused, ready) at each poll
+    poll = h.source.poll
+
+    def watched_poll(max_records: int, timeout: float) -> list[RawRecord]:
+        seen.append((h.source.paused, health.readiness().ok))
+        return poll(max_records, timeout)
+
+    h.source.poll = watched_poll  # type: ignore[method-assign]
+    h.then(lambda: h.worker._on_assign([("orders", 0)]), rows(1, 2), rows(3, start=2))
+    assert h.run() == 0
+    assert seen[0] == (False, False), "no partitions yet: not ready"
+    paused_ready = [ready for paused, ready in seen if paused]
+    assert True in paused_ready and False in paused_ready, "ready at the outage's start, unready past 1 s"
+    after = seen[max(i for i, (paused, _) in enumerate(seen) if paused) + 1 :]
+    assert after and all(ready for _, ready in after), "ready again once the writes go through"
+    assert health.retrying_since is None and health.is_stopping and not health.partitions
 
 
 def test_tombstones_delete_with_delete_enabled() -> None:
