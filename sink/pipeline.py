@@ -25,7 +25,7 @@ from .errors import (
     SchemaEvolutionRefused,
     SinkError,
 )
-from .formats import Decoder
+from .formats import Decoder, schema_id_headers
 from .identifiers import IdentifierRules
 from .model import Batch, Decoded, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
 from .plan import write_plan
@@ -50,10 +50,13 @@ class Preparer:
         Connect stage, whatever its type (a library's RecursionError, a malformed schema's
         TypeError): one record can never stop the sink. Outages (RetriableError) and operator
         problems (FatalError) pass through."""
+        key_header = value_header = None
+        if raw.headers:  # newer Confluent serializers may carry the schema id in a header
+            key_header, value_header = schema_id_headers(raw.headers)
         decoded = Decoded(
             raw,
-            self._decode(self.key_decoder, raw.key, Stage.KEY_CONVERTER),
-            self._decode(self.value_decoder, raw.value, Stage.VALUE_CONVERTER),
+            self._decode(self.key_decoder, raw.key, Stage.KEY_CONVERTER, key_header),
+            self._decode(self.value_decoder, raw.value, Stage.VALUE_CONVERTER, value_header),
         )
         try:
             row = self.mapper.to_row(decoded)
@@ -67,11 +70,11 @@ class Preparer:
         return row
 
     @staticmethod
-    def _decode(decoder: Decoder, data: bytes | None, stage: Stage) -> Payload:
+    def _decode(decoder: Decoder, data: bytes | None, stage: Stage, header: bytes | None) -> Payload:
         if data is None:
             return NULL
         try:
-            return decoder.decode(data)
+            return decoder.decode(data, header)
         except DecodeError as exc:
             exc.stage = stage
             raise

@@ -173,11 +173,6 @@ def test_the_schema_id_in_the_headers_decodes_key_and_value(
         value_decoder.decode(records[0]["value"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sink/pipeline.py does not hand the schema id headers to the decoders yet (see the report of "
-    "the registry work: Preparer._decode must pass formats.schema_id_headers(raw.headers))",
-)
 def test_header_framed_records_land_through_the_sink(
     bootstrap_servers: str, private_registry: RegistryServer, target: TargetDb, unique_name: str
 ) -> None:

@@ -114,7 +114,7 @@ class FlakyDecoder:
         self.outages = outages
         self.inner = JsonDecoder()
 
-    def decode(self, data: bytes) -> Payload:
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:
         if self.outages:
             self.outages -= 1
             raise RegistryUnavailable("schema registry at http://registry:8081 did not answer")

@@ -399,7 +399,7 @@ class ExplodingDecoder:
         self.exc = exc
         self.inner = JsonDecoder()
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: bytes, header: bytes | None = None) -> Any:
         if data.startswith(b"!"):
             raise self.exc
         return self.inner.decode(data)
