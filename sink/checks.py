@@ -9,6 +9,9 @@ from typing import Any
 
 from .config import Settings
 from .errors import ConfigError, SinkError
+from .logs import ClientLog, mask_secrets
+
+BROKER_TIMEOUT_S = 10.0
 
 # MySQL/MariaDB errnos of a connection the server refused for good: wrong database, user or password.
 MYSQL_REFUSED = {
@@ -86,10 +89,10 @@ def run_checks(settings: Settings, out: Callable[[str], None] = print) -> int:
     failed = 0
     for name, probe in checks:
         try:
-            out(f"ok    {name}: {probe()}")
+            out(mask_secrets(f"ok    {name}: {probe()}"))
         except (SinkError, OSError, RuntimeError, ValueError) as exc:
             failed += 1
-            out(f"FAIL  {name}: {exc}")
+            out(mask_secrets(f"FAIL  {name}: {exc}"))  # one line per check, whatever a library said
     return 1 if failed else 0
 
 
@@ -109,10 +112,16 @@ def _broker(s: Settings) -> str:
     for key in list(config):
         if key.startswith(("session.", "auto.", "enable.", "max.poll", "group.", "fetch.", "isolation.")):
             config.pop(key)
+    heard = ClientLog("check")  # librdkafka's lines at DEBUG; its first complaint for the FAIL line
+    admin = AdminClient({**config, "logger": heard})
     try:
-        metadata = AdminClient(config).list_topics(timeout=10)
+        metadata, failure = admin.list_topics(timeout=BROKER_TIMEOUT_S), None
     except KafkaException as exc:
-        raise SinkError(f"{s.bootstrap_servers} did not answer: {exc.args[0].str()}") from None
+        metadata, failure = None, exc.args[0].str()
+    admin.poll(0)  # an admin client hands its log lines over only when polled
+    if metadata is None:
+        said = f" ({heard.problem})" if heard.problem else ""
+        raise SinkError(f"{s.bootstrap_servers} did not answer within {BROKER_TIMEOUT_S:g} s: {failure}{said}")
     wanted = set(s.topics)
     missing = sorted(wanted - set(metadata.topics))
     found = f"{len(metadata.brokers)} broker(s) at {s.bootstrap_servers}, {len(metadata.topics)} topics"

@@ -12,12 +12,15 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from ..errors import BrokerUnavailable, ConfigError, DeadLetterUnavailable, FatalError
+from ..logs import librdkafka_logger
 from ..model import Coord, RawRecord
 from ..routing import MessageTooLarge
 
 log = logging.getLogger("sink.kafka")
-# librdkafka's own lines go through Python logging (same format, JSON too), not straight to stderr.
-LIBRDKAFKA_LOG = logging.getLogger("sink.librdkafka")
+# librdkafka's own lines go through Python logging (same format, JSON too, levels mapped from syslog's
+# by confluent-kafka, repeats held back by logs.setup_logging), never straight to stderr: every client
+# made here is given a logger.
+LIBRDKAFKA_LOG = librdkafka_logger()
 # Client errors (broker down, ...) repeat many times a second: logs.setup_logging throttles this logger.
 CLIENT_LOG = logging.getLogger("sink.kafka.client")
 # The start-up probes build throw-away clients; what librdkafka says about them is not news.
