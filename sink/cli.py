@@ -5,6 +5,9 @@ sink check [--env-file F ...]   validate the configuration, reach broker, regist
 sink quickstart                 embedded broker + SQLite, sample orders in, rows out, a summary
 sink reset-offsets [--env-file F ...] (--topic T[:P,P] | --all-topics) --to-earliest|... [--execute]
                                 move the sink's consumer group (kafka-consumer-groups' words; dry run by default)
+sink dlq inspect [--env-file F ...] [--json] [--limit N]     the dead-letter topic as a table, counts per reason
+sink dlq redrive [--env-file F ...] [--topic T] [--error-class C] [--from-offset N --to-offset M] [--execute]
+                                send dead-lettered records back to their source topic (dry run by default)
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(settings)
     if args.command == "reset-offsets":
         return reset_offsets(settings, args)
+    if args.command == "dlq":
+        return dead_letters(settings, args)
     return run(settings)
 
 
@@ -85,7 +90,24 @@ def _parser() -> argparse.ArgumentParser:
 
             add_arguments(command)
     commands.add_parser("quickstart", help="run the sink end to end on an embedded broker and SQLite")
+    _dlq_parser(commands)
     return parser
+
+
+def _dlq_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .dlq_commands import add_arguments
+
+    dlq = commands.add_parser("dlq", help="read the dead-letter topic, send its records back")
+    actions = dlq.add_subparsers(dest="dlq_command", required=True)
+    for name, text in (
+        ("inspect", "the dead-letter topic as a table (or --json), with counts per reason"),
+        ("redrive", "send dead-lettered records back to their source topic (dry run unless --execute)"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument(
+            "--env-file", action="append", metavar="FILE", help="env file with SINK_* settings; repeatable, later wins"
+        )
+        add_arguments(action, redrive=name == "redrive")
 
 
 # ------------------------------------------------------------------------------ run
@@ -262,6 +284,54 @@ def reset_offsets(settings: Settings, args: argparse.Namespace) -> int:
         return OffsetsAdmin(settings.bootstrap_servers, settings.consumer_config())
 
     return run_command(args, settings.effective_group_id, settings.topics, settings.topics_regex, connect)
+
+
+# ------------------------------------------------------------------------------ dlq inspect | redrive
+
+
+def dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """`sink dlq inspect | redrive`: 0 done (or dry run), 2 refused (one line), 1 the broker failed
+    or the run was interrupted (after finishing the batch in flight)."""
+    from . import dlq_commands
+
+    topic = settings.errors_deadletterqueue_topic_name
+    if not topic:
+        print(
+            "sink: configuration error: SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME: not set; "
+            "`sink dlq` reads the dead-letter topic it names",
+            file=sys.stderr,
+        )
+        return 2
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    closeables: list[object] = []
+    try:
+        chosen = dlq_commands.selection(args)
+        from .adapters.dlq import DeadLetterReader, Republisher
+
+        redrive = args.dlq_command == "redrive"
+        suffix = ".redrive" if redrive else ".inspect"  # the inspect group never commits: it leaves no trace
+        group = (args.group if redrive else None) or settings.effective_group_id + suffix
+        reader = DeadLetterReader(settings.bootstrap_servers, group, settings.consumer_config(), args.idle_ms / 1000)
+        closeables.append(reader)
+        if not redrive:
+            return dlq_commands.inspect(topic, reader, chosen, args.limit, args.json, print, lambda: bool(stopping))
+        publisher = None
+        if args.execute:
+            publisher = Republisher(settings.bootstrap_servers, settings.producer_config())
+            closeables.append(publisher)
+        return dlq_commands.redrive(topic, group, reader, publisher, chosen, args.limit, print, lambda: bool(stopping))
+    except SinkError as exc:
+        print(f"sink: dlq {args.dlq_command}: {exc}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, FatalError) else 1
+    finally:
+        for closeable in reversed(closeables):
+            closeable.close()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

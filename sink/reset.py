@@ -70,6 +70,7 @@ class Request:
     all_topics: bool
     spec: Spec
     execute: bool
+    export: bool = False  # the plan as CSV on stdout (kafka-consumer-groups --export), the notice on stderr
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="show the new offsets, change nothing (default)")
     mode.add_argument("--execute", action="store_true", help="apply the new offsets")
+    parser.add_argument(
+        "--export", action="store_true", help="print the plan as CSV lines topic,partition,offset (for --from-file)"
+    )
 
 
 def build_request(args: argparse.Namespace, default_group: str, now_ms: int) -> Request:
@@ -128,7 +132,9 @@ def build_request(args: argparse.Namespace, default_group: str, now_ms: int) -> 
         raise ResetRefused("--from-file names its own partitions: drop --topic/--all-topics")
     if kind != "from_file" and not topics and not args.all_topics:
         raise ResetRefused("say which partitions: --topic TOPIC[:P,P] (repeatable) or --all-topics")
-    return Request(args.group or default_group, topics, args.all_topics, spec, bool(args.execute))
+    return Request(
+        args.group or default_group, topics, args.all_topics, spec, bool(args.execute), bool(getattr(args, "export", 0))
+    )
 
 
 def parse_topic(arg: str) -> tuple[str, tuple[int, ...] | None]:
@@ -297,6 +303,12 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
+def format_csv(rows: Sequence[Row]) -> str:
+    """The plan as `kafka-consumer-groups --reset-offsets --export` writes it for one group:
+    `topic,partition,offset` lines, no header; partitions left as they are are not listed."""
+    return "\n".join(f"{r.tp[0]},{r.tp[1]},{r.new}" for r in rows if r.new is not None)
+
+
 def _show(offset: int | None) -> str:
     return "-" if offset is None else str(offset)
 
@@ -321,15 +333,24 @@ def reset_offsets(
     request: Request, sink_topics: Sequence[str], sink_regex: str | None, port: OffsetsPort, out: Callable[[str], None]
 ) -> int:
     rows = plan(request, sink_topics, sink_regex, port)
-    out(format_table(rows))
+    notice = out
+    if request.export:
+        out(format_csv(rows))
+        notice = _stderr  # stdout stays a file --from-file reads
+    else:
+        out(format_table(rows))
     changes = {row.tp: row.new for row in rows if row.new is not None}
     if not request.execute:
-        out(f"dry run: group {request.group} not changed; add --execute to apply these offsets")
+        notice(f"dry run: group {request.group} not changed; add --execute to apply these offsets")
         return 0
     if changes:
         port.alter(request.group, changes)
-    out(f"group {request.group}: offsets of {len(changes)} partition(s) reset")
+    notice(f"group {request.group}: offsets of {len(changes)} partition(s) reset")
     return 0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def run_command(
