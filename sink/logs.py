@@ -65,19 +65,22 @@ def librdkafka_logger(client: str | None = None) -> logging.Logger:
 class ClientLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """A confluent-kafka `logger` for a command's short-lived client (`sink check`, reset-offsets):
     librdkafka's lines are logged at `level` (DEBUG: shown only to whoever asks for them, repeats
-    held back) and the first problem it reported (WARNING or worse) is kept, so the command can say
-    *why* in its one line instead of echoing librdkafka's many."""
+    held back) and its first complaint of the highest level seen (WARNING or worse) is kept as
+    `problem`, so the command can say *why* in its one line instead of echoing librdkafka's many
+    (a connection refused, an ERROR, wins over a configuration warning that came before it)."""
 
     def __init__(self, client: str, level: int = logging.DEBUG) -> None:
         super().__init__(librdkafka_logger(client), {})
         self.level = level
         self.problem: str | None = None
+        self._problem_level = logging.WARNING - 1
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:  # type: ignore[override]
-        if level >= logging.WARNING and self.problem is None:
+        if level > self._problem_level:
             # confluent-kafka logs ("%s [%s] %s", facility, client name, librdkafka's line)
             text = str(args[2]) if len(args) == 3 else (str(msg) % args if args else str(msg))
             self.problem = mask_secrets(re.sub(r"^\[thrd:[^\]]*\]:\s*", "", text))
+            self._problem_level = level
         super().log(self.level, msg, *args, **kwargs)
 
 

@@ -255,6 +255,8 @@ def test_client_log_demotes_librdkafka_lines_and_keeps_the_first_problem(
     heard = ClientLog("check")
     line = "[thrd:sasl_plaintext://127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: Connect to 127.0.0.1:1 failed"
     heard.log(logging.DEBUG, "%s [%s] %s", "CONF", "rdkafka#producer-1", f"sasl.password = {SECRET}")
+    heard.log(logging.WARNING, "%s [%s] %s", "CONFWARN", "rdkafka#producer-1", f"[thrd:app]: sasl.password={SECRET}")
+    assert heard.problem == "sasl.password=***"
     heard.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", line)
     heard.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "1/1 brokers are down")
     assert heard.problem == "127.0.0.1:1/bootstrap: Connect to 127.0.0.1:1 failed"
