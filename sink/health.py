@@ -1,8 +1,8 @@
 """Is the sink alive, is it ready: the state behind `/livez`, `/readyz` and the health gauges.
 
 Pure core: the worker loop (one thread) tells a `Health` what happens, the HTTP adapter (another
-thread) asks it for a verdict. Every update is one attribute assignment or a swap of an immutable
-set, so a reader never sees half an update and no lock is needed.
+thread) asks it for a verdict. Every update is one attribute assignment, a swap of an immutable
+set or of a new dict, so a reader never sees half an update and no lock is needed.
 
     beat()                 the loop is turning (each poll, also while backing off or waiting)
     assigned(partitions)   the group gave us these partitions (any hashables: (topic, partition))
@@ -10,6 +10,8 @@ set, so a reader never sees half an update and no lock is needed.
     retrying(since, why)   an outage is being retried since `since` (the clock's time)
     recovered()            the retry ended
     stopping()             shutting down: no longer ready
+    committed(offsets)     offsets {(topic, partition): next offset} were committed
+    attach(worker)         the worker whose counters /metrics and the status page read
 
 Alive: the loop beat less than `heartbeat_timeout_s` ago (before the first beat it is starting,
 and alive: the process answers). Ready: alive, not stopping, at least one partition assigned, and
@@ -18,7 +20,7 @@ not retrying for `retry_unready_s` or longer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,13 @@ class Health:
         self.retrying_since: float | None = None
         self.retry_reason = ""
         self.is_stopping = False
+        # Running totals for /metrics (each changes on an event, never per record):
+        self.retries = 0  # times a retry began (consumption paused for an outage or a long write)
+        self.retry_seconds_total = 0.0  # seconds spent in retries that ended
+        self.assignments = 0  # rebalances that gave this member partitions it did not hold
+        self.revocations = 0  # rebalances that took partitions away
+        self.committed_offsets: dict[Hashable, int] = {}  # last committed (next) offset per partition
+        self.watched: Any = None  # the worker (its `counters`, `source`, optional `stats`), once known
 
     # -------------------------------------------------------------- updates (the worker's thread)
 
@@ -50,18 +59,38 @@ class Health:
         self.last_beat = self.clock()
 
     def assigned(self, partitions: Iterable[Hashable]) -> None:
-        self.partitions = self.partitions | frozenset(partitions)
+        given = frozenset(partitions)
+        if given - self.partitions:  # told twice of one rebalance (source and worker): counted once
+            self.assignments += 1
+        self.partitions = self.partitions | given
 
     def revoked(self, partitions: Iterable[Hashable]) -> None:
-        self.partitions = self.partitions - frozenset(partitions)
+        taken = frozenset(partitions)
+        if taken & self.partitions:
+            self.revocations += 1
+        self.partitions = self.partitions - taken
+        committed = self.committed_offsets
+        if any(tp in committed for tp in taken):
+            self.committed_offsets = {tp: o for tp, o in committed.items() if tp not in taken}
+
+    def committed(self, offsets: Mapping[Hashable, int]) -> None:
+        self.committed_offsets = {**self.committed_offsets, **offsets}
+
+    def attach(self, worker: Any) -> None:
+        """The worker whose running totals the HTTP adapter reads at scrape time."""
+        self.watched = worker
 
     def retrying(self, since: float | None = None, why: str = "an outage") -> None:
         """Enter (or stay in) a retry loop; the earliest `since` is kept."""
         if self.retrying_since is None:
             self.retry_reason = why
             self.retrying_since = self.clock() if since is None else since
+            self.retries += 1
 
     def recovered(self) -> None:
+        since = self.retrying_since
+        if since is not None:
+            self.retry_seconds_total += max(0.0, self.clock() - since)
         self.retrying_since = None
         self.retry_reason = ""
 
@@ -114,7 +143,9 @@ class WatchedSource:
     """A Source that tells `Health` what the loop does with it, so `sink run` has heartbeats and
     assignments without the worker knowing: each poll beats; the rebalance callbacks report the
     partitions; a pause (an outage being retried, or a write that takes long) counts as retrying
-    until the resume. Everything else is passed through unchanged."""
+    until the resume; a commit records the offsets. The owner of the rebalance callbacks (the
+    worker) is attached to `Health` unless one was attached already, so `/metrics` and the status
+    page can read its counters. Everything else is passed through unchanged."""
 
     def __init__(self, source: Any, health: Health) -> None:
         self._source = source
@@ -122,6 +153,9 @@ class WatchedSource:
 
     def subscribe(self, on_assign: Callable[..., None], on_revoke: Callable[..., None], *args: Any, **kw: Any) -> Any:
         health = self._health
+        owner = getattr(on_assign, "__self__", None)  # the worker, when the callback is its method
+        if owner is not None and health.watched is None:
+            health.attach(owner)
 
         def assign(partitions: Any, *more: Any) -> None:
             health.assigned(partitions)
@@ -140,6 +174,11 @@ class WatchedSource:
         records = self._source.poll(*args, **kw)
         self._health.beat()
         return records
+
+    def commit(self, offsets: Mapping[Hashable, int], *args: Any, **kw: Any) -> Any:
+        result = self._source.commit(offsets, *args, **kw)
+        self._health.committed(offsets)
+        return result
 
     def pause(self, *args: Any, **kw: Any) -> Any:
         self._health.retrying(why="with consumption paused (an outage, or a write that takes long)")
