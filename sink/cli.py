@@ -325,7 +325,9 @@ def dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         if args.execute:
             publisher = Republisher(settings.bootstrap_servers, settings.producer_config())
             closeables.append(publisher)
-        return dlq_commands.redrive(topic, group, reader, publisher, chosen, args.limit, print, lambda: bool(stopping))
+        return dlq_commands.redrive(
+            topic, group, reader, publisher, chosen, args.limit, print, lambda: bool(stopping), args.batch_size
+        )
     except SinkError as exc:
         print(f"sink: dlq {args.dlq_command}: {exc}", file=sys.stderr)
         return exc.exit_code if isinstance(exc, FatalError) else 1

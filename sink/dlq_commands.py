@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser, redrive: bool) -> None:
     )
     if redrive:
         parser.add_argument("--limit", type=int, metavar="N", help="re-drive at most N records this run")
+        parser.add_argument(
+            "--batch-size", type=int, default=BATCH, metavar="N", help=f"records per send-and-commit (default {BATCH})"
+        )
         parser.add_argument("--group", help="progress group (default: <the sink's group>.redrive)")
         parser.add_argument("--execute", action="store_true", help="send the records (default: dry run)")
     else:
@@ -77,6 +80,8 @@ def selection(args: argparse.Namespace) -> dlq.Selection:
         raise DlqRefused(problem)
     if args.limit is not None and args.limit < 0:
         raise DlqRefused("--limit: 0 or more")
+    if getattr(args, "batch_size", 1) < 1:
+        raise DlqRefused("--batch-size: 1 or more")
     if args.idle_ms < 100:
         raise DlqRefused("--idle-ms: at least 100")
     return chosen
