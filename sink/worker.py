@@ -315,8 +315,8 @@ class Worker:
         self._writing = None
         self._at = writing.batch
         error = writing.future.exception()
-        while writing.parts:
-            self._settle_part(writing.parts.popleft())
+        while writing.parts:  # what committed; remembered only if the rest is written again
+            self._settle_part(writing.parts.popleft(), remember=error is not None)
         if isinstance(error, _HandBack) and not retry:
             self._write(writing.batch)  # the rest of it, in the foreground
         elif isinstance(error, RetriableError | _HandBack) and retry:
@@ -357,8 +357,9 @@ class Worker:
                 f"the database rejected a whole batch of {batch.table!r} ({_span(batch)}) at commit: {exc.safe_reason}"
             ) from exc
 
-    def _settle_part(self, outcomes: list[Outcome]) -> None:
-        self._parts_done.update(outcome.coord for outcome in outcomes)
+    def _settle_part(self, outcomes: list[Outcome], remember: bool = True) -> None:
+        if remember:  # a retry of this batch skips them
+            self._parts_done.update(outcome.coord for outcome in outcomes)
         self.router.settled(outcomes)
 
     def _check_stop_deadline(self) -> None:
