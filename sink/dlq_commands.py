@@ -19,7 +19,7 @@ from typing import Protocol
 from . import dlq
 from .errors import FatalError
 from .model import RawRecord
-from .reset import parse_topic
+from .reset import ResetRefused, parse_topic
 
 BATCH = 500
 
@@ -73,7 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser, redrive: bool) -> None:
 
 
 def selection(args: argparse.Namespace) -> dlq.Selection:
-    topic, partitions = parse_topic(args.topic) if args.topic else (None, None)
+    try:
+        topic, partitions = parse_topic(args.topic) if args.topic else (None, None)
+    except ResetRefused as exc:
+        raise DlqRefused(str(exc)) from None
     chosen = dlq.Selection(topic, partitions, args.error_class, args.from_offset, args.to_offset)
     problem = chosen.problem()
     if problem:
