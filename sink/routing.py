@@ -21,6 +21,7 @@ from typing import Protocol
 
 from . import deadletter, report
 from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
+from .logs import fields
 from .model import Coord, Counters, Outcome, RawRecord, Status
 from .offsets import OffsetTracker
 
@@ -228,6 +229,7 @@ class OutcomeRouter:
             outcome.coord,
             failure,
             deadletter.TRUNCATED,
+            extra=fields(outcome, error=error),
         )
         env = deadletter.truncated(
             outcome.raw, error, connector=self.rules.connector_name, include_messages=self.rules.log_messages
@@ -276,10 +278,18 @@ class OutcomeRouter:
         stage = error.stage.value
         if self.rules.log_messages:
             log.warning(
-                "record %s failed at %s: %s; key=%r value=%r", raw.coord, stage, self._reason(error), raw.key, raw.value
+                "record %s failed at %s: %s; key=%r value=%r",
+                raw.coord,
+                stage,
+                self._reason(error),
+                raw.key,
+                raw.value,
+                extra=fields(raw, error=error),
             )
         else:
-            log.warning("record %s failed at %s: %s", raw.coord, stage, self._reason(error))
+            log.warning(
+                "record %s failed at %s: %s", raw.coord, stage, self._reason(error), extra=fields(raw, error=error)
+            )
 
     def _reason(self, error: RecordError) -> str:
         """What a log line may say: the full reason only when values may be logged."""

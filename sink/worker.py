@@ -27,6 +27,7 @@ from typing import Protocol, TypeVar
 from .batch import Batcher
 from .errors import FatalError, RecordError, RecordStop, RetriableError
 from .health import Health
+from .logs import fields
 from .model import Batch, Coord, Counters, Outcome, RawRecord, Row, Status
 from .offsets import OffsetTracker, TopicPartition
 from .pipeline import Preparer, Writer
@@ -146,15 +147,23 @@ class Worker:
             self._finish()
             return 0
         except RecordStop as stop:
-            log.error("stopping at the first bad record (SINK_ERRORS_TOLERANCE=none): %s", stop)
+            log.error(
+                "stopping at the first bad record (SINK_ERRORS_TOLERANCE=none): %s",
+                stop,
+                extra=fields(stop.coord, error=stop.error),
+            )
             self._settle_then_close(self._before(stop.coord))
             return stop.exit_code
         except FatalError as fatal:
-            log.error("fatal at %s: %s", _where(self._at), fatal)
+            log.error("fatal at %s: %s", _where(self._at), fatal, extra=fields(self._at, error=fatal))
             self._settle_then_close()
             return fatal.exit_code
         except Exception:  # a bug: say where, keep what settled, never commit past it
-            log.exception("unexpected error at %s; stopping without committing unsettled records", _where(self._at))
+            log.exception(
+                "unexpected error at %s; stopping without committing unsettled records",
+                _where(self._at),
+                extra=fields(self._at),
+            )
             self._settle_then_close()
             return 1
 
@@ -331,7 +340,11 @@ class Worker:
         costs the group membership. Records fetched before the pause took effect are held."""
         if wait([writing.future], timeout=LONG_WRITE_S).done:
             return
-        log.info("a batch write of %r is taking long: pausing consumption until it ends", writing.batch.table)
+        log.info(
+            "a batch write of %r is taking long: pausing consumption until it ends",
+            writing.batch.table,
+            extra=fields(table=writing.batch.table),
+        )
         self.source.pause()
         try:
             while self._writing is writing and not writing.future.done():

@@ -176,10 +176,6 @@ def test_a_failed_record_carries_its_coordinates_as_fields(json_run: JsonRun) ->
     assert "note" not in doc["message"], "no record value without SINK_ERRORS_LOG_INCLUDE_MESSAGES"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sink/routing.py's record-error log passes no extra=fields(raw, error=error) yet (see the report)",
-)
 def test_a_failed_record_carries_its_error_class_and_stage_as_fields(json_run: JsonRun) -> None:
     [doc] = [doc for doc in json_run.docs if doc["logger"] == "sink.errors" and doc.get("topic") == json_run.topic]
     assert doc["error_class"] == "DecodeError"
