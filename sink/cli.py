@@ -176,7 +176,13 @@ def _registry(settings: Settings):  # type: ignore[no-untyped-def]
 
 def _mapping_rules(s: Settings) -> MappingRules:
     return MappingRules(
-        s.table_name_format, s.pk_mode, s.pk_fields, s.fields_include, s.fields_exclude, s.delete_enabled
+        s.table_name_format,
+        s.pk_mode,
+        s.pk_fields,
+        s.fields_include,
+        s.fields_exclude,
+        s.delete_enabled,
+        cdc_format=s.cdc_format,
     )
 
 

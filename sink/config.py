@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     fields_include: CommaList = ()
     fields_exclude: CommaList = ()
     delete_enabled: bool = False
+    # Debezium change events (sink/cdc.py): none, debezium (every record is one), auto (detected).
+    cdc_format: Literal["none", "debezium", "auto"] = "none"
     auto_create: bool = False
     auto_evolve: bool = False
 
@@ -252,6 +254,16 @@ def _contradictions(s: Settings) -> list[str]:
     problems = []
     if bool(s.topics) == bool(s.topics_regex):
         problems.append("SINK_TOPICS: set exactly one of SINK_TOPICS (comma list) or SINK_TOPICS_REGEX")
+    if s.cdc_format != "none" and s.pk_mode not in ("record_key", "record_value", "record_header"):
+        problems.append(
+            f"SINK_CDC_FORMAT: {s.cdc_format} needs a primary key to apply updates and deletes; set "
+            f"SINK_PK_MODE=record_key (Debezium's key) or record_value with SINK_PK_FIELDS (got {s.pk_mode})"
+        )
+    if s.cdc_format != "none" and s.insert_mode != "upsert":
+        problems.append(
+            f"SINK_INSERT_MODE: SINK_CDC_FORMAT={s.cdc_format} needs upsert (an update or a snapshot "
+            f"re-read replaces the row) (got {s.insert_mode})"
+        )
     if s.delete_enabled and s.pk_mode != "record_key":
         problems.append(f"SINK_DELETE_ENABLED: true requires SINK_PK_MODE=record_key (got {s.pk_mode})")
     if s.insert_mode != "insert" and s.pk_mode == "none":

@@ -2,6 +2,10 @@
 
 Kafka Connect's JDBC sink vocabulary: `pk.mode` none / kafka / record_key / record_value /
 record_header, `pk.fields`, `fields.whitelist` (include) / exclude, `delete.enabled`.
+
+Before the mapping, a record may be read as a Debezium change event (`cdc.ChangeReader`: its row,
+an upsert or a delete, or nothing) and go through the transform chain (`smt.Chain`: Connect's
+SMTs, compiled once per schema). Without either, records take the mapping directly.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .cdc import Change, ChangeReader
 from .errors import MappingError
+from .formats import Struct
 from .identifiers import IdentifierRules, check_columns, check_table
 from .model import Column, ColumnType, Decoded, Kind, Op, Payload, Row, Stage, TableSpec
 from .schema import infer_columns, infer_type
@@ -30,6 +36,8 @@ class MappingRules:
     fields_include: tuple[str, ...] = ()
     fields_exclude: tuple[str, ...] = ()
     delete_enabled: bool = False
+    cdc_format: str = "none"  # none | debezium | auto: see cdc.ChangeReader
+    transforms: Any = None  # an smt.Chain, or None
 
 
 class RowMapper:
@@ -45,6 +53,8 @@ class RowMapper:
         self._tables: dict[str, str] = {}  # topic -> its table, once checked
         self._table_keys: dict[str, str] = {}  # a table name as the database compares it -> the name
         self._plans: dict[tuple[Any, ...], _RowPlan] = {}  # by topic and schema ids, see _plan_key
+        self._cdc = ChangeReader(rules.cdc_format) if rules.cdc_format != "none" else None
+        self._chain = rules.transforms if rules.transforms else None
 
     def table_name(self, topic: str) -> str:
         """The table of a topic; a MappingError when the database cannot hold that name, or would
@@ -63,16 +73,35 @@ class RowMapper:
         return table
 
     def to_row(self, record: Decoded) -> Row | None:
-        """The row for a record; None for a tombstone that is not to delete anything."""
+        """The row for a record; None for a record that is not to write or delete anything (a
+        tombstone without SINK_DELETE_ENABLED, a filtered record, a change event that is no row)."""
+        if self._cdc is None and self._chain is None:
+            return self._row(record, record.raw.coord.topic)
+        change = Change.PLAIN
+        if self._cdc is not None:
+            change, record = self._cdc.read(record)
+            if change is Change.SKIP or change is Change.TRUNCATE:
+                return None
+        topic = record.raw.coord.topic
+        if self._chain is not None:
+            transformed = self._chain.apply(record, topic)
+            if transformed is None:
+                return None
+            topic, record = transformed
+        if change is Change.DELETE:
+            return self._delete(record, self.table_name(topic))
+        return self._row(record, topic)
+
+    def _row(self, record: Decoded, topic: str) -> Row | None:
         value = record.value
-        plan_key = _plan_key(record, self.rules.pk_mode)
+        plan_key = _plan_key(record, topic, self.rules.pk_mode)
         if plan_key is not None:
             plan = self._plans.get(plan_key)
             if plan is not None:
                 row = plan.row(record)
                 if row is not None:
                     return row
-        table = self.table_name(record.coord.topic)
+        table = self.table_name(topic)
         if value.data is None:
             return self._delete(record, table) if self.rules.delete_enabled else None
         key_values, key_columns = self._key(record)
@@ -239,23 +268,26 @@ class RowMapper:
 PLANNED_PK_MODES = frozenset({"none", "record_value", "record_key"})
 
 
-def _plan_key(record: Decoded, pk_mode: str) -> tuple[Any, ...] | None:
+def _plan_key(record: Decoded, topic: str, pk_mode: str) -> tuple[Any, ...] | None:
     """What fixes a record's table, spec and key columns, when its schema does: the topic and the
     schema ids of a struct value with a schema (and of the key, when the key is the primary key).
     None for records whose row depends on their values (schemaless, primitives, tombstones)."""
     value = record.value
-    if value.data.__class__ is not dict or value.shape.__class__ is not tuple or value.schema_id is None:
+    shape_class = value.shape.__class__
+    if value.data.__class__ is not dict or (shape_class is not tuple and shape_class is not Struct):
+        return None
+    if value.schema_id is None:
         return None
     if pk_mode == "record_value" or pk_mode == "none":
-        return (record.raw.coord.topic, value.schema_id)
+        return (topic, value.schema_id)
     if pk_mode == "record_key":
         key = record.key
         if key.data is None:
             return None
         if key.schema_id is not None:  # the key's schema fixes its shape
-            return (record.raw.coord.topic, value.schema_id, key.schema_id, key.data.__class__ is dict)
+            return (topic, value.schema_id, key.schema_id, key.data.__class__ is dict)
         if key.shape.__class__ is ColumnType:  # a primitive without a registry (string keys)
-            return (record.raw.coord.topic, value.schema_id, None, key.shape, key.data.__class__ is dict)
+            return (topic, value.schema_id, None, key.shape, key.data.__class__ is dict)
     return None
 
 

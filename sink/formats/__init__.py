@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from ..errors import ConfigError, DecodeError
-from ..model import Payload
+from ..model import Column, Payload, Shape
 
 
 class Decoder(Protocol):
@@ -46,6 +46,35 @@ class SchemaSource(Protocol):
     def protobuf_file(self, ref: SchemaRef) -> Any:
         """The `google.protobuf` FileDescriptor of a Protobuf schema, its imports resolved."""
         ...
+
+
+class Struct(tuple[Column, ...]):
+    """A struct's shape that also knows its schema name and the shapes of its struct fields.
+
+    It is a tuple of `Column`s like any struct shape (nested structs are still JSON columns there),
+    made only for structs whose name or nesting matters downstream: Debezium envelopes and
+    Debezium's own records (`sink.cdc` reads `before`/`after` with their own columns), and structs
+    with struct fields (the Flatten and ExtractField transforms). Other structs stay plain tuples.
+    """
+
+    name: str | None
+    nested: dict[str, Shape]
+
+    def __new__(cls, columns: Iterable[Column], name: str | None = None, nested: dict[str, Shape] | None = None):  # type: ignore[no-untyped-def]
+        struct = super().__new__(cls, columns)
+        struct.name = name
+        struct.nested = nested or {}
+        return struct
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Struct, (tuple(self), self.name, self.nested))
+
+
+def struct_shape(columns: tuple[Column, ...], name: str | None, nested: dict[str, Shape]) -> Shape:
+    """`columns` as a `Struct` when its name or nested structs matter (see Struct), else as they are."""
+    if nested or (name and (name.endswith(".Envelope") or name.startswith("io.debezium."))):
+        return Struct(columns, name, nested)
+    return columns
 
 
 def identity(value: Any) -> Any:

@@ -33,6 +33,7 @@ from . import (
     identity,
     logical,
     nullable,
+    struct_shape,
     writer_schema,
 )
 
@@ -171,6 +172,7 @@ class _Compiler:
         self.where = where
         self._records: dict[str, Convert | None] = {}  # compiled record converters by full name
         self._building: set[str] = set()  # records being compiled (recursive types)
+        self._shaping: set[str] = set()  # records whose shape is being built (recursive types)
 
     def error(self, path: str, message: str) -> DecodeError:
         return DecodeError(f"{self.where}, field {path!r}: {message}" if path else f"{self.where}: {message}")
@@ -187,8 +189,25 @@ class _Compiler:
         if isinstance(schema, list) and len([b for b in schema if b != "null"]) == 1:
             schema = self.resolve(next(b for b in schema if b != "null"))  # ["null", Record]: the record
         if isinstance(schema, dict) and schema["type"] == "record" and not self._logical_name(schema):
-            return tuple(self.column(f, f["name"]) for f in schema["fields"])
+            name = schema.get("name")
+            if name in self._shaping:  # a recursive record: its nested self stays a JSON column
+                return JSON
+            self._shaping.add(name)
+            try:
+                columns = tuple(self.column(f, f["name"]) for f in schema["fields"])
+                nested = {f["name"]: self.shape(f["type"]) for f in schema["fields"] if self._is_record(f["type"])}
+            finally:
+                self._shaping.discard(name)
+            return struct_shape(columns, schema.get("connect.name") or name, nested)
         return self.column_type(schema, "")[0]
+
+    def _is_record(self, schema: Any) -> bool:
+        """Whether a field's type is a record (or an optional one), whose own shape `shape` gives."""
+        schema = self.resolve(schema)
+        if isinstance(schema, list):
+            branches = [b for b in schema if b != "null"]
+            return len(branches) == 1 and self._is_record(branches[0])
+        return isinstance(schema, dict) and schema["type"] == "record" and not self._logical_name(schema)
 
     def column(self, field: dict[str, Any], path: str) -> Column:
         column_type, nullable = self.column_type(field["type"], path)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import exceeds_depth, logical
+from . import exceeds_depth, logical, struct_shape
 
 PRIMITIVES = {
     "int8": Kind.INT8,
@@ -118,9 +118,15 @@ def column_type(schema: Mapping[str, Any]) -> ColumnType:
 
 
 def shape(schema: Mapping[str, Any]) -> Shape:
-    if schema.get("type") == "struct" and not (schema.get("name") or "").startswith("io.debezium.data."):
-        return tuple(_column(f) for f in schema.get("fields", []))
+    if _is_struct(schema):
+        fields = schema.get("fields", [])
+        nested = {f["field"]: shape(f) for f in fields if _is_struct(f)}
+        return struct_shape(tuple(_column(f) for f in fields), schema.get("name"), nested)
     return column_type(schema)
+
+
+def _is_struct(schema: Mapping[str, Any]) -> bool:
+    return schema.get("type") == "struct" and not (schema.get("name") or "").startswith("io.debezium.data.")
 
 
 def _column(field: Mapping[str, Any]) -> Column:

@@ -131,6 +131,11 @@ LOGICAL: dict[str, tuple[Callable[[Mapping[str, Any]], ColumnType], Callable[[An
     "io.debezium.data.Json": (lambda p: ColumnType(Kind.JSON), _json_text),
     "io.debezium.data.Uuid": (lambda p: ColumnType(Kind.UUID), lambda v: uuid.UUID(str(v))),
     "io.debezium.data.Enum": (lambda p: ColumnType(Kind.STRING), str),
+    "io.debezium.data.EnumSet": (lambda p: ColumnType(Kind.STRING), str),  # the members, comma-separated
+    "io.debezium.data.Xml": (lambda p: ColumnType(Kind.STRING), str),
+    "io.debezium.time.IsoDate": (lambda p: ColumnType(Kind.DATE), lambda v: dt.date.fromisoformat(str(v)[:10])),
+    "io.debezium.time.IsoTime": (lambda p: ColumnType(Kind.TIME, precision=6), _zoned_time),
+    "io.debezium.time.IsoTimestamp": (lambda p: ColumnType(Kind.TIMESTAMP, precision=6), _zoned),
     "io.debezium.data.Bits": (lambda p: ColumnType(Kind.BYTES), _bytes),
     DEBEZIUM_VARIABLE_DECIMAL: (
         lambda p: ColumnType(Kind.DECIMAL, precision=DEFAULT_DECIMAL_PRECISION, scale=None),

@@ -1,0 +1,177 @@
+"""Debezium change events -> the operation they stand for (upsert / delete / truncate / skip).
+
+A Debezium envelope (`before`, `after`, `source`, `op`, `ts_ms`, `transaction`) is recognised from
+its schema (a struct named `….Envelope`, or one with `op`, `source` and `before`/`after` fields),
+or, schemaless, from its value. What it carries becomes an ordinary decoded record whose value is
+the row: `after` for `c` (create), `r` (snapshot read) and `u` (update), `before` for `d` (delete,
+the key fields of a `record_value` primary key are read from it). Debezium's own records that are
+no rows (heartbeats, schema changes, transaction markers, logical-decoding messages) are skipped.
+Records already flattened by `ExtractNewRecordState` are rows as they are; its rewrite mode's
+`__deleted` field ("true") makes a delete and is never written as a column.
+
+Per schema, the envelope's layout is worked out once (`_Layout`, cached by schema id); per record,
+one dict lookup, the `op` and a new `Payload` of the row.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import MappingError
+from .formats import Struct
+from .model import Column, Decoded, Payload, Shape
+
+DELETED_FIELD = "__deleted"  # ExtractNewRecordState's delete.handling.mode=rewrite
+# Debezium's records that are no rows: value schema names (prefix match for the connector's own).
+SKIPPED_NAMES = (
+    "io.debezium.connector.common.Heartbeat",
+    "io.debezium.connector.common.TransactionMetadataValue",
+    "io.debezium.connector.common.TransactionMetadataKey",
+)
+SCHEMA_CHANGE_SUFFIX = ".SchemaChangeValue"  # io.debezium.connector.<connector>.SchemaChangeValue
+SCHEMA_CHANGE_FIELDS = ("ddl", "tableChanges")  # a schemaless schema-change event
+UPSERT_OPS = frozenset({"c", "r", "u"})
+MAX_LAYOUTS = 10_000
+
+
+class Change(enum.Enum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+    TRUNCATE = "truncate"
+    SKIP = "skip"  # not a row: heartbeat, schema change, transaction marker, message
+    TOMBSTONE = "tombstone"  # a null value: the sink's tombstone rules decide
+    PLAIN = "plain"  # not a change event (auto mode) or an already-flattened row
+
+
+class _Layout:
+    """One envelope schema's parts: the shapes and derived schema ids of `after` and `before`."""
+
+    __slots__ = ("after", "before")
+
+    def __init__(self, shape: tuple[Column, ...], schema_id: Any) -> None:
+        nested = shape.nested if isinstance(shape, Struct) else {}
+        self.after = _part(nested.get("after"), ("debezium.after", schema_id))
+        self.before = _part(nested.get("before"), ("debezium.before", schema_id))
+
+
+def _part(shape: Shape, schema_id: Any) -> tuple[Shape, Any]:
+    # A part without a struct shape of its own (a format that keeps none) is typed from its values.
+    return (shape, schema_id) if isinstance(shape, tuple) else (None, None)
+
+
+class _Flattened:
+    """A row schema with ExtractNewRecordState's `__deleted` field: the row's shape without it."""
+
+    __slots__ = ("schema_id", "shape")
+
+    def __init__(self, shape: Shape, schema_id: Any) -> None:
+        if isinstance(shape, tuple):
+            self.shape: Shape = tuple(c for c in shape if c.name != DELETED_FIELD)
+            self.schema_id = ("debezium.flattened", schema_id)
+        else:
+            self.shape, self.schema_id = shape, schema_id
+
+
+_PLAIN = object()  # a schema that is no envelope: its records are rows as they are
+_SKIP = object()  # a schema of Debezium's records that are no rows
+_SCHEMALESS_FLATTENED = _Flattened(None, None)
+
+
+class ChangeReader:
+    """`read(record)` -> (what the record stands for, the record with its row as the value).
+
+    `debezium`: records are change events; a value that is no envelope is skipped when it is one of
+    Debezium's own (heartbeat, schema change, transaction), else taken as a flattened row. `auto`:
+    the same, but a value is an envelope only when its schema says so (a name ending in
+    `.Envelope`) or, schemaless, when it has `op`, `source` and `before` or `after`."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in ("debezium", "auto"):
+            raise ValueError(f"unknown change-event format {mode!r}")
+        self.strict = mode == "debezium"
+        self._layouts: dict[Any, Any] = {}
+
+    def read(self, record: Decoded) -> tuple[Change, Decoded]:
+        value = record.value
+        data = value.data
+        if data is None:
+            return Change.TOMBSTONE, record
+        if data.__class__ is not dict:
+            return Change.PLAIN, record
+        shape = value.shape
+        if value.schema_id is not None and isinstance(shape, tuple):
+            layout = self._layouts.get(value.schema_id)
+            if layout is None:
+                layout = self._layout(shape, value.schema_id)
+        else:
+            layout = self._schemaless(data)
+        if layout is _PLAIN:
+            return Change.PLAIN, record
+        if layout is _SKIP:
+            return Change.SKIP, record
+        if layout.__class__ is _Flattened:
+            return _flattened(record, data, layout)
+        return _change(record, data, layout)
+
+    def _layout(self, shape: tuple[Column, ...], schema_id: Any) -> Any:
+        if len(self._layouts) >= MAX_LAYOUTS:
+            self._layouts.clear()
+        layout = self._layouts[schema_id] = _classify(shape, schema_id, self.strict)
+        return layout
+
+    def _schemaless(self, data: dict[str, Any]) -> Any:
+        if ("op" in data or self.strict) and "source" in data and ("after" in data or "before" in data):
+            return None  # an envelope, typed from its values
+        if "source" in data and any(f in data for f in SCHEMA_CHANGE_FIELDS):
+            return _SKIP
+        if self.strict and data.keys() == {"ts_ms"}:  # a heartbeat
+            return _SKIP
+        return _SCHEMALESS_FLATTENED if DELETED_FIELD in data else _PLAIN
+
+
+def _classify(shape: tuple[Column, ...], schema_id: Any, strict: bool) -> Any:
+    name = shape.name if isinstance(shape, Struct) else None
+    names = {c.name for c in shape}
+    if name and (name in SKIPPED_NAMES or name.endswith(SCHEMA_CHANGE_SUFFIX)):
+        return _SKIP
+    envelope = (name or "").endswith(".Envelope") or (
+        ("op" in names or strict) and "source" in names and ("after" in names or "before" in names)
+    )
+    if envelope:
+        return _Layout(shape, schema_id)
+    if strict and "source" in names and any(f in names for f in SCHEMA_CHANGE_FIELDS):
+        return _SKIP
+    return _Flattened(shape, schema_id) if DELETED_FIELD in names else _PLAIN
+
+
+def _change(record: Decoded, data: Mapping[str, Any], layout: _Layout | None) -> tuple[Change, Decoded]:
+    op = data.get("op")
+    if op in UPSERT_OPS:
+        row = data.get("after")
+        if row.__class__ is not dict:
+            raise MappingError(f"Debezium {op!r} event without an `after` row (null or not a struct)")
+        shape, schema_id = layout.after if layout is not None else (None, None)
+        return Change.UPSERT, Decoded(record.raw, record.key, Payload(row, shape, schema_id))
+    if op == "d":
+        row = data.get("before")
+        shape, schema_id = layout.before if layout is not None else (None, None)
+        if row.__class__ is not dict:
+            row, shape, schema_id = None, None, None  # the key must come from the record key
+        return Change.DELETE, Decoded(record.raw, record.key, Payload(row, shape, schema_id))
+    if op == "t":
+        return Change.TRUNCATE, record
+    if op is None or op == "m":  # no operation (a malformed or partial event), a logical-decoding message
+        return Change.SKIP, record
+    raise MappingError(f"Debezium event with unknown op {str(op)[:10]!r} (known: c, r, u, d, t, m)")
+
+
+def _flattened(record: Decoded, data: dict[str, Any], layout: _Flattened) -> tuple[Change, Decoded]:
+    """An ExtractNewRecordState row with its `__deleted` field: a delete when "true", else an
+    upsert of the row without the field."""
+    flag = data.get(DELETED_FIELD)
+    if flag is True or (flag.__class__ is str and flag.lower() == "true"):
+        return Change.DELETE, record
+    row = {k: v for k, v in data.items() if k != DELETED_FIELD}
+    return Change.UPSERT, Decoded(record.raw, record.key, Payload(row, layout.shape, layout.schema_id))
