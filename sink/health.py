@@ -51,7 +51,11 @@ class Health:
         self.assignments = 0  # rebalances that gave this member partitions it did not hold
         self.revocations = 0  # rebalances that took partitions away
         self.committed_offsets: dict[Hashable, int] = {}  # last committed (next) offset per partition
-        self.watched: Any = None  # the worker (its `counters`, `source`, optional `stats`), once known
+        self.watched: Any = None  # the worker (its `counters`, `writer`, `router`, optional `stats`), once known
+        # The consumer's lag, asked on the loop's thread (the WatchedSource, at most once a second):
+        # another thread must never call the consumer, whose calls wait for a poll in progress.
+        self.lag: int | None = None
+        self.lag_by_partition: dict[Hashable, int] | None = None
 
     # -------------------------------------------------------------- updates (the worker's thread)
 
@@ -139,6 +143,9 @@ class Health:
         return f"up {self.clock() - at:.0f} s"
 
 
+LAG_INTERVAL_S = 1.0  # how often the loop asks the consumer for its lag (per poll, never per record)
+
+
 class WatchedSource:
     """A Source that tells `Health` what the loop does with it, so `sink run` has heartbeats and
     assignments without the worker knowing: each poll beats; the rebalance callbacks report the
@@ -147,9 +154,11 @@ class WatchedSource:
     worker) is attached to `Health` unless one was attached already, so `/metrics` and the status
     page can read its counters. Everything else is passed through unchanged."""
 
-    def __init__(self, source: Any, health: Health) -> None:
+    def __init__(self, source: Any, health: Health, lag_interval_s: float = LAG_INTERVAL_S) -> None:
         self._source = source
         self._health = health
+        self._lag_interval_s = lag_interval_s
+        self._lag_at: float | None = None
 
     def subscribe(self, on_assign: Callable[..., None], on_revoke: Callable[..., None], *args: Any, **kw: Any) -> Any:
         health = self._health
@@ -173,7 +182,17 @@ class WatchedSource:
         self._health.beat()
         records = self._source.poll(*args, **kw)
         self._health.beat()
+        now = self._health.last_beat
+        if self._lag_at is None or (now is not None and now - self._lag_at >= self._lag_interval_s):
+            self._lag_at = now
+            self._read_lag()
         return records
+
+    def _read_lag(self) -> None:
+        """The consumer's lag (total, and per partition when the source can tell), for /metrics."""
+        health = self._health
+        health.lag = _ask(self._source, "lag")
+        health.lag_by_partition = _ask(self._source, "lag_by_partition")
 
     def commit(self, offsets: Mapping[Hashable, int], *args: Any, **kw: Any) -> Any:
         result = self._source.commit(offsets, *args, **kw)
@@ -191,3 +210,14 @@ class WatchedSource:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)
+
+
+def _ask(source: Any, method: str) -> Any:
+    """`source.<method>()`, or None when the source has no such method or it fails."""
+    call = getattr(source, method, None)
+    if not callable(call):
+        return None
+    try:
+        return call()
+    except Exception:  # the lag is a number for people: never a reason to stop
+        return None

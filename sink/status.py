@@ -41,31 +41,19 @@ class Reading:
 def read(health: Health) -> Reading:
     worker = health.watched
     counters = getattr(worker, "counters", None)
-    source = getattr(worker, "source", None)
     writer_rules = getattr(getattr(worker, "writer", None), "rules", None)
     routing_rules = getattr(getattr(worker, "router", None), "rules", None)
     stats = getattr(worker, "stats", None)
     return Reading(
         counters=None if counters is None else {name: int(getattr(counters, name, 0)) for name in COUNTERS},
         stats=stats if isinstance(stats, Stats) else None,
-        lag=_ask(source, "lag"),
-        lag_by_partition=_ask(source, "lag_by_partition"),
+        lag=health.lag,
+        lag_by_partition=None if health.lag_by_partition is None else dict(health.lag_by_partition),
         committed=dict(health.committed_offsets),
         insert_mode=getattr(writer_rules, "insert_mode", None),
         include_messages=bool(getattr(routing_rules, "log_messages", False)),
         partitions=health.partitions,
     )
-
-
-def _ask(source: Any, method: str) -> Any:
-    """A method of the consumer, called from the HTTP thread; an absent or failing one is None."""
-    call = getattr(source, method, None)
-    if not callable(call):
-        return None
-    try:
-        return call()
-    except Exception:  # a closed consumer, a broker away: unknown, never an error page
-        return None
 
 
 def document(
