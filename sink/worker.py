@@ -189,10 +189,23 @@ class Worker:
         return records
 
     def _finish(self) -> None:
-        self._flush(self.batcher.drain(), deadline=self.clock() + self.rules.shutdown_timeout_s)
-        if not self._commit():
+        deadline = self.clock() + self.rules.shutdown_timeout_s
+        self._flush(self.batcher.drain(), deadline=deadline)
+        if not self._final_commit(deadline):
             log.error("the final offset commit failed: the records since the last commit will be read again")
         self._close()
+
+    def _final_commit(self, deadline: float) -> bool:
+        """The last commit, tried again with back-off (polling meanwhile) until the shutdown
+        deadline: a broker that refuses it for a moment must not cost a replay of what was written.
+        The only commit retry there is; the adapter tries once."""
+        delay = self.rules.retry_delay_initial_s
+        while not self._commit():
+            if self.clock() + delay >= deadline:
+                return False
+            self._wait_in_group(delay, deadline)
+            delay = min(delay * 2, self.rules.retry_delay_max_s)
+        return True
 
     def _settle_then_close(self, batches: Iterable[Batch] = ()) -> None:
         """After a failure: write `batches` (what came before it, if anything), commit what settled

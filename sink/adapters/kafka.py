@@ -170,19 +170,18 @@ class KafkaSource:
         CLIENT_LOG.warning("Kafka consumer: %s", error.str())
 
     def commit(self, offsets: Mapping[TP, int]) -> None:
+        """One synchronous commit. A refusal that may pass is BrokerUnavailable, which the worker
+        tries again (at its next commit, or with back-off for the final one); a commit the group's
+        rebalance made moot is skipped (the revocation committed what had settled)."""
         partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-        for attempt in range(5):
-            try:
-                self._consumer.commit(offsets=partitions, asynchronous=False)
+        try:
+            self._consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() in _COMMIT_REBALANCED:
+                log.info("commit skipped, the group is rebalancing: %s", error.str())
                 return
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if error.code() in _COMMIT_REBALANCED:
-                    log.info("commit skipped, the group is rebalancing: %s", error.str())
-                    return
-                if not error.retriable() or attempt == 4:
-                    raise BrokerUnavailable(f"offset commit failed: {error.str()}") from None
-                time.sleep(0.2 * 2**attempt)
+            raise BrokerUnavailable(f"offset commit failed: {error.str()}") from None
 
     def pause(self) -> None:
         """Stop fetching from every assigned partition (polling goes on, so we stay in the group).

@@ -502,6 +502,24 @@ def test_a_refused_commit_is_tried_again_later() -> None:
     assert h.source.commits == [{("orders", 0): 1}, {("orders", 0): 2}], "the refused commit came again"
 
 
+def test_the_final_commit_is_tried_again_with_back_off_before_leaving() -> None:
+    h = Harness(tolerance="all")
+    h.then([good(0), good(1)])
+    h.source.when_done = lambda: (setattr(h.source, "commit_failures", 2), h.worker.stop())
+    assert h.run() == 0
+    assert h.source.commits[-1] == {("orders", 0): 2}, "committed on the third try, not lost to a replay"
+    assert h.source.commit_failures == 0
+
+
+def test_a_final_commit_refused_past_the_shutdown_timeout_gives_up(caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness(tolerance="all")
+    h.then([good(0)])
+    h.source.when_done = lambda: (setattr(h.source, "commit_failures", 1_000), h.worker.stop())
+    assert h.run() == 0
+    assert h.source.commits == [] and h.source.commit_failures > 990, "a few tries, not a thousand"
+    assert "the final offset commit failed" in caplog.text
+
+
 def test_tolerance_none_writes_nothing_after_a_rejected_row_and_a_restart_stops_there_again() -> None:
     h = Harness(tolerance="none")
     batch = [good(0), good(1), good(2, qty=-1), good(3), good(4)]
