@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install quickstart test fuzz lint services bench clean
+.PHONY: install quickstart test fuzz lint services browser bench clean
 
 install: $(STAMP)
 
@@ -21,12 +21,16 @@ quickstart: install
 services:
 	bash .ci/services
 
+# Debian's chromium + chromium-driver for the status page test (installed when missing; fails loudly).
+browser:
+	bash .ci/browser
+
 lint: install
 	$(BIN)/ruff check sink tests benchmarks
 	$(BIN)/lint-imports
 
 # Tests that stop a shared database run alone, after the parallel run.
-test: install services lint
+test: install services browser lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -p no:cacheprovider -m "not serial"
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
 
