@@ -7,14 +7,33 @@ database, and only the records of refused shapes become `SchemaRefused` record e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .errors import SchemaEvolutionRefused, SchemaRefused
+from .identifiers import IdentifierRules
 from .model import Batch, Op, Outcome, Row, Stage, Status, TableSpec
 from .schema import Evolution, merge_inferred
+from .transactions import Store
 
-if TYPE_CHECKING:
-    from .pipeline import Writer
+
+class _Rules(Protocol):
+    @property
+    def identifiers(self) -> IdentifierRules: ...
+
+
+class Writer(Protocol):
+    """What the refusals need of `pipeline.Writer` (which calls them): its store, its naming rules,
+    and its judgement of a table change, tried without writing anything."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def rules(self) -> _Rules: ...
+
+    def ensure_table(self, wanted: TableSpec, lenient: bool = False) -> TableSpec: ...
+
+    def evolution(self, existing: TableSpec, wanted: TableSpec, lenient: bool) -> Evolution: ...
 
 
 def refusals(writer: Writer, batch: Batch, refusal: SchemaEvolutionRefused) -> dict[int, SchemaRefused]:
