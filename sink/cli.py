@@ -183,6 +183,7 @@ def _mapping_rules(s: Settings) -> MappingRules:
         s.fields_exclude,
         s.delete_enabled,
         cdc_format=s.cdc_format,
+        transforms=s.transforms,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -28,6 +28,8 @@ from .errors import ConfigError
 
 ENV_PREFIX = "SINK_"
 PASSTHROUGH = ("consumer", "producer", "schema_registry")  # SINK_<GROUP>__<PROP> -> librdkafka "a.b.c"
+# SINK_TRANSFORMS=a,b with SINK_TRANSFORMS__A__<OPTION>=...; SINK_PREDICATES likewise (sink/smt.py)
+BLOCKS = ("transforms", "predicates")
 # Settings whose values may hold a credential: an error about them never quotes the value.
 SECRET_SETTINGS = (*PASSTHROUGH, "database_url", "schema_registry_url", "bootstrap_servers")
 # Scalar secrets that may be given as SINK_<NAME>_FILE=/path (Docker's and the postgres image's
@@ -91,6 +93,10 @@ class Settings(BaseSettings):
     delete_enabled: bool = False
     # Debezium change events (sink/cdc.py): none, debezium (every record is one), auto (detected).
     cdc_format: Literal["none", "debezium", "auto"] = "none"
+    # Connect's SMTs (sink/smt.py): the names in order, each configured by SINK_TRANSFORMS__<NAME>__<OPTION>;
+    # validated into an smt.Chain (None: no transforms). Predicates first: transforms refer to them.
+    predicates: Annotated[Any, NoDecode] = None
+    transforms: Annotated[Any, NoDecode] = None
     auto_create: bool = False
     auto_evolve: bool = False
 
@@ -134,6 +140,31 @@ class Settings(BaseSettings):
     health_retry_unready_ms: int = Field(30_000, ge=0)  # /readyz fails once retrying an outage this long
 
     _split = field_validator("topics", "pk_fields", "fields_include", "fields_exclude", mode="before")(_split_commas)
+
+    @field_validator("predicates", mode="before")
+    @classmethod
+    def _predicate_blocks(cls, value: Any) -> Any:
+        return _blocks(value, "predicates")
+
+    @field_validator("transforms", mode="before")
+    @classmethod
+    def _chain(cls, value: Any, info: ValidationInfo) -> Any:
+        from .smt import build_chain
+
+        blocks = _blocks(value, "transforms")
+        if blocks is None:
+            return None
+        predicates = dict(info.data.get("predicates") or {})
+        listed = str(predicates.pop("", "") or "")  # SINK_PREDICATES=a,b: optional, as each has its block
+        for name in (p.strip().lower() for p in listed.split(",") if p.strip()):
+            if name not in predicates:
+                raise ConfigError(f"SINK_PREDICATES__{name.upper()}__TYPE: required for predicate {name!r}")
+        names = tuple(part.strip() for part in str(blocks.pop("", "") or "").split(",") if part.strip())
+        for name in predicates:
+            if not names:
+                raise ConfigError(f"SINK_PREDICATES__{name.upper()}__TYPE: set, but SINK_TRANSFORMS is not")
+        chain = build_chain(names, blocks, predicates)  # raises ConfigError naming the variable
+        return chain if chain else None
 
     @field_validator("http_port", mode="before")
     @classmethod
@@ -245,6 +276,18 @@ def _sqlite_directory_exists(url: URL) -> None:
         raise ValueError(f"SQLite directory {directory} does not exist (SQLite creates the file, not its directory)")
 
 
+def _blocks(value: Any, group: str) -> dict[str, Any] | None:
+    """SINK_TRANSFORMS / SINK_PREDICATES as `_nest` gathers them: {"": "a,b", "a": {"option": "..."}};
+    a plain comma list (Settings built in code) stands for {"": list}."""
+    if value is None or value == {} or value == "":
+        return None
+    if isinstance(value, str | tuple | list):
+        value = {"": value if isinstance(value, str) else ",".join(value)}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"SINK_{group.upper()}: a comma list of names")
+    return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in value.items()}
+
+
 def _librdkafka(props: Mapping[str, SecretStr]) -> dict[str, str]:
     return {key.lower().replace("_", "."): value.get_secret_value() for key, value in props.items()}
 
@@ -272,6 +315,8 @@ def _contradictions(s: Settings) -> list[str]:
         problems.append(f"SINK_PK_FIELDS: required with SINK_PK_MODE={s.pk_mode}")
     if s.pk_mode == "kafka" and s.pk_fields and len(s.pk_fields) != 3:
         problems.append("SINK_PK_FIELDS: with SINK_PK_MODE=kafka give three names (topic, partition, offset)")
+    if s.predicates and s.transforms is None:
+        problems.append("SINK_PREDICATES: set, but no SINK_TRANSFORMS uses a predicate")
     if s.uses_registry and not s.schema_registry_url:
         problems.append("SINK_SCHEMA_REGISTRY_URL: required when a format is avro, protobuf or json_schema")
     # A SINK_TABLE_NAME_FORMAT without ${topic} is allowed on purpose: many topics into one table.
@@ -374,6 +419,14 @@ def _nest(values: Mapping[str, str]) -> dict[str, Any]:
             continue
         if sep and group in PASSTHROUGH:
             nested.setdefault(group, {})[prop] = value
+        elif key in BLOCKS:
+            nested.setdefault(key, {})[""] = value
+        elif sep and group in BLOCKS:
+            name, sep2, option = prop.partition("__")
+            if not sep2 or not name or not option:
+                variable = ENV_PREFIX + key.upper()
+                raise ConfigError(f"{variable}: give each option as SINK_{group.upper()}__<NAME>__<OPTION>")
+            nested.setdefault(group, {}).setdefault(name, {})[option] = value
         elif key in Settings.model_fields:
             nested[key] = value
     return nested
@@ -389,7 +442,7 @@ def _read_env_file(path: Path) -> dict[str, str]:
         if not upper.startswith(ENV_PREFIX) or upper in known:
             continue
         group, sep, prop = upper[len(ENV_PREFIX) :].partition("__")
-        if not (sep and prop and group.lower() in PASSTHROUGH):
+        if not (sep and prop and group.lower() in (*PASSTHROUGH, *BLOCKS)):
             raise ConfigError(f"{upper}: unknown variable in {path} (see config/README.md for the allowed names)")
     return values
 
