@@ -121,9 +121,10 @@ class Settings(BaseSettings):
     reporter_result_topic_name: str | None = None
     reporter_error_topic_name: str | None = None
 
-    # exactly_once (offsets kept in the target database) is designed but not built yet: refuse it
-    # rather than quietly run at-least-once.
-    delivery_guarantee: Literal["at_least_once"] = "at_least_once"
+    # exactly_once: positions kept in the target database (SINK_OFFSETS_TABLE_NAME), written in the
+    # same transaction as the rows they cover, fenced by an epoch per partition (docs/architecture.md).
+    delivery_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    offsets_table_name: str = Field("__sink_offsets", min_length=1, max_length=60)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"

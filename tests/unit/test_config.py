@@ -148,7 +148,7 @@ def test_unknown_variable_in_env_file_is_refused(tmp_path: Path) -> None:
         ({"SINK_LOG_FORMAT": "xml"}, "SINK_LOG_FORMAT", "'json'"),
         ({"SINK_NAME": "my sink"}, "SINK_NAME", "my sink"),
         ({"SINK_DELIVERY_GUARANTEE": "maybe"}, "SINK_DELIVERY_GUARANTEE", "at_least_once"),
-        ({"SINK_DELIVERY_GUARANTEE": "exactly_once"}, "SINK_DELIVERY_GUARANTEE", "at_least_once"),
+        ({"SINK_DELIVERY_GUARANTEE": "exactly_twice"}, "SINK_DELIVERY_GUARANTEE", "exactly_once"),
         ({"SINK_ERRORS_DEADLETTERQUEUE_MAX_RATIO": "2"}, "SINK_ERRORS_DEADLETTERQUEUE_MAX_RATIO", "1"),
         ({"SINK_TOPICS": "", "SINK_TOPICS_REGEX": "orders(.*"}, "SINK_TOPICS_REGEX", "regular expression"),
         ({"SINK_DATABASE_URL": "not a url"}, "SINK_DATABASE_URL", "postgresql+psycopg://"),
