@@ -89,9 +89,11 @@ def test_the_status_page_follows_an_ingest_in_chromium(
         held = driver.find_elements("css selector", "#partitions tbody tr")
         assert len(held) == 2, "one row per partition held"
 
-        def committed_all() -> bool:
-            offsets = [count(row.find_elements("tag name", "td")[2].text) for row in
-                       driver.find_elements("css selector", "#partitions tbody tr")]
+        def committed_all() -> bool:  # read in one script: the page re-renders the rows as it polls
+            cells = driver.execute_script(
+                "return [...document.querySelectorAll('#partitions tbody tr')].map(r => r.cells[2].textContent)"
+            )
+            offsets = [count(cell) for cell in cells]
             return None not in offsets and sum(offsets) == in_table  # type: ignore[arg-type]
 
         wait_for(committed_all, 20, message="the committed offsets on the page never added up to the rows")
