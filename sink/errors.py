@@ -18,6 +18,8 @@
         SchemaEvolutionRefused a schema change the sink will not apply on its own (the writer turns
                                it into SchemaRefused record errors for the records that need it)
         DeadLetterUnavailable  the dead-letter or report topic cannot be written
+      Fenced                 exactly-once: another worker owns these partitions now (the offsets
+                             table's epoch moved); not a failure: roll back, drop their work, go on
 
 Adapters classify at the edge by code (SQLSTATE, KafkaError.code()), never by message text.
 """
@@ -152,3 +154,14 @@ class RecordStop(FatalError):
         super().__init__(f"record {coord} failed at {error.stage}: {reason or error.safe_reason}")
         self.coord = coord
         self.error = error
+
+
+class Fenced(SinkError):
+    """Exactly-once: the offsets table refused this worker's compare-and-set for `partitions` (their
+    epoch moved: another worker claimed them). The transaction is rolled back and the worker drops
+    what it holds of them, as on a revocation; not a record error, not an outage, not fatal."""
+
+    def __init__(self, partitions: frozenset[tuple[str, int]]) -> None:
+        names = ", ".join(f"{t}/{p}" for t, p in sorted(partitions))
+        super().__init__(f"partitions {names} are owned by another worker now (offsets table epoch moved)")
+        self.partitions = partitions

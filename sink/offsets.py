@@ -8,10 +8,14 @@ unbroken run from the oldest tracked record) + 1, Kafka's "next offset to read".
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from .model import Coord
+from .errors import Fenced
+from .model import Coord, Outcome, Status
+from .transactions import Transaction
 
 TopicPartition = tuple[str, int]
 
@@ -61,8 +65,158 @@ class OffsetTracker:
         for tp in partitions:
             self._partitions.pop(tp, None)
 
+    def prefixes(self) -> dict[TopicPartition, int]:
+        """The settled prefix (next offset to read) of every partition that has one."""
+        return {tp: s.next_commit for tp, s in self._partitions.items() if s.next_commit is not None}
+
+    def snapshot(self, partitions: Iterable[TopicPartition]) -> Snapshot:
+        """What is settled of `partitions` now (exactly-once: a batch's transactions compute the
+        positions they write from it; records that settle later only lengthen the real prefix)."""
+        parts = {}
+        for tp in partitions:
+            s = self._partitions.get(tp)
+            if s is not None:
+                parts[tp] = (s.next_commit, tuple(s.polled), frozenset(s.settled))
+        return Snapshot(parts)
+
     def unsettled(self) -> int:
         return sum(len(s.polled) for s in self._partitions.values())
 
     def unsettled_in(self, partitions: Iterable[TopicPartition]) -> int:
         return sum(len(self._partitions[tp].polled) for tp in partitions if tp in self._partitions)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Per partition: (settled prefix, offsets polled from the oldest unsettled on, settled among them)."""
+
+    parts: Mapping[TopicPartition, tuple[int | None, tuple[int, ...], frozenset[int]]]
+
+    def prefix(self, tp: TopicPartition, also: set[int] | frozenset[int] = frozenset()) -> int | None:
+        """The settled prefix of `tp` if the offsets `also` were settled too (None: nothing settled)."""
+        state = self.parts.get(tp)
+        if state is None:
+            return None
+        position, polled, settled = state
+        for offset in polled:
+            if offset not in settled and offset not in also:
+                break
+            position = offset + 1
+        return position
+
+
+# ------------------------------------------------------------------------------ exactly-once
+
+Position = tuple[int | None, int]  # (next offset to read, or None: leave it as it is; epoch)
+
+
+class OffsetStore(Protocol):
+    """Exactly-once: the offsets table in the target database (`sink.adapters.db.SqlOffsets`).
+
+    `claim` runs one transaction: the partitions' rows are inserted when missing (next offset NULL),
+    their epoch bumped and (next offset, new epoch) read, which fences any earlier owner.
+    `advance` runs inside a transaction of the store: per partition, a compare-and-set of its next
+    offset on the epoch this worker claimed; it returns the partitions whose epoch moved (nothing
+    was updated for them: the caller rolls the transaction back)."""
+
+    def claim(self, partitions: list[TopicPartition]) -> dict[TopicPartition, Position]: ...
+    def advance(self, tx: Transaction, positions: Mapping[TopicPartition, Position]) -> frozenset[TopicPartition]: ...
+    def transaction(self) -> AbstractContextManager[Transaction]: ...
+
+
+class Ledger:
+    """Exactly-once bookkeeping of one worker: the epoch it claimed per partition and the next
+    offset the table holds (as far as this worker wrote it). Epochs are read on the writer thread
+    and changed on the loop's (assignment, revocation): single dict operations."""
+
+    def __init__(self, store: OffsetStore) -> None:
+        self.store = store
+        self.epochs: dict[TopicPartition, int] = {}
+        self.written: dict[TopicPartition, int | None] = {}
+
+    def claim(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Claim `partitions` (bump their epochs); return where to start reading those whose table
+        row holds a position (the others start at the group's committed offset, or auto.offset.reset)."""
+        if not partitions:
+            return {}
+        claimed = self.store.claim(sorted(partitions))
+        start: dict[TopicPartition, int] = {}
+        for tp, (next_offset, epoch) in claimed.items():
+            self.epochs[tp] = epoch
+            self.written[tp] = next_offset
+            if next_offset is not None:
+                start[tp] = next_offset
+        return start
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            self.epochs.pop(tp, None)
+            self.written.pop(tp, None)
+
+    def for_batch(self, snapshot: Snapshot) -> BatchPositions:
+        return BatchPositions(self, snapshot)
+
+    def catch_up(self, prefixes: Mapping[TopicPartition, int]) -> None:
+        """Write, in one transaction of their own, the positions that moved with no row written
+        (dead-lettered or skipped records); raises Fenced for partitions another worker took."""
+        moved = {
+            tp: (offset, self.epochs[tp])
+            for tp, offset in prefixes.items()
+            if tp in self.epochs and self.written.get(tp) != offset
+        }
+        if not moved:
+            return
+        with self.store.transaction() as tx:
+            fenced = self.store.advance(tx, moved)
+            if fenced:
+                raise Fenced(fenced)
+        for tp, (offset, _epoch) in moved.items():
+            self.written[tp] = offset
+
+
+class BatchPositions:
+    """The positions the transactions of one batch write with their rows (the transactions hook,
+    `transactions.CommitHook`). Each writes, for every partition it has rows of, the settled prefix
+    as it will be once this transaction's outcomes (and those of the batch's earlier transactions)
+    are settled: computed from a snapshot of the tracker taken on the loop's thread when the batch
+    was handed to the writer. A rejected record is not settled by the commit (it waits for its
+    dead-letter acknowledgement), so the position stops before it."""
+
+    def __init__(self, ledger: Ledger, snapshot: Snapshot) -> None:
+        self.ledger = ledger
+        self.snapshot = snapshot
+        self._settled: dict[TopicPartition, set[int]] = {}  # by the batch's committed transactions
+        self._proposed: dict[TopicPartition, tuple[int | None, set[int]]] = {}
+
+    def before_commit(self, tx: Transaction, pending: list[Outcome]) -> None:
+        touched: dict[TopicPartition, set[int]] = {}
+        for outcome in pending:
+            if outcome.status is not Status.FAILED:
+                c = outcome.raw.coord
+                touched.setdefault((c.topic, c.partition), set()).add(c.offset)
+        if not touched:  # no row written: nothing to fence, nothing new settled
+            self._proposed = {}
+            return
+        epochs = self.ledger.epochs
+        lost = frozenset(tp for tp in touched if tp not in epochs)
+        if lost:
+            raise Fenced(lost)
+        positions: dict[TopicPartition, Position] = {}
+        proposed: dict[TopicPartition, tuple[int | None, set[int]]] = {}
+        for tp, offsets in touched.items():
+            also = offsets | self._settled.get(tp, set())
+            prefix = self.snapshot.prefix(tp, also)
+            positions[tp] = (prefix, epochs[tp])
+            proposed[tp] = (prefix, offsets)
+        fenced = self.ledger.store.advance(tx, positions)
+        if fenced:
+            raise Fenced(fenced)
+        self._proposed = proposed
+
+    def after_commit(self) -> None:
+        written = self.ledger.written
+        for tp, (prefix, offsets) in self._proposed.items():
+            self._settled.setdefault(tp, set()).update(offsets)
+            if prefix is not None and tp in written:
+                written[tp] = prefix
+        self._proposed = {}

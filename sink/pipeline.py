@@ -31,7 +31,7 @@ from .model import Batch, Decoded, Op, Outcome, Payload, RawRecord, Row, Stage, 
 from .plan import write_plan
 from .refusals import refusals, refused_outcome, subbatch
 from .schema import Evolution, evolve
-from .transactions import BatchTransactions, OnCommit, Store
+from .transactions import BatchTransactions, CommitHook, OnCommit, Store
 from .transforms import RowMapper
 
 NULL = Payload(None)
@@ -118,7 +118,11 @@ class Writer:
         self.max_savepoints = rules.max_savepoints
 
     def write(
-        self, batch: Batch, on_commit: OnCommit | None = None, checkpoint: Checkpoint | None = None
+        self,
+        batch: Batch,
+        on_commit: OnCommit | None = None,
+        checkpoint: Checkpoint | None = None,
+        hook: CommitHook | None = None,
     ) -> list[Outcome]:
         """Write one batch, normally in one transaction; return the outcomes of what was settled.
 
@@ -126,7 +130,8 @@ class Writer:
         each as it commits (what was committed stays so, whatever happens to the rest). A record the
         table cannot take without a change the sink refuses is a SchemaRefused record error. When
         `checkpoint()` raises (a shutdown deadline), the open transaction is rolled back and the
-        rest of the batch left unwritten."""
+        rest of the batch left unwritten. `hook` (exactly-once) writes the positions in each
+        transaction before it commits."""
         outcomes: list[Outcome] = []
 
         def committed(part: list[Outcome]) -> None:
@@ -134,10 +139,10 @@ class Writer:
             if on_commit is not None:
                 on_commit(part)
 
-        self._write(batch, committed, checkpoint or _carry_on)
+        self._write(batch, committed, checkpoint or _carry_on, hook)
         return outcomes
 
-    def _write(self, batch: Batch, committed: OnCommit, checkpoint: Checkpoint) -> None:
+    def _write(self, batch: Batch, committed: OnCommit, checkpoint: Checkpoint, hook: CommitHook | None = None) -> None:
         if all(row.op is Op.DELETE for row in batch.rows) and self.store.table(batch.spec.name) is None:
             # Nothing to delete from a table that does not exist; creating it from the key alone
             # would shape it without the columns of the records that follow.
@@ -146,11 +151,11 @@ class Writer:
         try:
             spec = self.ensure_table(batch.spec, lenient=batch.inferred)
         except SchemaEvolutionRefused as refusal:
-            self._write_around(batch, refusal, committed, checkpoint)
+            self._write_around(batch, refusal, committed, checkpoint, hook)
             return
         insert_mode = self.rules.insert_mode == "insert"
         parts = list(segments(batch.rows, insert_mode))
-        with BatchTransactions(self.store, self.max_savepoints, committed) as txs:
+        with BatchTransactions(self.store, self.max_savepoints, committed, hook) as txs:
             if self.rules.stop_at_rejection and sum(map(len, parts)) < len(batch.rows):
                 # Some key comes more than once, so a unit holds rows from both sides of a row that
                 # may be rejected: try the batch whole; if anything is rejected, write it again
@@ -236,14 +241,19 @@ class Writer:
     # -------------------------------------------------------------- refused changes
 
     def _write_around(
-        self, batch: Batch, refusal: SchemaEvolutionRefused, committed: OnCommit, checkpoint: Checkpoint
+        self,
+        batch: Batch,
+        refusal: SchemaEvolutionRefused,
+        committed: OnCommit,
+        checkpoint: Checkpoint,
+        hook: CommitHook | None,
     ) -> None:
         """The table cannot take the batch as it is: the records that need the refused change become
         SchemaRefused record errors, the others are written (with errors.tolerance=none, only those
         before the first refused record)."""
         reasons = refusals(self, batch, refusal)
         if not reasons:  # nobody's change is refused now (another worker made it meanwhile): again
-            self._write(batch, committed, checkpoint)
+            self._write(batch, committed, checkpoint, hook)
             return
         first = next(i for i, row in enumerate(batch.rows) if id(row) in reasons)
         if self.rules.stop_at_rejection:
@@ -252,7 +262,7 @@ class Writer:
             good = [row for row in batch.rows if id(row) not in reasons]
             bad = [row for row in batch.rows if id(row) in reasons]
         if good:
-            self._write(subbatch(batch, good), committed, checkpoint)
+            self._write(subbatch(batch, good), committed, checkpoint, hook)
         committed([refused_outcome(row, reasons[id(row)]) for row in bad])
 
     # -------------------------------------------------------------- isolation

@@ -18,6 +18,15 @@ from .schema import Evolution
 OnCommit = Callable[[list[Outcome]], None]
 
 
+class CommitHook(Protocol):
+    """Exactly-once (`offsets.BatchPositions`): `before_commit` runs in each transaction of a batch
+    that is about to commit, with the outcomes it settles, and writes their positions (raising
+    `Fenced` rolls the transaction back); `after_commit` runs once it committed."""
+
+    def before_commit(self, tx: Transaction, pending: list[Outcome]) -> None: ...
+    def after_commit(self) -> None: ...
+
+
 class Transaction(Protocol):
     def savepoint(self) -> AbstractContextManager[None]:
         """Roll back to the savepoint (and raise RecordRejected) when a statement inside fails."""
@@ -49,8 +58,9 @@ class BatchTransactions:
     than one transaction should hold; then what is settled is committed and a new one begins.
     Outcomes are announced (`committed`) only when their transaction committed."""
 
-    def __init__(self, store: Store, max_savepoints: int, committed: OnCommit) -> None:
+    def __init__(self, store: Store, max_savepoints: int, committed: OnCommit, hook: CommitHook | None = None) -> None:
         self.store = store
+        self.hook = hook
         self.max_savepoints = max_savepoints
         self.committed = committed
         self._stack = ExitStack()
@@ -63,7 +73,11 @@ class BatchTransactions:
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is None:
-            self._commit()
+            try:
+                self._commit()
+            except BaseException as failure:  # the hook refused (Fenced) or the commit failed: roll back
+                self._stack.__exit__(type(failure), failure, failure.__traceback__)
+                raise
         else:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)  # roll back; the error goes on
 
@@ -81,7 +95,12 @@ class BatchTransactions:
             self._commit()
 
     def _commit(self) -> None:
+        hook = self.hook
+        if hook is not None and self._tx is not None:
+            hook.before_commit(self._tx, self._pending)
         self._stack.close()  # commits the open transaction, if any
+        if hook is not None:
+            hook.after_commit()
         self._tx, self._savepoints = None, 0
         pending, self._pending = self._pending, []
         if pending:

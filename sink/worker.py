@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from .batch import Batcher
-from .errors import FatalError, RecordError, RecordStop, RetriableError
+from .errors import FatalError, Fenced, RecordError, RecordStop, RetriableError
 from .health import Health
 from .logs import fields
 from .model import Batch, Coord, Counters, Outcome, RawRecord, Row, Status
-from .offsets import OffsetTracker, TopicPartition
+from .offsets import BatchPositions, Ledger, OffsetTracker, TopicPartition
 from .pipeline import Preparer, Writer
 from .routing import OutcomeRouter
 
@@ -52,7 +52,13 @@ class Source(Protocol):
         self,
         on_assign: Callable[[list[TopicPartition]], None],
         on_revoke: Callable[[list[TopicPartition]], None],
-    ) -> None: ...
+        *,
+        start_at: Callable[[list[TopicPartition]], Mapping[TopicPartition, int]] | None = None,
+    ) -> None:
+        """`start_at` (exactly-once): asked on each assignment, after `on_assign`, where the
+        assigned partitions start; the partitions it names are read from that offset."""
+        ...
+
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]: ...
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
     def pause(self) -> None: ...
@@ -101,6 +107,7 @@ class Worker:
         rules: LoopRules,
         clock: Callable[[], float],
         health: Health | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.source = source
         self.preparer = preparer
@@ -112,6 +119,9 @@ class Worker:
         self.health = health or Health(clock, float("inf"), float("inf"))  # what /livez and /readyz tell
         self.tracker = OffsetTracker()
         self.counters = Counters()
+        # Exactly-once (None: at-least-once): positions kept in the target database with the rows.
+        self.ledger = ledger
+        self._fenced: set[TopicPartition] = set()  # taken by another worker; their records are dropped
         self._stopping = False
         self._ready: deque[Batch] = deque()  # closed batches waiting to be written, in order
         self._held: deque[RawRecord] = deque()  # polled, not yet prepared (also during a back-off)
@@ -140,7 +150,10 @@ class Worker:
         """Run until stopped; return the process exit code."""
         if self._writer_thread is not None:
             sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
-        self.source.subscribe(self._on_assign, self._on_revoke)
+        if self.ledger is None:
+            self.source.subscribe(self._on_assign, self._on_revoke)
+        else:  # the consumer asks where each assigned partition starts (the offsets table)
+            self.source.subscribe(self._on_assign, self._on_revoke, start_at=self._start_at)
         try:
             while not self._stopping:
                 self._step()
@@ -247,6 +260,8 @@ class Worker:
     # -------------------------------------------------------------- records
 
     def _on_record(self, raw: RawRecord) -> None:
+        if self._fenced and (raw.coord.topic, raw.coord.partition) in self._fenced:
+            return  # fetched before the group took the partition away: its new owner has it
         self._at = raw
         self.tracker.track(raw.coord)
         self.counters.records_in += 1
@@ -316,7 +331,7 @@ class Worker:
             if any(outcome.status is Status.FAILED for outcome in part):
                 raise _HandBack  # routing it may stop the sink: nothing more is written meanwhile
 
-        future = self._writer_thread.submit(self._write, batch, committed)
+        future = self._writer_thread.submit(self._write, batch, committed, self._positions(batch))
         self._writing = _InFlight(batch, future, parts)
 
     def _collect(
@@ -339,6 +354,9 @@ class Worker:
         error = writing.future.exception()
         while writing.parts:  # what committed; remembered only if the rest is written again
             self._settle_part(writing.parts.popleft(), remember=error is not None)
+        if isinstance(error, Fenced):  # another worker took some partitions: the rest goes on
+            self._lose(error.partitions)
+            error = _HandBack()
         if isinstance(error, _HandBack) and not retry:
             self._write(writing.batch)  # the rest of it, in the foreground
         elif isinstance(error, RetriableError | _HandBack) and retry:
@@ -365,19 +383,42 @@ class Worker:
         finally:
             self.source.resume()
 
-    def _write(self, batch: Batch, on_commit: Callable[[list[Outcome]], None] | None = None) -> None:
+    def _write(
+        self,
+        batch: Batch,
+        on_commit: Callable[[list[Outcome]], None] | None = None,
+        positions: BatchPositions | None = None,
+    ) -> None:
         """Write (what is left of) a batch. A retry after an outage skips the records a committed
         part of it already settled, and those of partitions revoked meanwhile (their new owner
-        writes them). On the writer thread, `on_commit` passes the committed parts to the loop."""
-        done, stale = self._parts_done, self._stale
-        if done or stale:
-            batch = _only(batch, lambda r: r.coord not in done and (r.coord.topic, r.coord.partition) not in stale)
+        writes them). On the writer thread, `on_commit` passes the committed parts to the loop and
+        `positions` were taken on the loop's thread; in the foreground, a partition another worker
+        took (Fenced) is dropped and the rest of the batch written again."""
+        while True:
+            batch = self._remaining(batch)
             if not batch.rows:
                 return
-        if on_commit is None:
+            if on_commit is not None:
+                self._write_once(batch, on_commit, positions)
+                return
             self._at = batch
+            try:
+                self._write_once(batch, self._settle_part, self._positions(batch))
+                return
+            except Fenced as fenced:
+                self._lose(fenced.partitions)
+
+    def _remaining(self, batch: Batch) -> Batch:
+        done, stale = self._parts_done, self._stale
+        if not (done or stale):
+            return batch
+        return _only(batch, lambda r: r.coord not in done and (r.coord.topic, r.coord.partition) not in stale)
+
+    def _write_once(
+        self, batch: Batch, on_commit: Callable[[list[Outcome]], None], positions: BatchPositions | None
+    ) -> None:
         try:
-            self.writer.write(batch, on_commit or self._settle_part, self._check_stop_deadline)
+            self.writer.write(batch, on_commit, self._check_stop_deadline, positions)
         except RecordError as exc:  # e.g. a deferred constraint at COMMIT: no single row to blame
             raise FatalError(
                 f"the database rejected a whole batch of {batch.table!r} ({_span(batch)}) at commit: {exc.safe_reason}"
@@ -462,6 +503,8 @@ class Worker:
         it covers are acknowledged. A commit the broker refuses is tried again next time."""
         self._last_commit = self.clock()
         self.router.flush()  # raises when a dead-letter record or report could not be written
+        if self.ledger is not None and not self._positions_caught_up():
+            return False
         offsets = self.tracker.committable()
         if not offsets:
             return True
@@ -477,6 +520,57 @@ class Worker:
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
         self.health.assigned(partitions)
         log.info("assigned %s", _names(partitions))
+
+    # -------------------------------------------------------------- exactly-once
+
+    def _start_at(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Exactly-once, on assignment (in the rebalance callback): claim the partitions in the
+        offsets table (their epoch bumped, which fences an earlier owner) and return the positions
+        it holds; a partition without one starts at the group's committed offset, or
+        auto.offset.reset. A database that cannot be read stops the sink (it must not guess)."""
+        assert self.ledger is not None
+        self._fenced.difference_update(partitions)
+        try:
+            start = self.ledger.claim(partitions)
+        except (RetriableError, FatalError) as exc:
+            self._failure = FatalError(f"could not claim {_names(partitions)} in the offsets table: {exc}")
+            return {}
+        if start:
+            log.info("exactly-once: starting %s", ", ".join(f"{t}/{p}@{o}" for (t, p), o in sorted(start.items())))
+        return start
+
+    def _positions(self, batch: Batch) -> BatchPositions | None:
+        """Exactly-once: the positions the batch's transactions write, from the settled prefixes of
+        its partitions now (on the loop's thread)."""
+        if self.ledger is None:
+            return None
+        partitions = {(row.coord.topic, row.coord.partition) for row in batch.rows}
+        return self.ledger.for_batch(self.tracker.snapshot(partitions))
+
+    def _positions_caught_up(self) -> bool:
+        """Exactly-once, before a Kafka commit: the positions that moved with no row written (all
+        dead-lettered or skipped) are written in a transaction of their own. False: try later."""
+        assert self.ledger is not None
+        try:
+            self.ledger.catch_up(self.tracker.prefixes())
+        except Fenced as fenced:
+            self._lose(fenced.partitions)
+        except RetriableError as exc:
+            log.warning("could not write the positions to the offsets table, trying again later: %s", exc)
+            return False
+        return True
+
+    def _lose(self, partitions: frozenset[TopicPartition]) -> None:
+        """Another worker claimed `partitions` (the offsets table refused our compare-and-set): drop
+        everything of theirs, as on a revocation, without writing or committing it."""
+        log.warning("%s now belong to another worker: dropping what was read of them", _names(partitions))
+        lost = set(partitions)
+        self._fenced |= lost
+        self._stale |= lost  # a batch being written or retried skips their rows
+        self._drop(lost)
+        self.tracker.forget(lost)
+        if self.ledger is not None:
+            self.ledger.forget(lost)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         """Write and commit what we hold before the partitions move to another member; during an
@@ -506,6 +600,8 @@ class Worker:
                 self._failure = exc
         self._drop(revoked)
         self.tracker.forget(partitions)
+        if self.ledger is not None:
+            self.ledger.forget(partitions)
 
     def _drop(self, revoked: set[TopicPartition]) -> None:
         """Forget every record and row of the revoked partitions that is not settled yet."""

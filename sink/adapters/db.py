@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ..dialects import Dialect, PostgresDialect, for_backend
+from ..dialects.offsets import offset_statements
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
 from ..plan import Plan
@@ -294,4 +295,56 @@ class SqlStore:
         self.engine.dispose()
 
 
-__all__ = ["Kind", "SqlStore", "classify", "create_engine"]
+# ------------------------------------------------------------------------------ exactly-once
+
+
+class SqlOffsets:
+    """offsets.OffsetStore over the target database: the offsets table (created when missing) of
+    one consumer group. SQL in `dialects/offsets.py`."""
+
+    def __init__(self, store: SqlStore, group_id: str, table_name: str = "__sink_offsets") -> None:
+        self.store = store
+        self.group_id = group_id
+        self.statements = offset_statements(store.dialect, table_name)
+        with ddl_classified(table_name), store.engine.begin() as connection:
+            self.statements.table.create(connection, checkfirst=True)
+
+    def transaction(self) -> AbstractContextManager[SqlTransaction]:
+        return self.store.transaction()
+
+    def claim(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int | None, int]]:
+        """One transaction: each row inserted when missing, its epoch bumped, then read."""
+        s, claimed = self.statements, {}
+        with self.store.transaction() as tx, classified():
+            for topic, partition in partitions:
+                key = {"g": self.group_id, "t": topic, "p": partition}
+                tx.connection.execute(s.insert_missing, key)
+                tx.connection.execute(s.bump, key)
+                next_offset, epoch = tx.connection.execute(s.read, key).one()
+                claimed[(topic, partition)] = (next_offset, epoch)
+        return claimed
+
+    def advance(
+        self, tx: SqlTransaction, positions: Mapping[tuple[str, int], tuple[int | None, int]]
+    ) -> frozenset[tuple[str, int]]:
+        """Per partition, the compare-and-set on its epoch; the partitions where it matched no row."""
+        s, fenced = self.statements, set()
+        with classified():
+            for (topic, partition), (next_offset, epoch) in positions.items():
+                key = {"g": self.group_id, "t": topic, "p": partition, "e": epoch}
+                if next_offset is None:
+                    result = tx.connection.execute(s.keep, key)
+                else:
+                    result = tx.connection.execute(s.advance, {**key, "n": next_offset})
+                if result.rowcount != 1:
+                    fenced.add((topic, partition))
+        return frozenset(fenced)
+
+    def rows(self) -> dict[tuple[str, int], tuple[int | None, int]]:
+        """The group's rows (for tools and tests): (next_offset, epoch) by partition."""
+        with classified(), self.store.engine.connect() as connection:
+            rows = connection.execute(self.statements.rows, {"g": self.group_id})
+            return {(t, p): (n, e) for t, p, n, e in rows}
+
+
+__all__ = ["Kind", "SqlOffsets", "SqlStore", "classify", "create_engine"]

@@ -130,17 +130,43 @@ class KafkaSource:
     def __init__(self, config: Mapping[str, Any], topics: tuple[str, ...], topics_regex: str | None) -> None:
         self._consumer = Consumer({**config, "logger": LIBRDKAFKA_LOG})
         self._topics = subscription(topics, topics_regex)
+        # Cooperative rebalancing hands over only the partitions that move (incremental_assign).
+        self._cooperative = "cooperative" in str(config.get("partition.assignment.strategy", ""))
         self._paused = False
         self._paused_partitions: dict[tuple[str, int], TopicPartition] = {}  # paused, maybe revoked since
 
-    def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
-        def assigned(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
-            on_assign([(p.topic, p.partition) for p in partitions])
+    def subscribe(
+        self,
+        on_assign: Callable[[list[TP]], None],
+        on_revoke: Callable[[list[TP]], None],
+        *,
+        start_at: Callable[[list[TP]], Mapping[TP, int]] | None = None,
+    ) -> None:
+        """With `start_at` (exactly-once), each assignment asks it where the partitions start and
+        assigns them itself from there, inside the callback (confluent-kafka then does not assign
+        them again; librdkafka fetches from the given offsets, or from the committed offset, then
+        auto.offset.reset, for a partition left at OFFSET_INVALID)."""
+
+        def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            names = [(p.topic, p.partition) for p in partitions]
+            on_assign(names)
+            if start_at is not None:
+                self._assign_from(consumer, partitions, start_at(names))
 
         def revoked(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
             on_revoke([(p.topic, p.partition) for p in partitions])
 
         self._consumer.subscribe(self._topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+
+    def _assign_from(self, consumer: Consumer, partitions: list[TopicPartition], start: Mapping[TP, int]) -> None:
+        for p in partitions:
+            offset = start.get((p.topic, p.partition))
+            if offset is not None:
+                p.offset = offset
+        if self._cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         """What the consumer holds now, up to `max_records`; only when it holds nothing, wait up to
