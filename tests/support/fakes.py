@@ -121,9 +121,28 @@ class FakeSource:
         self.assigned: set[TP] = set()  # the partitions records came from
         self.when_done: Callable[[], None] = lambda: None
 
-    def subscribe(self, on_assign: Callable[[list[TP]], None], on_revoke: Callable[[list[TP]], None]) -> None:
+    def subscribe(
+        self,
+        on_assign: Callable[[list[TP]], None],
+        on_revoke: Callable[[list[TP]], None],
+        *,
+        start_at: Callable[[list[TP]], Mapping[TP, int]] | None = None,
+    ) -> None:
         self.subscribed = True
+        self.on_assign = on_assign
         self.on_revoke = on_revoke
+        self.start_at = start_at
+        self.started: dict[TP, int] = {}  # exactly-once: where start_at said assigned partitions start
+
+    def assign(self, partitions: list[TP]) -> Callable[[], None]:
+        """A script step: the group assigns `partitions` (on_assign, then start_at if given)."""
+
+        def step() -> None:
+            self.on_assign(partitions)
+            if self.start_at is not None:
+                self.started.update(self.start_at(partitions))
+
+        return step
 
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         self.clock.now += timeout
@@ -165,3 +184,41 @@ class FakeSource:
         if self.subscribed and self.assigned:
             self.on_revoke(sorted(self.assigned))
         self.closed = True
+
+
+OFFSETS = "__sink_offsets"
+
+
+class FakeOffsets:
+    """offsets.OffsetStore over a FakeStore: rows {tp: {"next_offset", "epoch"}} in its table
+    `__sink_offsets`, so a transaction's rollback takes the positions back with the rows."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+        self.advances = 0  # compare-and-sets that matched
+
+    def rows(self) -> dict[TP, tuple[int | None, int]]:
+        return {tp: (r["next_offset"], r["epoch"]) for tp, r in self.store.rows.get(OFFSETS, {}).items()}
+
+    def transaction(self) -> Any:
+        return self.store.transaction()
+
+    def claim(self, partitions: list[TP]) -> dict[TP, tuple[int | None, int]]:
+        with self.store.transaction():
+            table = self.store.rows.setdefault(OFFSETS, {})
+            for tp in partitions:
+                row = table.get(tp, {"next_offset": None, "epoch": 0})
+                table[tp] = {**row, "epoch": row["epoch"] + 1}
+        return {tp: self.rows()[tp] for tp in partitions}
+
+    def advance(self, tx: Any, positions: Mapping[TP, tuple[int | None, int]]) -> frozenset[TP]:
+        table = self.store.rows.setdefault(OFFSETS, {})
+        fenced = set()
+        for tp, (next_offset, epoch) in positions.items():
+            row = table.get(tp)
+            if row is None or row["epoch"] != epoch:
+                fenced.add(tp)
+                continue
+            table[tp] = {**row, "next_offset": row["next_offset"] if next_offset is None else next_offset}
+            self.advances += 1
+        return frozenset(fenced)
