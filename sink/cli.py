@@ -255,7 +255,7 @@ def _serve_http(settings: Settings, health: Health):  # type: ignore[no-untyped-
         return None
     from .adapters.http import serve
 
-    return serve(settings.http_host, settings.http_port, health, settings.name)
+    return serve(settings.http_host, settings.http_port, health, settings.name, settings=settings)
 
 
 def _quiet_garbage_collector() -> None:

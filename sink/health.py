@@ -149,8 +149,9 @@ LAG_INTERVAL_S = 1.0  # how often the loop asks the consumer for its lag (per po
 class WatchedSource:
     """A Source that tells `Health` what the loop does with it, so `sink run` has heartbeats and
     assignments without the worker knowing: each poll beats; the rebalance callbacks report the
-    partitions; a pause (an outage being retried, or a write that takes long) counts as retrying
-    until the resume; a commit records the offsets. The owner of the rebalance callbacks (the
+    partitions; a commit records the offsets; the lag is asked on the loop's thread. Retries are
+    the worker's to report (`Worker._retrying`): a pause may also be a long write or the buffer
+    bound, which leave the sink ready. The owner of the rebalance callbacks (the
     worker) is attached to `Health` unless one was attached already, so `/metrics` and the status
     page can read its counters. Everything else is passed through unchanged."""
 
@@ -197,15 +198,6 @@ class WatchedSource:
     def commit(self, offsets: Mapping[Hashable, int], *args: Any, **kw: Any) -> Any:
         result = self._source.commit(offsets, *args, **kw)
         self._health.committed(offsets)
-        return result
-
-    def pause(self, *args: Any, **kw: Any) -> Any:
-        self._health.retrying(why="with consumption paused (an outage, or a write that takes long)")
-        return self._source.pause(*args, **kw)
-
-    def resume(self, *args: Any, **kw: Any) -> Any:
-        result = self._source.resume(*args, **kw)
-        self._health.recovered()
         return result
 
     def __getattr__(self, name: str) -> Any:

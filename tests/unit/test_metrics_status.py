@@ -161,7 +161,7 @@ class Loop:
         self.health.revoked(partitions)
 
 
-def test_watched_source_attaches_the_worker_counts_rebalances_retries_commits_and_asks_lag_per_second() -> None:
+def test_watched_source_attaches_the_worker_counts_rebalances_commits_and_asks_lag_per_second() -> None:
     clock = Clock()
     health = Health(clock, 60, 30)
     inner = FakeSource()
@@ -178,9 +178,9 @@ def test_watched_source_attaches_the_worker_counts_rebalances_retries_commits_an
     clock.now += 1
     source.poll(1, 0)
     assert health.lag == 3
-    source.pause()
+    health.retrying(why="DatabaseUnavailable")  # what Worker._retrying reports (a pause alone is no retry)
     clock.now += 7
-    source.resume()
+    health.recovered()
     inner.on_revoke([("t", 1)])
     inner.on_assign([("t", 1)])
     m = scrape(health)
