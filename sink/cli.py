@@ -161,6 +161,7 @@ def build_worker(settings: Settings, health: Health | None = None) -> tuple[Work
         OutcomeRouter(routing, publisher),
         _loop_rules(settings),
         time.monotonic,
+        health,
     )
     closeables = [c for c in (publisher, store) if c is not None]
     return worker, closeables
