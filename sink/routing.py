@@ -14,6 +14,7 @@ value and headers (`deadletter.truncated`), never a stop.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Protocol
 from . import deadletter, report
 from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
 from .logs import fields
+from .metrics import Stats
 from .model import Coord, Counters, Outcome, RawRecord, Status
 from .offsets import OffsetTracker
 
@@ -128,6 +130,7 @@ class OutcomeRouter:
         self.counters = Counters()
         self.health = Health(rules)
         self._broken: FatalError | None = None
+        self.stats = Stats()  # failures by reason and reports, for /metrics and the status page
 
     def bind(self, tracker: OffsetTracker, counters: Counters) -> None:
         self.tracker, self.counters = tracker, counters
@@ -189,8 +192,17 @@ class OutcomeRouter:
         else:
             self._log(outcome.raw, error, always=True)  # no dead-letter topic: the log is the only trace
             self.counters.failed += 1
+            self._note_failure(outcome, error, dead_lettered=False)
             self.tracker.settle(outcome.coord)
             self._report(self.rules.error_topic, outcome)
+
+    def _note_failure(self, outcome: Outcome, error: RecordError, dead_lettered: bool) -> None:
+        """Counted by reason for /metrics and the page (value-free unless messages may be logged)."""
+        c = outcome.coord
+        reason, name = self._reason(error), type(error).__name__
+        self.stats.observe_failure(
+            c.topic, c.partition, c.offset, error.stage.value, name, reason, dead_lettered, time.time()
+        )
 
     def _dead_letter(self, outcome: Outcome, error: RecordError) -> None:
         env = deadletter.envelope(
@@ -218,6 +230,7 @@ class OutcomeRouter:
                 self._break(DeadLetterUnavailable(message))
                 return
             self.counters.dead_lettered += 1
+            self._note_failure(outcome, error, dead_lettered=True)
             self.tracker.settle(outcome.coord)
 
         self.publisher.publish(topic, env.key, env.value, env.headers, env.timestamp, acknowledged)
@@ -246,6 +259,8 @@ class OutcomeRouter:
             if failure is not None:
                 message = f"report topic {topic!r} did not take the report on {outcome.coord}: {failure}"
                 self._break(DeadLetterUnavailable(message))
+            else:
+                self.stats.reported()
 
         self.publisher.publish(
             topic,

@@ -430,6 +430,14 @@ def test_bad_records_are_dead_lettered_and_commits_wait_for_the_acknowledgement(
     assert [json.loads(r["value"])["operation"] for r in publisher.on("ok")] == ["insert", "insert"]
     assert h.source.committed == {("orders", 0): 4}
     assert h.worker.counters.dead_lettered == 2
+    stats = h.worker.router.stats  # what /metrics and the status page show
+    assert stats.failure_counts() == {
+        ("orders", "VALUE_CONVERTER", "DecodeError", True): 1,
+        ("orders", "TASK_PUT", "RecordRejected", True): 1,
+    }
+    assert [(f.offset, f.error_class) for f in stats.latest_failures()] == [(1, "DecodeError"), (2, "RecordRejected")]
+    assert all("oops" not in f.reason for f in stats.latest_failures()), "no record value in the reasons"
+    assert stats.reported_records == 4, "two results, two errors, each acknowledged"
 
 
 def test_dead_letter_topic_unavailable_is_fatal_and_commits_nothing_past_it() -> None:
