@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from .errors import FatalError, SinkError
+from .errors import ConfigError, FatalError, SinkError
 
 TP = tuple[str, int]
 SPECS = ("to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "by_duration", "to_current", "from_file")
@@ -349,6 +349,12 @@ def reset_offsets(
     return 0
 
 
+EXACTLY_ONCE_REFUSAL = (
+    "--execute is refused under SINK_DELIVERY_GUARANTEE=exactly_once: the sink starts from the offsets "
+    "table (SINK_OFFSETS_TABLE_NAME), not the group; stop the sink and set next_offset in that table instead"
+)
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
@@ -361,10 +367,15 @@ def run_command(
     connect: Callable[[], OffsetsPort],
     out: Callable[[str], None] = print,
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    exactly_once: bool = False,
 ) -> int:
-    """`sink reset-offsets`: 0 done (or dry run), 2 refused (one line), 1 the broker failed (one line)."""
+    """`sink reset-offsets`: 0 done (or dry run), 2 refused (one line), 1 the broker failed (one line).
+    Under exactly-once the positions in the offsets table win over the group's: `--execute` is
+    refused (moving only the group would do nothing), the dry run says so."""
     try:
         request = build_request(args, default_group, now_ms())
+        if exactly_once and request.execute:
+            raise ConfigError(EXACTLY_ONCE_REFUSAL)
         return reset_offsets(request, sink_topics, sink_regex, connect(), out)
     except SinkError as exc:
         print(f"sink: reset-offsets: {exc}", file=sys.stderr)

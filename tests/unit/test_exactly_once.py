@@ -173,3 +173,23 @@ def test_a_failed_outcome_in_the_transaction_does_not_move_the_position() -> Non
     positions.after_commit()
     assert offsets.rows() == {P0: (1, 1)}
     assert ledger.written[P0] == 1
+
+
+def test_reset_offsets_execute_is_refused_in_one_line_under_exactly_once(capsys: Any) -> None:
+    import argparse
+
+    from sink.reset import add_arguments, run_command
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    connected: list[bool] = []
+
+    def connect() -> Any:
+        connected.append(True)
+        raise AssertionError("the group must not be touched")
+
+    args = parser.parse_args(["--all-topics", "--to-earliest", "--execute"])
+    assert run_command(args, "sink-orders", ("orders",), None, connect, exactly_once=True) == 2
+    err = capsys.readouterr().err
+    assert connected == [] and len(err.strip().splitlines()) == 1
+    assert "SINK_DELIVERY_GUARANTEE=exactly_once" in err and "offsets table" in err
