@@ -3,7 +3,7 @@
 random moments mid-ingest at least five times and restarted; the table ends with exactly one row
 per record (count and content) and the offsets table holds each partition's end.
 
-`sink run --env-file F` as a subprocess, Connect JSON values, PostgreSQL and SQLite.
+`sink run --env-file F` as a subprocess, Connect JSON values, PostgreSQL, MariaDB and SQLite.
 """
 
 from __future__ import annotations
@@ -80,11 +80,19 @@ def offsets(url: str, table: str, group: str) -> dict[int, int | None]:
 
 
 @pytest.mark.skipif(not _wired(), reason="sink/cli.py does not pass the exactly-once ledger to the Worker yet")
-@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("database", ["postgresql", "mariadb", "sqlite"])
 def test_sigkilled_again_and_again_every_record_is_exactly_one_row(
-    database: str, bootstrap_servers: str, pg_url: str, unique_name: str, tmp_path: Path, sink_runner: SinkRunner
+    database: str,
+    bootstrap_servers: str,
+    request: pytest.FixtureRequest,
+    unique_name: str,
+    tmp_path: Path,
+    sink_runner: SinkRunner,
 ) -> None:
-    url = pg_url if database == "postgresql" else f"sqlite:///{tmp_path / 'eos.db'}"
+    if database == "sqlite":
+        url = f"sqlite:///{tmp_path / 'eos.db'}"
+    else:
+        url = str(request.getfixturevalue("pg_url" if database == "postgresql" else "mariadb_url"))
     topic = group = unique_name
     offsets_table = f"{unique_name}_offsets"
     for table in (topic, offsets_table):
