@@ -113,7 +113,8 @@ def _broker(s: Settings) -> str:
         if key.startswith(("session.", "auto.", "enable.", "max.poll", "group.", "fetch.", "isolation.")):
             config.pop(key)
     heard = ClientLog("check")  # librdkafka's lines at DEBUG; its first complaint for the FAIL line
-    admin = AdminClient({**config, "logger": heard})
+    client_config: dict[str, Any] = {**config, "logger": heard}  # the stubs know only scalar values
+    admin = AdminClient(client_config)
     try:
         metadata, failure = admin.list_topics(timeout=BROKER_TIMEOUT_S), None
     except KafkaException as exc:

@@ -30,7 +30,7 @@ from .logs import setup_logging
 from .pipeline import Preparer, Writer, WriteRules
 from .routing import OutcomeRouter, RoutingRules
 from .transforms import MappingRules, RowMapper
-from .worker import LoopRules, Worker
+from .worker import LoopRules, Source, Worker
 
 log = logging.getLogger("sink")
 
@@ -146,7 +146,7 @@ def build_worker(settings: Settings, health: Health | None = None) -> tuple[Work
     publisher = None
     if routing.dlq_topic or routing.result_topic or routing.error_topic:
         publisher = KafkaPublisher(settings.bootstrap_servers, settings.producer_config())
-    source = KafkaSource(
+    source: Source = KafkaSource(
         consumer_config(settings.bootstrap_servers, settings.effective_group_id, settings.consumer_config()),
         settings.topics,
         settings.topics_regex,
@@ -163,7 +163,7 @@ def build_worker(settings: Settings, health: Health | None = None) -> tuple[Work
         time.monotonic,
         health,
     )
-    closeables = [c for c in (publisher, store) if c is not None]
+    closeables: list[object] = [c for c in (publisher, store) if c is not None]
     return worker, closeables
 
 
@@ -185,6 +185,9 @@ def _mapping_rules(s: Settings) -> MappingRules:
         s.delete_enabled,
         cdc_format=s.cdc_format,
         transforms=s.transforms,
+        cdc_add_fields=s.cdc_add_fields,
+        cdc_add_fields_prefix=s.cdc_add_fields_prefix,
+        cdc_soft_delete=s.cdc_delete_mode == "soft",
     )
 
 

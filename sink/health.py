@@ -55,7 +55,7 @@ class Health:
         # The consumer's lag, asked on the loop's thread (the WatchedSource, at most once a second):
         # another thread must never call the consumer, whose calls wait for a poll in progress.
         self.lag: int | None = None
-        self.lag_by_partition: dict[Hashable, int] | None = None
+        self.lag_by_partition: dict[tuple[str, int], int] | None = None
 
     # -------------------------------------------------------------- updates (the worker's thread)
 
@@ -195,10 +195,23 @@ class WatchedSource:
         health.lag = _ask(self._source, "lag")
         health.lag_by_partition = _ask(self._source, "lag_by_partition")
 
-    def commit(self, offsets: Mapping[Hashable, int], *args: Any, **kw: Any) -> Any:
+    def commit(self, offsets: Mapping[Any, int], *args: Any, **kw: Any) -> Any:
         result = self._source.commit(offsets, *args, **kw)
         self._health.committed(offsets)
         return result
+
+    def pause(self) -> None:
+        self._source.pause()
+
+    def resume(self) -> None:
+        self._source.resume()
+
+    def lag(self) -> int | None:
+        lag: int | None = self._source.lag()
+        return lag
+
+    def close(self) -> None:
+        self._source.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._source, name)

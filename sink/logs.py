@@ -75,7 +75,7 @@ class ClientLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.problem: str | None = None
         self._problem_level = logging.WARNING - 1
 
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:  # type: ignore[override]
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         if level > self._problem_level:
             # confluent-kafka logs ("%s [%s] %s", facility, client name, librdkafka's line)
             text = str(args[2]) if len(args) == 3 else (str(msg) % args if args else str(msg))

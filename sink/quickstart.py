@@ -18,9 +18,10 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # documented there, not in __all__
 
 from .adapters.embedded_broker import EmbeddedBroker
 from .logs import librdkafka_logger, setup_logging
@@ -45,9 +46,7 @@ def quickstart() -> int:
     with EmbeddedBroker(log_path=WORK_DIR / "broker.log") as broker:
         bootstrap = broker.bootstrap_servers
         say(f"broker up at {bootstrap}; creating topic {TOPIC!r} with {PARTITIONS} partitions")
-        admin = AdminClient(
-            {"bootstrap.servers": bootstrap, "logger": librdkafka_logger("quickstart")}
-        )  # keep a reference until the future resolves
+        admin = AdminClient(_client(bootstrap))  # keep a reference until the future resolves
         admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])[TOPIC].result(timeout=20)
         del admin  # its handle would otherwise log reconnect noise once the broker stops
         expected_rows, produced = produce_sample(bootstrap)
@@ -59,17 +58,15 @@ def quickstart() -> int:
         return summary(database, produced, expected_rows, seconds)
 
 
+def _client(bootstrap: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A client's configuration, librdkafka's own lines going through logging."""
+    return {"bootstrap.servers": bootstrap, "logger": librdkafka_logger("quickstart"), **(config or {})}
+
+
 def produce_sample(bootstrap: str) -> tuple[int, dict[int, int]]:
     """Orders, then updates to some of them, then cancellations (tombstones) of others."""
     rng = random.Random(7)
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "linger.ms": 20,
-            "logger": librdkafka_logger("quickstart"),
-        }
-    )
+    producer = Producer(_client(bootstrap, {"enable.idempotence": True, "linger.ms": 20}))
     produced: Counter[int] = Counter()
 
     def delivered(error: object, message: object) -> None:
@@ -77,7 +74,7 @@ def produce_sample(bootstrap: str) -> tuple[int, dict[int, int]]:
             raise RuntimeError(f"could not produce the sample: {error}")
         produced[message.partition()] += 1  # type: ignore[attr-defined]
 
-    def send(order_id: int, value: dict | None) -> None:
+    def send(order_id: int, value: dict[str, Any] | None) -> None:
         key = json.dumps({"order_id": order_id}).encode()
         body = None if value is None else json.dumps(value).encode()
         producer.produce(TOPIC, key=key, value=body, on_delivery=delivered)
@@ -97,7 +94,7 @@ def produce_sample(bootstrap: str) -> tuple[int, dict[int, int]]:
     return len(orders), dict(produced)
 
 
-def _order(order_id: int, rng: random.Random) -> dict:
+def _order(order_id: int, rng: random.Random) -> dict[str, Any]:
     items = [{"sku": f"SKU-{rng.randint(100, 999)}", "qty": rng.randint(1, 4)} for _ in range(rng.randint(1, 3))]
     return {
         "order_id": order_id,
@@ -129,18 +126,11 @@ def run_sink(bootstrap: str, database: Path, produced: dict[int, int]) -> tuple[
 
 
 def wait_until_committed(
-    bootstrap: str, produced: dict[int, int], process: subprocess.Popen, timeout: float = 120
+    bootstrap: str, produced: dict[int, int], process: subprocess.Popen[bytes], timeout: float = 120
 ) -> bool:
     """Poll the group's committed offsets until they reach the end of every partition."""
     total = sum(produced.values())
-    watcher = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": GROUP,
-            "enable.auto.commit": False,
-            "logger": librdkafka_logger("quickstart"),
-        }
-    )
+    watcher = Consumer(_client(bootstrap, {"group.id": GROUP, "enable.auto.commit": False}))
     try:
         deadline, last = time.monotonic() + timeout, -1
         while time.monotonic() < deadline and process.poll() is None:

@@ -27,7 +27,7 @@ from confluent_kafka.schema_registry import _KEY_SCHEMA_ID, _VALUE_SCHEMA_ID
 try:
     from confluent_kafka.schema_registry.common._httpx_compat import httpx as _httpx
 except ImportError:  # pragma: no cover - confluent-kafka < 2.14 used httpx directly
-    import httpx as _httpx  # type: ignore[no-redef]
+    import httpx as _httpx  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 # symbol -> where it lives; the shim test imports each one and says which is gone
 PRIVATE = {

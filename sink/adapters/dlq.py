@@ -93,12 +93,13 @@ class DeadLetterReader:
         try:
             while not stop():
                 for message in self._consumer.consume(num_messages=500, timeout=0.2):
-                    error = message.error()
+                    error, partition = message.error(), message.partition()
+                    assert partition is not None  # a consumed message always has its partition
                     if error is None:
-                        end.record(message.partition(), time.monotonic())
+                        end.record(partition, time.monotonic())
                         yield to_raw(message)
                     elif error.code() == KafkaError._PARTITION_EOF:
-                        end.end_of_partition(message.partition(), time.monotonic())
+                        end.end_of_partition(partition, time.monotonic())
                     elif error.fatal():
                         raise FatalError(f"reading {topic}: {error.str()}")
                     else:

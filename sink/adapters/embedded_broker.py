@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..logs import ClientLog
 
@@ -138,7 +138,8 @@ class EmbeddedBroker:
                 self._fail(f"port {self.port} did not accept connections")
             time.sleep(0.05)
         # Refused connections while the broker warms up are expected: librdkafka says so at DEBUG only.
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "logger": ClientLog("embedded")})
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "logger": ClientLog("embedded")}
+        admin = AdminClient(config)
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             self._check_alive()

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -29,6 +29,7 @@ from ..errors import ConfigError
 from ..health import Health, Verdict
 from ..metrics import History, Stats
 
+Family = TypeVar("Family", CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily)
 log = logging.getLogger("sink.http")
 
 GAUGES = {
@@ -112,7 +113,7 @@ class SinkCollector(Collector):
         family.add_metric([self.sink_name], value)
         return family
 
-    def _family(self, kind: type[Metric], name: str, *labels: str) -> Any:
+    def _family(self, kind: type[Family], name: str, *labels: str) -> Family:
         return kind(name, HELP[name], labels=["sink", *labels])
 
     def _per_partition(self, name: str, values: Mapping[Any, int]) -> Metric:

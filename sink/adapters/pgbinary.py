@@ -108,7 +108,7 @@ def _within(low: int, high: int) -> ValuesCheck:
 
 
 def _between(values: Sequence[Any], low: int, high: int) -> bool:
-    return min(values) >= low and max(values) <= high
+    return bool(min(values) >= low and max(values) <= high)
 
 
 def _exact_as_double(values: Sequence[Any], classes: Collection[type]) -> bool:

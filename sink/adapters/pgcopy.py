@@ -86,7 +86,7 @@ def row_values(names: Sequence[str], adapt: Sequence[Adapt | None]) -> Callable[
         only = adapt[0]
         return (lambda row: (get(row),)) if only is None else (lambda row: (only(get(row)),))
     if not adapted:
-        return get  # type: ignore[return-value]
+        return get
 
     def values(row: Mapping[str, Any]) -> Sequence[Any]:
         out = list(get(row))
@@ -136,7 +136,7 @@ def ready_stage(
 
 def stage_types(connection: Connection, dialect: PostgresDialect, stage: sa.TableClause) -> list[int] | None:
     """The type oids of the stage's columns, or None when this session has no such stage."""
-    found = dict(connection.execute(dialect.stage_types(stage)).tuples().all())
+    found: dict[str, int] = dict(connection.execute(dialect.stage_types(stage)).tuples().all())
     if not found:
         return None
     return [found[column.name] for column in stage.columns]
@@ -166,6 +166,7 @@ def copy_rows(
         rows = booleans_spelled_out(rows, texts)
     statement = dialect.copy_into(stage, binary=binary)
     raw = connection.connection.driver_connection
+    assert raw is not None, "a connection in a transaction has its driver connection"
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             if binary:

@@ -117,11 +117,11 @@ class RegistrySchemaSource:
 
     # -------------------------------------------------------------- the SchemaSource port
 
-    def schema(self, ref: SchemaRef) -> tuple[str, str, list[dict]]:
+    def schema(self, ref: SchemaRef) -> tuple[str, str, list[dict[str, Any]]]:
         found = self._call(lambda: self._get(ref), _what(ref))
         return found.schema_type or "AVRO", found.schema_str or "", _references(found.references)
 
-    def reference(self, subject: str, version: int) -> tuple[str, str, list[dict]]:
+    def reference(self, subject: str, version: int) -> tuple[str, str, list[dict[str, Any]]]:
         found = self._call(
             lambda: self.client.get_version(subject, version), f"subject {subject!r} version {version}"
         ).schema
@@ -162,7 +162,7 @@ class RegistrySchemaSource:
             raise ValueError(f"{what} cannot be added to the descriptor pool: {exc}") from None
         return pool.FindFileByName(name)
 
-    def _add_imports(self, pool: Any, references: list[dict], seen: set[str], what: str) -> None:
+    def _add_imports(self, pool: Any, references: list[dict[str, Any]], seen: set[str], what: str) -> None:
         """Add the files a Protobuf schema imports (its references, theirs first) to `pool`, each
         under the import name the reference gives."""
         for ref in references:
@@ -235,5 +235,5 @@ def _file_proto(name: str, text: str, what: str) -> Any:
     return file
 
 
-def _references(references: Any) -> list[dict]:
+def _references(references: Any) -> list[dict[str, Any]]:
     return [{"name": r.name, "subject": r.subject, "version": r.version} for r in references or ()]

@@ -35,11 +35,11 @@ class SchemaSource(Protocol):
     `RegistryUnavailable` when the registry does not answer (an outage, never a record error).
     """
 
-    def schema(self, ref: SchemaRef) -> tuple[str, str, list[dict]]:
+    def schema(self, ref: SchemaRef) -> tuple[str, str, list[dict[str, Any]]]:
         """(schema type: AVRO|PROTOBUF|JSON, schema text, references) of a schema id or GUID"""
         ...
 
-    def reference(self, subject: str, version: int) -> tuple[str, str, list[dict]]:
+    def reference(self, subject: str, version: int) -> tuple[str, str, list[dict[str, Any]]]:
         """A referenced schema (subject + version from a `references` entry), as `schema()`."""
         ...
 
@@ -191,7 +191,7 @@ def describe_ref(ref: Any) -> str:
     return f"schema GUID {ref}" if isinstance(ref, str) else f"schema id {ref}"
 
 
-def writer_schema(registry: SchemaSource, ref: SchemaRef, expected: str, fmt: str) -> tuple[str, list[dict]]:
+def writer_schema(registry: SchemaSource, ref: SchemaRef, expected: str, fmt: str) -> tuple[str, list[dict[str, Any]]]:
     """(text, references) of writer schema `ref` (an id or a GUID), which must be of type `expected`."""
     try:
         schema_type, text, references = registry.schema(ref)

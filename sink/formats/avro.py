@@ -139,7 +139,7 @@ class AvroDecoder:
         return Compiled(parsed, compiler.shape(parsed), compiler.converter(parsed, ""))
 
     def _add_references(
-        self, references: list[dict], named: dict[str, Any], seen: set[tuple[str, int]], where: str
+        self, references: list[dict[str, Any]], named: dict[str, Any], seen: set[tuple[str, int]], where: str
     ) -> None:
         """Parse referenced schemas (depth first) into `named`, so the main schema can use their names."""
         for ref in references:
@@ -189,7 +189,7 @@ class _Compiler:
         if isinstance(schema, list) and len([b for b in schema if b != "null"]) == 1:
             schema = self.resolve(next(b for b in schema if b != "null"))  # ["null", Record]: the record
         if isinstance(schema, dict) and schema["type"] == "record" and not self._logical_name(schema):
-            name = schema.get("name")
+            name: str = schema["name"]  # a parsed record always has its full name
             if name in self._shaping:  # a recursive record: its nested self stays a JSON column
                 return JSON
             self._shaping.add(name)

@@ -121,11 +121,11 @@ class JsonSchemaDecoder:
         if isinstance(top, Mapping) and _types(top) == ["object"] and "properties" in top:
             columns, convert = compiler.object(top, top_resolver)
             return Compiled(columns, convert, True)
-        column_type, _nullable, convert = compiler.analyse(schema, resolver, "")
-        return Compiled(column_type, None if convert is None else nullable(convert), False)
+        column_type, _nullable, convert_value = compiler.analyse(schema, resolver, "")
+        return Compiled(column_type, None if convert_value is None else nullable(convert_value), False)
 
     def _add_references(
-        self, references: list[dict], resources: list[tuple[str, Resource[Any]]], seen: set[str], where: str
+        self, references: list[dict[str, Any]], resources: list[tuple[str, Resource[Any]]], seen: set[str], where: str
     ) -> None:
         """The referenced schemas (theirs first), each under its reference name: the URI a `$ref`
         names it by (e.g. `"$ref": "address.json"` or `"address.json#/definitions/Street"`)."""

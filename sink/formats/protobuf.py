@@ -255,6 +255,7 @@ class _Compiler:
     def scalar(self, fd: FieldDescriptor) -> Convert | None:
         """Converter of one non-message value; None when protobuf's Python value is final."""
         if fd.type == F.TYPE_ENUM:
+            assert fd.enum_type is not None  # an enum field always has its type
             names = {v.number: v.name for v in fd.enum_type.values}
             return lambda v: names.get(v) or str(v)  # open enums: an unknown number stays a number
         if fd.type in (F.TYPE_UINT64, F.TYPE_FIXED64):
@@ -280,10 +281,12 @@ class _Compiler:
     def getter(self, fd: FieldDescriptor) -> Getter:
         name = fd.name
         if _is_map(fd):
-            convert = self.value(fd.message_type.fields_by_name["value"])
-            if convert is None:
+            assert fd.message_type is not None  # a map is a repeated entry message
+            entry = self.value(fd.message_type.fields_by_name["value"])
+            if entry is None:
                 return lambda m: dict(getattr(m, name))
-            return lambda m: {k: convert(v) for k, v in getattr(m, name).items()}
+            convert_entry: Convert = entry
+            return lambda m: {k: convert_entry(v) for k, v in getattr(m, name).items()}
         convert = self.value(fd)
         if fd.is_repeated:
             if convert is None:
