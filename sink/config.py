@@ -47,6 +47,8 @@ _MASK = "MASKEDSECRET"
 Format = Literal["avro", "protobuf", "json_schema", "connect_json", "json", "string"]
 REGISTRY_FORMATS = ("avro", "protobuf", "json_schema")
 CommaList = Annotated[tuple[str, ...], NoDecode]
+# SINK_TABLE_NAME_FORMAT: the topic, and the source block of a Debezium change event.
+TABLE_PLACEHOLDERS = ("topic", "source.db", "source.schema", "source.table")
 
 
 def _split_commas(value: Any) -> Any:
@@ -93,6 +95,11 @@ class Settings(BaseSettings):
     delete_enabled: bool = False
     # Debezium change events (sink/cdc.py): none, debezium (every record is one), auto (detected).
     cdc_format: Literal["none", "debezium", "auto"] = "none"
+    # Debezium's add.fields (op, ts_ms, source.<field>, transaction.<field>, or a bare source field) as
+    # columns <prefix><name, . as _>; soft deletes: a delete upserts <prefix>deleted=true instead.
+    cdc_add_fields: CommaList = ()
+    cdc_add_fields_prefix: str = Field("__", pattern=r"^[A-Za-z0-9_]*$", max_length=30)
+    cdc_delete_mode: Literal["hard", "soft"] = "hard"
     # Connect's SMTs (sink/smt.py): the names in order, each configured by SINK_TRANSFORMS__<NAME>__<OPTION>;
     # validated into an smt.Chain (None: no transforms). Predicates first: transforms refer to them.
     predicates: Annotated[Any, NoDecode] = None
@@ -140,7 +147,9 @@ class Settings(BaseSettings):
     health_heartbeat_timeout_ms: int = Field(60_000, ge=1000)  # /livez fails past this without a heartbeat
     health_retry_unready_ms: int = Field(30_000, ge=0)  # /readyz fails once retrying an outage this long
 
-    _split = field_validator("topics", "pk_fields", "fields_include", "fields_exclude", mode="before")(_split_commas)
+    _split = field_validator(
+        "topics", "pk_fields", "fields_include", "fields_exclude", "cdc_add_fields", mode="before"
+    )(_split_commas)
 
     @field_validator("predicates", mode="before")
     @classmethod
@@ -192,6 +201,28 @@ class Settings(BaseSettings):
     def _valid_table_name_format(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty; e.g. ${topic} (the default) or kafka_${topic}")
+        for placeholder in re.findall(r"\$\{([^}]*)\}", value):
+            if placeholder not in TABLE_PLACEHOLDERS:
+                known = ", ".join("${" + p + "}" for p in TABLE_PLACEHOLDERS)
+                raise ValueError(f"unknown placeholder ${{{placeholder}}} (known: {known})")
+        if any("${" + p + "}" in value for p in TABLE_PLACEHOLDERS[1:]):
+            literal = re.sub(r"\$\{[^}]*\}", "", value)
+            if "." in literal:
+                raise ValueError(
+                    "a schema-qualified table (schema.${source.table}) is not supported yet; "
+                    "give a table name without a schema, e.g. replica_${source.table}"
+                )
+        return value
+
+    @field_validator("cdc_add_fields")
+    @classmethod
+    def _valid_add_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"(?:(?:source|transaction)\.)?[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(
+                    f"{name!r} is not a change-event field; give op, ts_ms, source.<field> (e.g. source.ts_ms, "
+                    "source.lsn, source.table), transaction.<field> or a bare source field (table, lsn)"
+                )
         return value
 
     @field_validator("schema_registry_url")
@@ -308,6 +339,13 @@ def _contradictions(s: Settings) -> list[str]:
             f"SINK_INSERT_MODE: SINK_CDC_FORMAT={s.cdc_format} needs upsert (an update or a snapshot "
             f"re-read replaces the row) (got {s.insert_mode})"
         )
+    for variable, used in (
+        ("SINK_TABLE_NAME_FORMAT", any("${" + p + "}" in s.table_name_format for p in TABLE_PLACEHOLDERS[1:])),
+        ("SINK_CDC_ADD_FIELDS", bool(s.cdc_add_fields)),
+        ("SINK_CDC_DELETE_MODE", s.cdc_delete_mode != "hard"),
+    ):
+        if used and s.cdc_format == "none":
+            problems.append(f"{variable}: reads Debezium change events; set SINK_CDC_FORMAT=debezium or auto")
     if s.delete_enabled and s.pk_mode != "record_key":
         problems.append(f"SINK_DELETE_ENABLED: true requires SINK_PK_MODE=record_key (got {s.pk_mode})")
     if s.insert_mode != "insert" and s.pk_mode == "none":
