@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import MappingError
 from .formats import Struct
-from .model import Column, Decoded, Payload, Shape
+from .model import Column, ColumnType, Decoded, Kind, Payload, Shape
 
 DELETED_FIELD = "__deleted"  # ExtractNewRecordState's delete.handling.mode=rewrite
 # Debezium's records that are no rows: value schema names (prefix match for the connector's own).
@@ -94,12 +94,18 @@ class ChangeReader:
         self._layouts: dict[Any, Any] = {}
 
     def read(self, record: Decoded) -> tuple[Change, Decoded]:
+        change, record, _ = self.read_event(record)
+        return change, record
+
+    def read_event(self, record: Decoded) -> tuple[Change, Decoded, Payload | None]:
+        """As `read`, with the envelope itself (its `source`, `op`, `ts_ms`...) when the record was
+        one; None for tombstones, flattened rows and records that are no change events."""
         value = record.value
         data = value.data
         if data is None:
-            return Change.TOMBSTONE, record
+            return Change.TOMBSTONE, record, None
         if data.__class__ is not dict:
-            return Change.PLAIN, record
+            return Change.PLAIN, record, None
         shape = value.shape
         if value.schema_id is not None and isinstance(shape, tuple):
             layout = self._layouts.get(value.schema_id)
@@ -108,12 +114,12 @@ class ChangeReader:
         else:
             layout = self._schemaless(data)
         if layout is _PLAIN:
-            return Change.PLAIN, record
+            return Change.PLAIN, record, None
         if layout is _SKIP:
-            return Change.SKIP, record
+            return Change.SKIP, record, None
         if layout.__class__ is _Flattened:
-            return _flattened(record, data, layout)
-        return _change(record, data, layout)
+            return (*_flattened(record, data, layout), None)
+        return (*_change(record, data, layout), value)
 
     def _layout(self, shape: tuple[Column, ...], schema_id: Any) -> Any:
         if len(self._layouts) >= MAX_LAYOUTS:
@@ -175,3 +181,92 @@ def _flattened(record: Decoded, data: dict[str, Any], layout: _Flattened) -> tup
         return Change.DELETE, record
     row = {k: v for k, v in data.items() if k != DELETED_FIELD}
     return Change.UPSERT, Decoded(record.raw, record.key, Payload(row, layout.shape, layout.schema_id))
+
+
+# ------------------------------------------------------------------------------ metadata columns, soft deletes
+
+ENVELOPE_FIELDS = frozenset({"op", "ts_ms", "ts_us", "ts_ns"})  # bare add.fields names read from the envelope
+BOOLEAN = ColumnType(Kind.BOOLEAN)
+
+
+def source_block(envelope: Payload | None) -> dict[str, Any] | None:
+    """The `source` struct of a change event (db, schema, table, lsn, ts_ms...); None without one."""
+    if envelope is None:
+        return None
+    source = envelope.data.get("source")
+    return source if source.__class__ is dict else None
+
+
+class ChangeFields:
+    """Debezium's `add.fields` and a soft-delete mode, applied to the row a change event carries.
+
+    `fields` are Debezium's names: `op`, `ts_ms` (the envelope's), `source.<field>` and
+    `transaction.<field>`, or a bare source field (`table`, `lsn`); each becomes the column
+    `<prefix><name with . as _>` (`source.ts_ms` -> `__source_ts_ms`), nullable, typed from the
+    envelope's schema. With `soft_delete`, a delete becomes an upsert of the `before` row (or of
+    the key alone) with `<prefix>deleted` = true, and every upsert sets it to false. The new shapes
+    are worked out once per envelope schema; per record, a dict copy and a few lookups."""
+
+    def __init__(self, fields: tuple[str, ...], prefix: str = "__", soft_delete: bool = False) -> None:
+        self.paths: list[tuple[str, str | None, str]] = []  # (column, block or None, field)
+        for name in fields:
+            block, sep, field = name.partition(".")
+            if not sep:
+                block, field = (None if name in ENVELOPE_FIELDS else "source"), name
+            self.paths.append((prefix + name.replace(".", "_"), block, field))
+        self.deleted = prefix + "deleted" if soft_delete else None
+        self._shapes: dict[Any, tuple[Shape, Any]] = {}
+
+    def apply(self, change: Change, record: Decoded, envelope: Payload | None) -> tuple[Change, Decoded]:
+        """The record's change and row with the metadata columns (UPSERT and DELETE; others unchanged)."""
+        if change is not Change.UPSERT and change is not Change.DELETE:
+            return change, record
+        deleted = self.deleted
+        if change is Change.DELETE and deleted is None:
+            return change, record  # a hard delete needs the key only
+        value = record.value
+        row = dict(value.data) if value.data.__class__ is dict else {}
+        row.pop(DELETED_FIELD, None)  # ExtractNewRecordState's flag: a flattened delete in soft mode
+        if envelope is not None:
+            data = envelope.data
+            for column, block, field in self.paths:
+                part = data if block is None else data.get(block)
+                row[column] = part.get(field) if part.__class__ is dict else None
+        if deleted is not None:
+            row[deleted] = change is Change.DELETE
+        shape, schema_id = self._shape(change, value, envelope)
+        return Change.UPSERT, Decoded(record.raw, record.key, Payload(row, shape, schema_id))
+
+    def _shape(self, change: Change, value: Payload, envelope: Payload | None) -> tuple[Shape, Any]:
+        if not isinstance(value.shape, tuple) or value.schema_id is None:
+            return None, None  # typed from the values
+        cache_key = (value.schema_id, change, envelope is None or envelope.schema_id)
+        known = self._shapes.get(cache_key)
+        if known is None:
+            columns = tuple(c for c in value.shape if c.name != DELETED_FIELD)
+            extra = self._columns(envelope) if envelope is not None else ()
+            if self.deleted is not None:
+                extra += (Column(self.deleted, BOOLEAN),)
+            names = {c.name for c in extra}
+            shape = tuple(c for c in columns if c.name not in names) + extra
+            nested = value.shape.nested if isinstance(value.shape, Struct) else {}
+            if len(self._shapes) >= MAX_LAYOUTS:
+                self._shapes.clear()
+            known = self._shapes[cache_key] = (
+                Struct(shape, None, {k: v for k, v in nested.items() if k not in names}) if nested else shape,
+                ("debezium.fields", cache_key),
+            )
+        return known
+
+    def _columns(self, envelope: Payload) -> tuple[Column, ...]:
+        shape = envelope.shape if isinstance(envelope.shape, tuple) else ()
+        nested = shape.nested if isinstance(shape, Struct) else {}
+        columns = []
+        for column, block, field in self.paths:
+            part = shape if block is None else nested.get(block)
+            found = next((c for c in part or () if c.name == field), None) if isinstance(part, tuple) else None
+            if found is None:
+                where = field if block is None else f"{block}.{field}"
+                raise MappingError(f"SINK_CDC_ADD_FIELDS: the change event's schema has no field {where!r}")
+            columns.append(Column(column, found.type))
+        return tuple(columns)

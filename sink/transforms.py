@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .cdc import Change, ChangeReader
+from .cdc import Change, ChangeFields, ChangeReader, source_block
 from .errors import MappingError
 from .formats import Struct
 from .identifiers import IdentifierRules, check_columns, check_table
@@ -26,6 +26,13 @@ KAFKA_TYPES = (ColumnType(Kind.STRING, length=249), ColumnType(Kind.INT32), Colu
 DEFAULT_KEY_FIELD = "__connect_key"
 DEFAULT_VALUE_FIELD = "__connect_value"
 MAX_INFERRED_SHAPES = 10_000  # distinct schemaless record shapes remembered
+# SINK_TABLE_NAME_FORMAT placeholders filled from a Debezium event's `source` block.
+SOURCE_PLACEHOLDERS = ("source.db", "source.schema", "source.table")
+
+
+def source_placeholders(table_name_format: str) -> tuple[str, ...]:
+    """The `${source.*}` placeholders a table name format uses, in SOURCE_PLACEHOLDERS order."""
+    return tuple(p for p in SOURCE_PLACEHOLDERS if "${" + p + "}" in table_name_format)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,9 @@ class MappingRules:
     delete_enabled: bool = False
     cdc_format: str = "none"  # none | debezium | auto: see cdc.ChangeReader
     transforms: Any = None  # an smt.Chain, or None
+    cdc_add_fields: tuple[str, ...] = ()  # Debezium's add.fields: op, source.ts_ms, ... (cdc.ChangeFields)
+    cdc_add_fields_prefix: str = "__"
+    cdc_soft_delete: bool = False  # a delete becomes an upsert with <prefix>deleted = true
 
 
 class RowMapper:
@@ -55,53 +65,112 @@ class RowMapper:
         self._plans: dict[tuple[Any, ...], _RowPlan] = {}  # by topic and schema ids, see _plan_key
         self._cdc = ChangeReader(rules.cdc_format) if rules.cdc_format != "none" else None
         self._chain = rules.transforms if rules.transforms else None
+        self._change_fields = (
+            ChangeFields(rules.cdc_add_fields, rules.cdc_add_fields_prefix, rules.cdc_soft_delete)
+            if self._cdc is not None and (rules.cdc_add_fields or rules.cdc_soft_delete)
+            else None
+        )
+        self._source_parts = source_placeholders(rules.table_name_format)
+        self._source_tables: dict[tuple[Any, ...], str] = {}  # (topic, source values) -> table
+        self._recent: dict[str, str] = {}  # topic -> its latest source-named table (for skip reports)
+        self._table_namer = getattr(self._chain, "table_namer", None)  # naming transforms on tables
 
     def table_name(self, topic: str) -> str:
         """The table of a topic; a MappingError when the database cannot hold that name, or would
-        take it for the table of another topic (names compared as the database compares them)."""
+        take it for the table of another topic (names compared as the database compares them).
+        With a `${source.*}` format the table depends on the record: the topic's latest one."""
         table = self._tables.get(topic)
         if table is None:
-            table = self.rules.table_name_format.replace("${topic}", topic)
-            check_table(self.identifiers, table)
-            other = self._table_keys.setdefault(self.identifiers.table_key(table), table)
-            if other != table:
-                raise MappingError(
-                    f"table name {table!r} (topic {topic!r}) is the same table as {other!r} for "
-                    f"{self.identifiers.database}, which compares table names without regard to case"
-                )
+            if self._source_parts:
+                return self._recent.get(topic, topic)
+            table = self._checked(self.rules.table_name_format.replace("${topic}", topic), f"topic {topic!r}")
             self._tables[topic] = table
+        return table
+
+    def source_table_name(self, topic: str, source: Mapping[str, Any] | None) -> str:
+        """The table of a change event under a `${source.*}` format: filled from its `source`
+        block (a MappingError naming the placeholder when the record has none, or no such value)."""
+        parts = self._source_parts
+        if source is None:
+            raise MappingError(
+                f"SINK_TABLE_NAME_FORMAT uses ${{{parts[0]}}} but the record is no Debezium change event "
+                "with a `source` block"
+            )
+        values = tuple(source.get(p[7:]) for p in parts)
+        cache_key = (topic, *values)
+        table = self._source_tables.get(cache_key)
+        if table is None:
+            name = self.rules.table_name_format.replace("${topic}", topic)
+            for placeholder, value in zip(parts, values, strict=True):
+                if value is None or value.__class__ is not str or not value:
+                    raise MappingError(
+                        f"SINK_TABLE_NAME_FORMAT uses ${{{placeholder}}} but the event's source block has no "
+                        f"{placeholder[7:]!r} value"
+                    )
+                name = name.replace("${" + placeholder + "}", value)
+            table = self._checked(name, f"topic {topic!r}")
+            if len(self._source_tables) >= MAX_INFERRED_SHAPES:
+                self._source_tables.clear()
+            self._source_tables[cache_key] = table
+        self._recent[topic] = table
+        return table
+
+    def _checked(self, table: str, origin: str) -> str:
+        """A derived table name after the naming transforms, checked against the database's rules."""
+        if self._table_namer is not None:
+            table = self._table_namer(table)
+        check_table(self.identifiers, table)
+        other = self._table_keys.setdefault(self.identifiers.table_key(table), table)
+        if other != table:
+            raise MappingError(
+                f"table name {table!r} ({origin}) is the same table as {other!r} for "
+                f"{self.identifiers.database}, which compares table names without regard to case"
+            )
         return table
 
     def to_row(self, record: Decoded) -> Row | None:
         """The row for a record; None for a record that is not to write or delete anything (a
         tombstone without SINK_DELETE_ENABLED, a filtered record, a change event that is no row)."""
-        if self._cdc is None and self._chain is None:
+        if self._cdc is None and self._chain is None and not self._source_parts:
             return self._row(record, record.raw.coord.topic)
-        change = Change.PLAIN
+        change, envelope = Change.PLAIN, None
         if self._cdc is not None:
-            change, record = self._cdc.read(record)
+            change, record, envelope = self._cdc.read_event(record)
             if change is Change.SKIP or change is Change.TRUNCATE:
                 return None
-        topic = record.raw.coord.topic
+            if change is Change.TOMBSTONE and (self.rules.cdc_soft_delete or self._source_parts):
+                # Soft deletes never delete; a tombstone has no source block to name its table by
+                # (the delete event before it did the work).
+                return None
+            if self._change_fields is not None:
+                change, record = self._change_fields.apply(change, record, envelope)
+        raw = record.raw
+        topic = raw.coord.topic
         if self._chain is not None:
             transformed = self._chain.apply(record, topic)
             if transformed is None:
                 return None
             topic, record = transformed
+        table = self.source_table_name(topic, source_block(envelope)) if self._source_parts else None
         if change is Change.DELETE:
-            return self._delete(record, self.table_name(topic))
-        return self._row(record, topic)
+            row: Row | None = self._delete(record, table or self.table_name(topic))
+        else:
+            row = self._row(record, topic, table)
+        if row is not None and row.raw is not raw:  # header transforms: the row keeps the record as read
+            row = row._replace(raw=raw)
+        return row
 
-    def _row(self, record: Decoded, topic: str) -> Row | None:
+    def _row(self, record: Decoded, topic: str, table: str | None = None) -> Row | None:
         value = record.value
-        plan_key = _plan_key(record, topic, self.rules.pk_mode)
+        plan_key = _plan_key(record, topic if table is None else table, self.rules.pk_mode)
         if plan_key is not None:
             plan = self._plans.get(plan_key)
             if plan is not None:
                 row = plan.row(record)
                 if row is not None:
                     return row
-        table = self.table_name(topic)
+        if table is None:
+            table = self.table_name(topic)
         if value.data is None:
             return self._delete(record, table) if self.rules.delete_enabled else None
         key_values, key_columns = self._key(record)
