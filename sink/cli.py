@@ -153,6 +153,12 @@ def build_worker(settings: Settings, health: Health | None = None) -> tuple[Work
     )
     if health is not None:
         source = WatchedSource(source, health)
+    ledger = None
+    if settings.delivery_guarantee == "exactly_once":  # positions kept in the target database
+        from .adapters.db import SqlOffsets
+        from .offsets import Ledger
+
+        ledger = Ledger(SqlOffsets(store, settings.effective_group_id, settings.offsets_table_name))
     worker = Worker(
         source,
         preparer,
@@ -162,6 +168,7 @@ def build_worker(settings: Settings, health: Health | None = None) -> tuple[Work
         _loop_rules(settings),
         time.monotonic,
         health,
+        ledger=ledger,
     )
     closeables: list[object] = [c for c in (publisher, store) if c is not None]
     return worker, closeables
@@ -294,7 +301,14 @@ def reset_offsets(settings: Settings, args: argparse.Namespace) -> int:
     def connect() -> OffsetsAdmin:
         return OffsetsAdmin(settings.bootstrap_servers, settings.consumer_config())
 
-    return run_command(args, settings.effective_group_id, settings.topics, settings.topics_regex, connect)
+    return run_command(
+        args,
+        settings.effective_group_id,
+        settings.topics,
+        settings.topics_regex,
+        connect,
+        exactly_once=settings.delivery_guarantee == "exactly_once",
+    )
 
 
 # ------------------------------------------------------------------------------ dlq inspect | redrive
