@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -115,7 +116,7 @@ def _nested(shape: Shape) -> dict[str, Shape]:
 
 def _need_struct(value: Any, what: str) -> dict[str, Any]:
     if value.__class__ is not dict:
-        raise MappingError(f"{what} needs a struct value, not a {type(value).__name__}")
+        raise MappingError(f"{what} needs a struct, not a {type(value).__name__}")
     return value
 
 
@@ -849,6 +850,259 @@ def record_is_tombstone(o: Options) -> Predicate:
     return lambda raw, topic, k, v: v is None
 
 
+# ------------------------------------------------------------------------------ headers
+
+
+def header_bytes(value: Any) -> bytes | None:
+    """A field's value as a header value: text as UTF-8, bytes as they are, structs as JSON."""
+    if value is None or value.__class__ is bytes:
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str, separators=(",", ":")).encode()
+    return _to_string(value).encode()
+
+
+class HeaderFrom:
+    """org.apache.kafka.connect.transforms.HeaderFrom$Value: `fields` become the headers named in
+    `headers` (same count, in order); `operation` copy keeps the fields, move removes them."""
+
+    headers = True
+
+    def __init__(self, o: Options) -> None:
+        self.fields = o.names("fields", required=True)
+        self.names = o.names("headers", required=True)
+        if len(self.fields) != len(self.names):
+            raise o.error("headers", f"give one header name per field ({len(self.fields)} fields, {len(self.names)})")
+        self.operation = (o.required("operation", "copy or move")).lower()
+        if self.operation not in ("copy", "move"):
+            raise o.error("operation", f"copy or move (got {self.operation!r})")
+        o.check_unknown(("fields", "headers", "operation"))
+
+    def compile(self, key: Shape, value: Shape) -> Compiled:
+        pairs = tuple(zip(self.fields, self.names, strict=True))
+        moved = frozenset(self.fields) if self.operation == "move" else frozenset()
+        columns = _struct(value)
+        new_value: Shape = value
+        if columns is not None:
+            missing = [f for f in self.fields if f not in {c.name for c in columns}]
+            if missing:
+                raise MappingError(f"header_from: the value's schema has no field(s) {', '.join(missing)}")
+            if moved:
+                new_value = _same_kind(
+                    columns,
+                    tuple(c for c in columns if c.name not in moved),
+                    {k: s for k, s in _nested(value).items() if k not in moved},
+                )
+
+        def step(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any, Any]:
+            if v is None:
+                return topic, k, v, raw.headers
+            v = _need_struct(v, "header_from")
+            added = tuple((name, header_bytes(v.get(f))) for f, name in pairs)
+            if moved:
+                v = {name: x for name, x in v.items() if name not in moved}
+            return topic, k, v, raw.headers + added
+
+        return key, new_value, step
+
+
+class InsertHeader:
+    """org.apache.kafka.connect.transforms.InsertHeader: adds the header `header` with the text
+    `value_literal`."""
+
+    headers = True
+    routes = True  # changes no schema: may take a predicate
+
+    def __init__(self, o: Options) -> None:
+        self.header = o.required("header", "the header name")
+        self.value = (o.get("value_literal") or "").encode()
+        if o.get("value_literal") is None:
+            raise o.error("value_literal", "required (the header's value, as text)")
+        o.check_unknown(("header", "value_literal"))
+
+    def compile(self, key: Shape, value: Shape) -> Compiled:
+        added = ((self.header, self.value),)
+        return key, value, lambda raw, topic, k, v: (topic, k, v, raw.headers + added)
+
+
+class DropHeaders:
+    """org.apache.kafka.connect.transforms.DropHeaders: removes every header named in `headers`."""
+
+    headers = True
+    routes = True  # changes no schema: may take a predicate
+
+    def __init__(self, o: Options) -> None:
+        self.names = frozenset(o.names("headers", required=True))
+        o.check_unknown(("headers",))
+
+    def compile(self, key: Shape, value: Shape) -> Compiled:
+        names = self.names
+
+        def step(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any, Any]:
+            headers = raw.headers
+            if headers and any(h in names for h, _ in headers):
+                headers = tuple(h for h in headers if h[0] not in names)
+            return topic, k, v, headers
+
+        return key, value, step
+
+
+# ------------------------------------------------------------------------------ naming
+
+
+def snake_case(name: str) -> str:
+    """`firstName` -> `first_name`, `HTTPServer` -> `http_server`, `Order Lines` -> `order_lines`
+    (leading underscores kept: `__op` stays)."""
+    lead = len(name) - len(name.lstrip("_"))
+    body = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name[lead:])
+    body = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", body)
+    return name[:lead] + re.sub(r"[\s\-.]+", "_", body).lower()
+
+
+CASES: dict[str, Callable[[str], str]] = {"snake_case": snake_case, "lower": str.lower, "upper": str.upper}
+
+
+def _namer(o: Options) -> Callable[[str], str]:
+    case = (o.get("case") or "").lower() or None
+    if case is not None and case not in CASES:
+        raise o.error("case", f"one of {', '.join(CASES)} (got {case!r})")
+    prefix, suffix = o.get("prefix", "") or "", o.get("suffix", "") or ""
+    if case is None and not prefix and not suffix:
+        raise o.error("case", "give at least one of CASE, PREFIX, SUFFIX")
+    o.check_unknown(("case", "prefix", "suffix"))
+    convert = CASES[case] if case else None
+
+    def name(text: str) -> str:
+        return prefix + (convert(text) if convert else text) + suffix
+
+    return name
+
+
+class TableNameCase:
+    """Table names like the Debezium JDBC sink's `collection.naming.style` / `.prefix` / `.suffix`:
+    `case` snake_case, lower or upper, then `prefix` and `suffix`, applied to every table name the
+    sink derives (SINK_TABLE_NAME_FORMAT's result, after routers), once per name."""
+
+    def __init__(self, o: Options) -> None:
+        self.table_name = _namer(o)
+
+    def compile(self, key: Shape, value: Shape) -> Compiled:
+        return key, value, None
+
+
+class ColumnNameCase:
+    """Column names like the Debezium JDBC sink's `column.naming.style` / `.prefix` / `.suffix`:
+    the top-level fields of the value and of a struct key (so record_key primary keys match)."""
+
+    def __init__(self, o: Options) -> None:
+        self.name = _namer(o)
+        self._names: dict[str, str] = {}
+
+    def _rename(self, name: str) -> str:
+        new = self._names.get(name)
+        if new is None:
+            new = self.name(name)
+            if len(self._names) < MAX_COMPILED:
+                self._names[name] = new
+        return new
+
+    def _shape(self, shape: Shape) -> Shape:
+        columns = _struct(shape)
+        if columns is None:
+            return shape
+        names = {c.name: self._rename(c.name) for c in columns}
+        if len(set(names.values())) != len(names):
+            raise MappingError("column_name_case: two fields get one name")
+        return _same_kind(
+            columns,
+            tuple(dataclasses.replace(c, name=names[c.name]) for c in columns),
+            {names[k]: s for k, s in _nested(shape).items() if k in names},
+        )
+
+    def compile(self, key: Shape, value: Shape) -> Compiled:
+        rename = self._rename
+
+        def renamed(x: Any) -> Any:
+            return {rename(n): y for n, y in x.items()} if x.__class__ is dict else x
+
+        return self._shape(key), self._shape(value), lambda raw, topic, k, v: (topic, renamed(k), renamed(v))
+
+
+# ------------------------------------------------------------------------------ routing by a field
+
+
+class FieldRouter:
+    """The topic (and so the table) from a value field: `topic_format` (default `${field}`) with
+    ${topic} and ${field}, the field's value as text; a record without the field is an error, a
+    tombstone keeps its topic. Connect has no such SMT (ExtractTopic$Value of Confluent's does this)."""
+
+    routes = True
+
+    def __init__(self, o: Options) -> None:
+        self.field = o.required("field", "the value field whose value names the table")
+        self.topic_format = o.get("topic_format", "${field}") or "${field}"
+        o.check_unknown(("field", "topic_format"))
+        self._routes: dict[tuple[str, Any], str] = {}
+
+    def compile(self, key: Shape, value: Shape) -> Compiled:
+        field, topic_format, routes = self.field, self.topic_format, self._routes
+
+        def step(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any]:
+            if v is None:
+                return topic, k, v
+            x = _need_struct(v, "field_router").get(field)
+            if x is None or isinstance(x, dict | list):
+                raise MappingError(f"field_router: field {field!r} is missing, null or not a primitive")
+            routed = routes.get((topic, x))
+            if routed is None:
+                routed = topic_format.replace("${topic}", topic).replace("${field}", _to_string(x))
+                if len(routes) < MAX_COMPILED:
+                    routes[(topic, x)] = routed
+            return routed, k, v
+
+        return key, value, step
+
+
+# ------------------------------------------------------------------------------ key-side variants
+
+
+class KeySide:
+    """Connect's `$Key` variant of a value transform: the same work on the record key."""
+
+    def __init__(self, inner: Any, type_: str) -> None:
+        self.inner, self.type = inner, type_
+
+    def compile(self, key: Shape, value: Shape) -> Compiled:
+        _, new_key, step = self.inner.compile(value, key)  # the value passes through unchanged
+        if step is None:
+            return new_key, value, None
+
+        def swapped(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any]:
+            topic, v2, k2 = step(raw, topic, v, k)
+            return topic, k2, v2
+
+        return new_key, value, swapped
+
+
+def _key_side(cls: Callable[[Options], Any], type_: str) -> Callable[[Options], Any]:
+    return lambda o: KeySide(cls(o), type_)
+
+
+def field_value_matches(o: Options) -> Predicate:
+    """A value field (as text) matches `pattern` whole; a missing or null field does not."""
+    field = o.required("field", "the value field to test")
+    pattern = o.regex("pattern")
+    o.check_unknown(("field", "pattern"))
+
+    def test(raw: RawRecord, topic: str, k: Any, v: Any) -> bool:
+        if v.__class__ is not dict:
+            return False
+        x = v.get(field)
+        return x is not None and pattern.fullmatch(_to_string(x)) is not None
+
+    return test
+
+
 TRANSFORMS: dict[str, Callable[[Options], Any]] = {
     "replace_field": ReplaceField,
     "regex_router": RegexRouter,
@@ -862,11 +1116,21 @@ TRANSFORMS: dict[str, Callable[[Options], Any]] = {
     "mask_field": MaskField,
     "timestamp_router": TimestampRouter,
     "filter": Filter,
+    "header_from": HeaderFrom,
+    "insert_header": InsertHeader,
+    "drop_headers": DropHeaders,
+    "table_name_case": TableNameCase,
+    "column_name_case": ColumnNameCase,
+    "field_router": FieldRouter,
 }
+# Connect's $Key variants: the value transform's work on the key.
+for _type in ("replace_field", "cast", "mask_field", "flatten", "extract_field", "hoist_field"):
+    TRANSFORMS[_type + "_key"] = _key_side(TRANSFORMS[_type], _type + "_key")
 PREDICATES: dict[str, Callable[[Options], Predicate]] = {
     "topic_name_matches": topic_name_matches,
     "has_header_key": has_header_key,
     "record_is_tombstone": record_is_tombstone,
+    "field_value_matches": field_value_matches,
 }
 
 
@@ -879,16 +1143,22 @@ class _Link:
     def __init__(self, name: str, type_: str, transform: Any, predicate: Predicate | None, negate: bool) -> None:
         self.name, self.type, self.transform, self.predicate, self.negate = name, type_, transform, predicate, negate
 
+    @property
+    def headers(self) -> bool:
+        """Whether the step returns the headers too: (topic, key, value, headers)."""
+        return getattr(self.transform, "headers", False)
+
     def compile(self, key: Shape, value: Shape) -> Compiled:
         new_key, new_value, step = self.transform.compile(key, value)
         predicate, negate = self.predicate, self.negate
         if step is None or predicate is None:
             return new_key, new_value, step
+        headers = self.headers
 
-        def conditional(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any] | None:
+        def conditional(raw: RawRecord, topic: str, k: Any, v: Any) -> Any:
             if predicate(raw, topic, k, v) != negate:
                 return step(raw, topic, k, v)
-            return topic, k, v
+            return (topic, k, v, raw.headers) if headers else (topic, k, v)
 
         return new_key, new_value, conditional
 
@@ -898,7 +1168,19 @@ class Chain:
 
     def __init__(self, links: list[_Link]) -> None:
         self.links = links
-        self._compiled: dict[Any, tuple[Payload, Payload, list[tuple[_Link, Step]]]] = {}
+        self._compiled: dict[Any, tuple[Payload, Payload, list[tuple[_Link, Step, bool]]]] = {}
+        namers = [link.transform.table_name for link in links if hasattr(link.transform, "table_name")]
+        # Naming transforms on table names (TableNameCase): applied by the mapping to each derived
+        # table name, once per name.
+        self.table_namer: Callable[[str], str] | None = None
+        if namers:
+
+            def table_namer(name: str) -> str:
+                for namer in namers:
+                    name = namer(name)
+                return name
+
+            self.table_namer = table_namer
 
     def __bool__(self) -> bool:
         return bool(self.links)
@@ -907,7 +1189,8 @@ class Chain:
         return "Chain(" + ", ".join(f"{link.name}={link.type}" for link in self.links) + ")"
 
     def apply(self, record: Decoded, topic: str) -> tuple[str, Decoded] | None:
-        """(topic, record) after the chain, or None when a Filter dropped the record."""
+        """(topic, record) after the chain, or None when a Filter dropped the record. Header
+        transforms change the record's headers as it goes (the returned record's `raw`)."""
         key, value = record.key, record.value
         cache_key = (_shape_key(key), _shape_key(value))
         compiled = self._compiled.get(cache_key)
@@ -916,7 +1199,7 @@ class Chain:
         key_out, value_out, steps = compiled
         raw = record.raw
         k, v = key.data, value.data
-        for link, step in steps:
+        for link, step, headers in steps:
             try:
                 out = step(raw, topic, k, v)
             except MappingError as exc:
@@ -929,7 +1212,12 @@ class Chain:
                 ) from exc
             if out is None:
                 return None
-            topic, k, v = out
+            if headers:
+                topic, k, v, new_headers = out
+                if new_headers is not raw.headers:
+                    raw = raw._replace(headers=new_headers)
+            else:
+                topic, k, v = out
         return topic, Decoded(raw, Payload(k, *key_out[1:]), Payload(v, *value_out[1:]))
 
     def _compile(self, cache_key: Any, key: Shape, value: Shape) -> tuple[Payload, Payload, list]:
@@ -945,7 +1233,7 @@ class Chain:
                     detail=f"{type(exc).__name__}: {exc}",
                 ) from exc
             if step is not None:
-                steps.append((link, step))
+                steps.append((link, step, link.headers))
         compiled = (
             Payload(None, key, None if key is None else ("smt", cache_key, "key")),
             Payload(None, value, None if value is None else ("smt", cache_key, "value")),
@@ -1003,7 +1291,8 @@ def build_chain(
         predicate = None
         if predicate_name is not None:
             if not getattr(transform, "routes", False):
-                raise o.error("predicate", "only filter, regex_router and timestamp_router take a predicate")
+                takers = sorted((t for t, c in TRANSFORMS.items() if getattr(c, "routes", False)), key=_first_filter)
+                raise o.error("predicate", f"only {', '.join(takers)} take a predicate")
             if predicate_name not in built_predicates:
                 define = f"SINK_PREDICATES__{predicate_name.upper()}__TYPE"
                 raise o.error("predicate", f"no predicate {predicate_name!r} (define {define})")
@@ -1013,6 +1302,10 @@ def build_chain(
             raise o.error("negate", "needs a PREDICATE")
         links.append(_Link(name, type_, transform, predicate, negate))
     return Chain(links)
+
+
+def _first_filter(type_: str) -> tuple[bool, str]:
+    return type_ != "filter", type_
 
 
 def _unknown(type_: str, known: Mapping[str, Any]) -> str:
