@@ -136,6 +136,7 @@ class Worker:
         self._writing: _InFlight | None = None
         self._writer_thread = ThreadPoolExecutor(1, "sink-writer") if rules.write_in_background else None
         router.bind(self.tracker, self.counters)
+        self.stats = router.stats  # per table and per batch, for /metrics and the status page
 
     # -------------------------------------------------------------- lifecycle
 
@@ -279,6 +280,8 @@ class Worker:
         if self._drop_if_stale(raw.coord):
             return
         if isinstance(prepared, Outcome):
+            if prepared.status is Status.SKIPPED:
+                self.stats.skipped()
             self.router.settled([prepared])
         else:
             self.router.accepted(raw)
@@ -417,12 +420,14 @@ class Worker:
     def _write_once(
         self, batch: Batch, on_commit: Callable[[list[Outcome]], None], positions: BatchPositions | None
     ) -> None:
+        started = self.clock()
         try:
             self.writer.write(batch, on_commit, self._check_stop_deadline, positions)
         except RecordError as exc:  # e.g. a deferred constraint at COMMIT: no single row to blame
             raise FatalError(
                 f"the database rejected a whole batch of {batch.table!r} ({_span(batch)}) at commit: {exc.safe_reason}"
             ) from exc
+        self.stats.observe_batch(batch.table, len(batch.rows), self.clock() - started)
 
     def _settle_part(self, outcomes: list[Outcome], remember: bool = True) -> None:
         if remember:  # a retry of this batch skips them

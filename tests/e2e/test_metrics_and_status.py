@@ -128,6 +128,12 @@ def test_metrics_and_status_json_match_the_table_and_the_dead_letter_topic(
     assert m[f"sink_partitions_assigned{{{s}}}"] == 2
     assert m.get(f"sink_consumer_lag{{{s}}}", 0) >= 0  # absent while librdkafka has no high watermark yet
     assert m["process_resident_memory_bytes"] > 1_000_000
+    # Per table and per reason (fed per batch and per failure by the worker and the router):
+    assert m[f'sink_table_records_written_total{{{s},table="{topic}"}}'] == len(rows)
+    assert m[f'sink_batch_records_count{{{s},table="{topic}"}}'] == m[f"sink_batches_total{{{s}}}"]
+    assert m[f'sink_batch_write_seconds_count{{{s},table="{topic}"}}'] == m[f"sink_batches_total{{{s}}}"]
+    errors = {k: v for k, v in m.items() if k.startswith("sink_record_errors_total{")}
+    assert sum(errors.values()) == len(dead) and all('action="dead_letter"' in k for k in errors), errors
 
     status, body = get(port, "/status.json")
     assert status == 200

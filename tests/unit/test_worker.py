@@ -241,6 +241,15 @@ def test_health_is_unready_before_assignment_and_during_a_long_outage_only() -> 
     assert health.retrying_since is None and health.is_stopping and not health.partitions
 
 
+def test_every_written_batch_is_counted_per_table_for_the_metrics() -> None:
+    h = Harness(batch_size=2)
+    h.then(rows(1, 2), rows(3, start=2), [rec(3, {"id": 4, "v": "x"}, topic="items")])
+    assert h.run() == 0
+    tables = h.worker.stats.table_view()
+    assert {name: (t.rows, t.batches) for name, t in tables.items()} == {"orders": (3, 2), "items": (1, 1)}
+    assert h.worker.stats.batch_rows["orders"].count == 2
+
+
 def test_tombstones_delete_with_delete_enabled() -> None:
     mapping = MappingRules(pk_mode="record_key", delete_enabled=True)
     h = Harness(mapping=mapping)
