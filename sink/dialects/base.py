@@ -238,7 +238,9 @@ class Dialect:
     def update(self, table: sa.Table, key: Sequence[str], columns: Sequence[str]) -> Statement:
         # Bind names are positions, not column names: SQLAlchemy reserves those for its SET
         # clause, and a position needs no escaping whatever the column is called.
-        values = {c: sa.bindparam(f"v{i}") for i, c in enumerate(columns) if c not in key}
+        values: dict[str, Any] = {c: sa.bindparam(f"v{i}") for i, c in enumerate(columns) if c not in key}
+        if not values:  # every column is in the key: the row exists or not, nothing to change
+            values = {key[0]: table.c[key[0]]}
         return sa.update(table).where(_key_condition(table, key)).values(values)
 
     def delete(self, table: sa.Table, key: Sequence[str]) -> Statement:
@@ -277,9 +279,12 @@ def on_conflict_upsert(insert: Any, key: Sequence[str], columns: Sequence[str]) 
     """INSERT ... ON CONFLICT (key) DO UPDATE SET the non-key `columns` to the proposed row's values
     (PostgreSQL and SQLite spell it alike); DO NOTHING when every column is in the key."""
     updates = {c: insert.excluded[c] for c in columns if c not in key}
+    statement: Statement
     if not updates:
-        return insert.on_conflict_do_nothing(index_elements=list(key))
-    return insert.on_conflict_do_update(index_elements=list(key), set_=updates)
+        statement = insert.on_conflict_do_nothing(index_elements=list(key))
+    else:
+        statement = insert.on_conflict_do_update(index_elements=list(key), set_=updates)
+    return statement
 
 
 def _label(ct: ColumnType) -> str:

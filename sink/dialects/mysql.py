@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,7 +53,7 @@ class MysqlDialect(Dialect):
             return mysql.VARBINARY(ct.length) if ct.length and ct.length <= VARBINARY_MAX else mysql.LONGBLOB()
         if ct.kind is Kind.DECIMAL:
             return mysql.DECIMAL(*DECIMAL_MAX) if ct.scale is None else mysql.DECIMAL(ct.precision, ct.scale)
-        simple = {
+        simple: dict[Kind, Callable[[], sa.types.TypeEngine[Any]]] = {
             Kind.INT8: mysql.TINYINT,
             Kind.FLOAT32: mysql.FLOAT,
             Kind.FLOAT64: lambda: mysql.DOUBLE(asdecimal=False),  # MySQL's DOUBLE reads as Decimal by default

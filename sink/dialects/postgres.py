@@ -65,7 +65,8 @@ class PostgresDialect(Dialect):
         if not isinstance(getattr(upsert, "_post_values_clause", None), postgresql.dml.OnConflictDoUpdate):
             return None  # DO NOTHING returns no row for a conflict: the flags would not line up
         flag = sa.literal_column("(xmax = 0)", sa.Boolean)
-        return upsert.returning(flag, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+        returning: Statement = upsert.returning(flag, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+        return returning
 
 
     # -------------------------------------------------------------- bulk path: COPY into a stage, then merge
@@ -73,7 +74,7 @@ class PostgresDialect(Dialect):
     def stage(self, spec: TableSpec, names: Sequence[str]) -> sa.TableClause:
         """The temporary staging table for rows of `spec` that carry `names`. Its name is derived from
         the table, the columns and their types, so a table that evolved gets a fresh stage."""
-        shape = repr((spec.name, [(n, str(spec.column(n).type if spec.column(n) else None)) for n in names]))
+        shape = repr((spec.name, [(n, str(c.type) if (c := spec.column(n)) else "None") for n in names]))
         name = STAGE_PREFIX + hashlib.sha1(shape.encode()).hexdigest()[:24]
         return sa.table(name, *(sa.column(n) for n in names))
 

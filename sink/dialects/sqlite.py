@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,12 +44,12 @@ class SqliteDialect(Dialect):
         # Teach this engine's reflection the sink's own type names (per instance, not globally).
         names = getattr(sa_dialect, "ischema_names", None)
         if names is not None:
-            sa_dialect.ischema_names = {**names, "DECIMAL_TEXT": DecimalText, "JSON_TEXT": JsonText}
+            sa_dialect.ischema_names = {**names, "DECIMAL_TEXT": DecimalText, "JSON_TEXT": JsonText}  # type: ignore[attr-defined]
 
     def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
         # Integer and float kinds keep the portable names (SMALLINT .. BIGINT, REAL, DOUBLE):
         # SQLite stores every one of them as a 64-bit integer or an 8-byte float.
-        simple = {
+        simple: dict[Kind, Callable[[], sa.types.TypeEngine[Any]]] = {
             Kind.STRING: sa.Text,
             Kind.BYTES: sa.BLOB,
             Kind.DECIMAL: DecimalText,

@@ -91,3 +91,18 @@ def test_a_batch_ends_as_its_records_written_one_by_one(sink: Sink, db: TargetDb
         {"id": 2, "name": None, "email": "b@x"},
         {"id": 4, "name": "d2", "email": None},
     ]
+
+
+def test_update_mode_on_a_table_of_key_columns_only_changes_nothing_and_fails_nothing(
+    db: TargetDb, unique_name: str
+) -> None:
+    table = db.table(unique_name)
+    upsert, update = Sink(db.url, table), Sink(db.url, table, mode="update")
+    try:
+        assert upsert.batch({"id": 1}, {"id": 2}) == [Status.WRITTEN, Status.WRITTEN]
+        update.offset = upsert.offset
+        assert update.batch({"id": 2}, {"id": 3}) == [Status.WRITTEN, Status.WRITTEN]  # was a syntax error
+        assert rows(db, table) == [{"id": 1}, {"id": 2}], "no row created by an update, none changed"
+    finally:
+        upsert.store.close()
+        update.store.close()
