@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from tests.e2e.conftest import SinkProcess, SinkRunner, write_env
 from tests.support.db import create_poison_table, drop_table, fetch_rows
+from tests.support.http import free_port, http_get
 from tests.support.kafka import Message, committed_offsets, consume_all, create_topic, produce, wait_for
 from tests.support.registry import RegistryServer
 
@@ -315,6 +316,8 @@ def test_postgres_outage_mid_ingest_is_waited_out(
         errors_tolerance="all",  # a misclassified outage would show up as dead-lettered records
         errors_deadletterqueue_topic_name=dlq,
         errors_retry_delay_max_ms=2000,
+        http_port=(port := free_port()),
+        health_retry_unready_ms=3000,  # /readyz says unready once an outage has lasted 3 s
     )
     total, chunk = 4000, 100
     produced = threading.Event()
@@ -348,10 +351,13 @@ def test_postgres_outage_mid_ingest_is_waited_out(
             assert sink.process.poll() is None, f"the sink died during the outage:\n{sink.stderr[-3000:]}"
             return time.monotonic() - stopped_at >= 20
 
+        wait_for(lambda: http_get(port, "/readyz")[0] == 503, 20, message="/readyz stayed ready during the outage")
+        assert "retrying" in http_get(port, "/readyz")[1] and http_get(port, "/livez")[0] == 200, "unready, alive"
         wait_for(outage_lasted, 30, interval=0.5)
         assert "outage, pausing consumption and retrying" in sink.stderr
     finally:
         _restart_postgres()
+    wait_for(lambda: http_get(port, "/readyz")[0] == 200, 60, message="/readyz did not come back after the outage")
 
     wait_for(produced.is_set, 120, message="the producer did not finish")
     assert not failures, failures

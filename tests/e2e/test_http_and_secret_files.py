@@ -12,14 +12,13 @@ import json
 import signal
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import SINK, SinkRunner, _clean_environ, write_env
 from tests.support.db import drop_table, fetch_rows, table_exists
+from tests.support.http import free_port, http_get
 from tests.support.kafka import create_topic, produce, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -28,23 +27,9 @@ DB_SECRET, SASL_SECRET = "FileDbPw-4417q", "FileSaslPw-8830r"
 SQLITE = "sqlite:///{tmp}/x.db"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as answer:
-        return answer.code, answer.read().decode()
-
-
 def _answers(port: int, path: str) -> tuple[int, str] | None:
     try:
-        return _get(port, path)
+        return http_get(port, path)
     except OSError:  # not listening yet
         return None
 
@@ -76,7 +61,7 @@ def test_http_endpoints_of_a_running_sink_with_its_database_url_from_a_file(
     produce(bootstrap_servers, topic, records)
     secret_file = tmp_path / "database-url"
     secret_file.write_text(_with_password(pg_url, DB_SECRET) + "\n")
-    port = _free_port()
+    port = free_port()
     env = write_env(
         tmp_path / "sink.env",
         bootstrap_servers,
@@ -97,7 +82,7 @@ def test_http_endpoints_of_a_running_sink_with_its_database_url_from_a_file(
     seen: list[tuple[int, str]] = []
 
     def ready() -> bool:
-        answer = _get(port, "/readyz")
+        answer = http_get(port, "/readyz")
         seen.append(answer)
         return answer[0] == 200
 
@@ -109,7 +94,7 @@ def test_http_endpoints_of_a_running_sink_with_its_database_url_from_a_file(
     wait_for(lambda: table_exists(pg_url, topic) and len(fetch_rows(pg_url, topic)) == 20, 60, message="no rows")
     assert sorted(row["qty"] for row in fetch_rows(pg_url, topic)) == [i * 10 for i in range(20)]
 
-    status, metrics = _get(port, "/metrics")
+    status, metrics = http_get(port, "/metrics")
     assert status == 200
     pairs = (line.rsplit(" ", 1) for line in metrics.splitlines() if line[:1] != "#")
     samples = {name: float(value) for name, value in pairs}
@@ -121,7 +106,7 @@ def test_http_endpoints_of_a_running_sink_with_its_database_url_from_a_file(
     assert samples["process_resident_memory_bytes"] > 1_000_000  # the process collector reads /proc
     assert samples["process_cpu_seconds_total"] > 0
     assert any(name.startswith("python_info{") for name in samples)
-    assert _get(port, "/nothing-here")[0] == 404
+    assert http_get(port, "/nothing-here")[0] == 404
 
     sink.process.send_signal(signal.SIGTERM)
     assert sink.wait(60) == 0, sink.stderr[-3000:]
