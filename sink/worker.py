@@ -31,6 +31,7 @@ from .logs import fields
 from .model import Batch, Coord, Counters, Outcome, RawRecord, Row, Status
 from .offsets import BatchPositions, Ledger, OffsetTracker, TopicPartition
 from .pipeline import Preparer, Writer
+from .progress import LogReporter, Reporter, snapshot
 from .routing import OutcomeRouter
 
 log = logging.getLogger("sink.worker")
@@ -108,6 +109,7 @@ class Worker:
         clock: Callable[[], float],
         health: Health | None = None,
         ledger: Ledger | None = None,
+        report: Reporter | None = None,
     ) -> None:
         self.source = source
         self.preparer = preparer
@@ -117,6 +119,7 @@ class Worker:
         self.rules = rules
         self.clock = clock
         self.health = health or Health(clock, float("inf"), float("inf"))  # what /livez and /readyz tell
+        self.report = report or LogReporter()  # the totals at each stats tick and at the end
         self.tracker = OffsetTracker()
         self.counters = Counters()
         # Exactly-once (None: at-least-once): positions kept in the target database with the rows.
@@ -360,12 +363,17 @@ class Worker:
         if isinstance(error, Fenced):  # another worker took some partitions: the rest goes on
             self._lose(error.partitions)
             error = _HandBack()
-        if isinstance(error, _HandBack) and not retry:
-            self._write(writing.batch)  # the rest of it, in the foreground
-        elif isinstance(error, RetriableError | _HandBack) and retry:
-            self._retrying(lambda: self._write(writing.batch), deadline)
-        elif error is not None:
-            raise error
+        try:
+            if isinstance(error, _HandBack) and not retry:
+                self._write(writing.batch)  # the rest of it, in the foreground
+            elif isinstance(error, RetriableError | _HandBack) and retry:
+                self._retrying(lambda: self._write(writing.batch), deadline)
+            elif error is not None:
+                raise error
+        except RetriableError:
+            if not retry:  # in a rebalance callback: what is left waits, first in line (the revoke drops
+                self._ready.appendleft(self._remaining(writing.batch))  # only its revoked partitions' rows)
+            raise
         self._written()
 
     def _wait_in_group_for(self, writing: _InFlight) -> None:
@@ -578,8 +586,10 @@ class Worker:
             self.ledger.forget(lost)
 
     def _on_revoke(self, partitions: list[TopicPartition]) -> None:
-        """Write and commit what we hold before the partitions move to another member; during an
-        outage drop it instead (the new owner, maybe us again, reads it from the committed offset)."""
+        """Write and commit what we hold of the revoked partitions before they move to another
+        member; during an outage drop it instead (the new owner, maybe us again, reads it from the
+        committed offset). Only `partitions` are touched: under cooperative rebalancing (incremental
+        revocation) the partitions kept go on, their rows waiting in order."""
         try:
             self._give_up(partitions)
         finally:
@@ -597,7 +607,7 @@ class Worker:
             log.info("revoked %s: flushing and committing first", _names(partitions))
             try:
                 self._collect(retry=False)  # no retries inside the callback
-                self._write_ready(self.batcher.drain(), self._write)
+                self._write_revoked(revoked)
                 self._commit()
             except RetriableError as exc:
                 log.warning("could not flush before giving up partitions (the new owner re-reads them): %s", exc)
@@ -608,33 +618,44 @@ class Worker:
         if self.ledger is not None:
             self.ledger.forget(partitions)
 
+    def _write_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Write, in order, the waiting rows of the revoked partitions (the open batches are closed);
+        the rows of the partitions kept stay waiting, in order, for the loop to write them."""
+        waiting = [*self._ready, *self.batcher.drain()]
+        self._ready.clear()
+        for batch in waiting:
+            kept = _only(batch, lambda row: (row.coord.topic, row.coord.partition) not in revoked)
+            if kept.rows:
+                self._ready.append(kept)
+        for batch in waiting:
+            theirs = _only(batch, lambda row: (row.coord.topic, row.coord.partition) in revoked)
+            if theirs.rows:
+                self._parts_done.clear()
+                self._write(theirs)  # (an outage: the rest of theirs is dropped, the kept rows wait)
+                self._written()
+
     def _drop(self, revoked: set[TopicPartition]) -> None:
-        """Forget every record and row of the revoked partitions that is not settled yet."""
+        """Forget every record and row of the revoked partitions that is not settled yet; those of
+        the partitions kept stay where they are, in order (changed in place: a poll in progress
+        appends to them after the revocation it served)."""
 
         def kept(coord: Coord) -> bool:
             return (coord.topic, coord.partition) not in revoked
 
-        self._held = deque(raw for raw in self._held if kept(raw.coord))
-        batches = [_only(batch, lambda row: kept(row.coord)) for batch in (*self._ready, *self.batcher.drain())]
-        self._ready = deque(batch for batch in batches if batch.rows)
+        held = [raw for raw in self._held if kept(raw.coord)]
+        self._held.clear()
+        self._held.extend(held)
+        open_batches = self.batcher.drain()
+        if self._failed:  # stopping after a failure: the rows not already waiting are never written
+            open_batches = []
+        batches = [_only(batch, lambda row: kept(row.coord)) for batch in (*self._ready, *open_batches)]
+        self._ready.clear()
+        self._ready.extend(batch for batch in batches if batch.rows)
 
     # -------------------------------------------------------------- progress
 
     def _log_stats(self, final: bool = False) -> None:
-        c = self.counters
-        lag = self.source.lag()
-        log.info(
-            "%srecords in=%d written=%d deleted=%d batches=%d dead-lettered=%d failed=%d commits=%d lag=%s",
-            "final: " if final else "",
-            c.records_in,
-            c.rows_written,
-            c.rows_deleted,
-            c.batches,
-            c.dead_lettered,
-            c.failed,
-            c.commits,
-            "?" if lag is None else lag,
-        )
+        self.report(snapshot(self.clock(), self.counters, self.source.lag()), final)
         self._last_stats = self.clock()
 
 

@@ -120,6 +120,9 @@ class FakeSource:
         self.subscribed = False
         self.assigned: set[TP] = set()  # the partitions records came from
         self.when_done: Callable[[], None] = lambda: None
+        # Served by the polls made while paused (the script waits meanwhile): rebalance steps, and
+        # records fetched before the pause took effect.
+        self.while_paused: list[list[RawRecord] | Callable[[], None]] = []
 
     def subscribe(
         self,
@@ -144,10 +147,27 @@ class FakeSource:
 
         return step
 
+    def revoke(self, partitions: list[TP]) -> Callable[[], None]:
+        """A script step: the group takes `partitions` away (on_revoke with just them, as an
+        incremental, cooperative revocation does; the others stay assigned)."""
+
+        def step() -> None:
+            self.on_revoke(partitions)
+            self.assigned.difference_update(partitions)
+
+        return step
+
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         self.clock.now += timeout
         if self.paused:
             self.polls_while_paused += 1
+            while self.while_paused:
+                step = self.while_paused.pop(0)
+                if callable(step):
+                    step()
+                    continue
+                self.assigned.update((r.coord.topic, r.coord.partition) for r in step)
+                return step
             return []
         while self.script:
             step = self.script.pop(0)
