@@ -229,14 +229,14 @@ def select_partitions(
             else:
                 wanted.setdefault(topic, set()).update(partitions)  # type: ignore[union-attr]
     selected: list[TP] = []
-    for topic, partitions in wanted.items():
+    for topic, chosen in wanted.items():
         if topic not in available:
             raise ResetRefused(f"topic {topic!r} does not exist")
         existing = set(available[topic])
-        unknown = sorted(set(partitions or ()) - existing)
+        unknown = sorted(set(chosen or ()) - existing)
         if unknown:
             raise ResetRefused(f"topic {topic!r} has no partition {unknown[0]} (partitions 0-{max(existing)})")
-        selected += [(topic, p) for p in sorted(existing if partitions is None else partitions)]
+        selected += [(topic, p) for p in sorted(existing if chosen is None else chosen)]
     return sorted(selected)
 
 

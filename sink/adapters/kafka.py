@@ -115,11 +115,13 @@ def _no_values(exc: KafkaException) -> str:
 def to_raw(message: Message) -> RawRecord:
     _kind, timestamp = message.timestamp()
     headers = tuple(message.headers() or ())
+    # A consumed record (not an error) always has a topic, partition and offset, and headers are
+    # (name, value) pairs: the stubs type them loosely. No run-time check: this is the hot path.
     return RawRecord(
-        Coord(message.topic(), message.partition(), message.offset()),
+        Coord(message.topic(), message.partition(), message.offset()),  # type: ignore[arg-type]
         message.key(),
         message.value(),
-        headers,
+        headers,  # type: ignore[arg-type]
         timestamp if timestamp >= 0 else None,
     )
 

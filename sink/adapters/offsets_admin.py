@@ -13,7 +13,10 @@ from concurrent.futures import Future
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import (
+    AdminClient,
+    OffsetSpec,  # type: ignore[attr-defined]  # public, not re-exported per the stubs
+)
 
 from ..errors import BrokerUnavailable, ConfigError, SinkError
 from ..reset import TP, GroupState, ResetRefused
@@ -49,7 +52,7 @@ class OffsetsAdmin:
         config: dict[str, Any] = {"bootstrap.servers": bootstrap, "client.id": "kafka-sql-sink-reset-offsets"}
         config.update({k: v for k, v in overrides.items() if not k.startswith(_CONSUMER_ONLY)})
         try:
-            self._admin = AdminClient({**config, "logger": _QUIET})
+            self._admin = AdminClient({**config, "logger": _QUIET})  # type: ignore[dict-item]
         except KafkaException as exc:
             raise ConfigError(f"SINK_CONSUMER__*: {exc.args[0].str()}") from None
 
@@ -89,10 +92,10 @@ class OffsetsAdmin:
         return out
 
     def earliest(self, partitions: Sequence[TP]) -> dict[TP, int]:
-        return self._list_offsets(partitions, OffsetSpec.earliest(), "earliest")  # type: ignore[return-value]
+        return self._list_offsets(partitions, OffsetSpec.earliest(), "earliest")  # type: ignore[return-value,no-untyped-call]
 
     def latest(self, partitions: Sequence[TP]) -> dict[TP, int]:
-        return self._list_offsets(partitions, OffsetSpec.latest(), "latest")  # type: ignore[return-value]
+        return self._list_offsets(partitions, OffsetSpec.latest(), "latest")  # type: ignore[return-value,no-untyped-call]
 
     def offsets_for_time(self, partitions: Sequence[TP], timestamp_ms: int) -> dict[TP, int | None]:
         """The first offset whose timestamp is at or after `timestamp_ms`; None when there is none."""

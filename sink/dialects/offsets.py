@@ -47,7 +47,7 @@ def offset_statements(dialect: Dialect, name: str) -> OffsetStatements:
     table = offsets_table(name)
     c = table.c
     row = sa.and_(c.group_id == sa.bindparam("g"), c.topic == sa.bindparam("t"), c.partition == sa.bindparam("p"))
-    values = {
+    values: dict[str, object] = {
         "group_id": sa.bindparam("g"),
         "topic": sa.bindparam("t"),
         "partition": sa.bindparam("p"),
