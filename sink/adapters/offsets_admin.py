@@ -13,10 +13,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import (
-    AdminClient,
-    OffsetSpec,  # type: ignore[attr-defined]  # public, not re-exported per the stubs
-)
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # OffsetSpec: public
 
 from ..errors import BrokerUnavailable, ConfigError, SinkError
 from ..reset import TP, GroupState, ResetRefused
