@@ -28,6 +28,7 @@ from .formats import make_decoder
 from .health import Health, WatchedSource
 from .logs import setup_logging
 from .pipeline import Preparer, Writer, WriteRules
+from .progress import LogReporter, Reporter, TerminalReporter
 from .routing import OutcomeRouter, RoutingRules
 from .transforms import MappingRules, RowMapper
 from .worker import LoopRules, Source, Worker
@@ -113,7 +114,9 @@ def _dlq_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 # ------------------------------------------------------------------------------ run
 
 
-def build_worker(settings: Settings, health: Health | None = None) -> tuple[Worker, list[object]]:
+def build_worker(
+    settings: Settings, health: Health | None = None, report: Reporter | None = None
+) -> tuple[Worker, list[object]]:
     """Wire a worker from settings; also return what must be closed afterwards. With `health`, the
     source reports heartbeats, assignments and pauses to it (for /livez and /readyz)."""
     from .adapters.db import SqlStore, create_engine
@@ -165,10 +168,11 @@ def build_worker(settings: Settings, health: Health | None = None) -> tuple[Work
         writer,
         Batcher(settings.batch_size, settings.batch_max_wait_ms, time.monotonic, settings.buffer_max_bytes),
         OutcomeRouter(routing, publisher),
-        _loop_rules(settings),
+        _loop_rules(settings, progress_every_second=isinstance(report, TerminalReporter)),
         time.monotonic,
         health,
         ledger=ledger,
+        report=report,
     )
     closeables: list[object] = [c for c in (publisher, store) if c is not None]
     return worker, closeables
@@ -214,10 +218,11 @@ def _routing_rules(s: Settings) -> RoutingRules:
     )
 
 
-def _loop_rules(s: Settings) -> LoopRules:
+def _loop_rules(s: Settings, progress_every_second: bool = False) -> LoopRules:
+    stats_interval_s = s.log_stats_interval_ms / 1000
     return LoopRules(
         max_poll_records=min(s.batch_size, 5000),
-        stats_interval_s=s.log_stats_interval_ms / 1000,
+        stats_interval_s=min(stats_interval_s, 1.0) if progress_every_second else stats_interval_s,
         retry_timeout_s=None if s.errors_retry_timeout_ms < 0 else s.errors_retry_timeout_ms / 1000,
         retry_delay_max_s=s.errors_retry_delay_max_ms / 1000,
         shutdown_timeout_s=s.shutdown_timeout_ms / 1000,
@@ -237,7 +242,7 @@ def run(settings: Settings) -> int:
     )
     try:
         http = _serve_http(settings, health)
-        worker, closeables = build_worker(settings, health)
+        worker, closeables = build_worker(settings, health, _reporter())
     except ConfigError as exc:
         print(f"sink: configuration error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -258,6 +263,14 @@ def run(settings: Settings) -> int:
         closeable.close()
     log.info("stopped with exit code %d", code)
     return code
+
+
+def _reporter() -> Reporter:
+    """In a terminal, one progress line updated every second and a summary table at the end;
+    otherwise (a container, a pipe) the same numbers as log lines at SINK_LOG_STATS_INTERVAL_MS."""
+    if sys.stderr.isatty():
+        return TerminalReporter(sys.stderr, time.monotonic())
+    return LogReporter()
 
 
 def _serve_http(settings: Settings, health: Health):  # type: ignore[no-untyped-def]
