@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import FrameType
 
 from .batch import Batcher
@@ -26,6 +27,7 @@ from .config import Settings, load_settings
 from .errors import ConfigError, FatalError, SinkError
 from .formats import make_decoder
 from .health import Health, WatchedSource
+from .identifiers import IdentifierRules
 from .logs import setup_logging
 from .pipeline import Preparer, Writer, WriteRules
 from .progress import LogReporter, Reporter, TerminalReporter
@@ -128,24 +130,15 @@ def build_worker(
     )
     registry = _registry(settings)
     dialect = store.dialect  # the target database's rules for names and table width
+    rules = rules_from(settings, dialect.identifiers, dialect.max_columns, isinstance(report, TerminalReporter))
     depth = settings.record_max_depth
     preparer = Preparer(
         make_decoder(settings.key_format, registry, depth),
         make_decoder(settings.value_format, registry, depth),
-        RowMapper(_mapping_rules(settings), dialect.identifiers),
+        RowMapper(rules.mapping, dialect.identifiers),
     )
-    writer = Writer(
-        store,
-        WriteRules(
-            settings.insert_mode,
-            settings.auto_create,
-            settings.auto_evolve,
-            stop_at_rejection=settings.errors_tolerance == "none",
-            identifiers=dialect.identifiers,
-            max_columns=min(settings.table_max_columns or dialect.max_columns, dialect.max_columns),
-        ),
-    )
-    routing = _routing_rules(settings)
+    writer = Writer(store, rules.write)
+    routing = rules.routing
     publisher = None
     if routing.dlq_topic or routing.result_topic or routing.error_topic:
         publisher = KafkaPublisher(settings.bootstrap_servers, settings.producer_config())
@@ -168,7 +161,7 @@ def build_worker(
         writer,
         Batcher(settings.batch_size, settings.batch_max_wait_ms, time.monotonic, settings.buffer_max_bytes),
         OutcomeRouter(routing, publisher),
-        _loop_rules(settings, progress_every_second=isinstance(report, TerminalReporter)),
+        rules.loop,
         time.monotonic,
         health,
         ledger=ledger,
@@ -186,46 +179,68 @@ def _registry(settings: Settings):  # type: ignore[no-untyped-def]
     return RegistrySchemaSource(settings.schema_registry_url, settings.registry_config())
 
 
-def _mapping_rules(s: Settings) -> MappingRules:
-    return MappingRules(
-        s.table_name_format,
-        s.pk_mode,
-        s.pk_fields,
-        s.fields_include,
-        s.fields_exclude,
-        s.delete_enabled,
-        cdc_format=s.cdc_format,
-        transforms=s.transforms,
-        cdc_add_fields=s.cdc_add_fields,
-        cdc_add_fields_prefix=s.cdc_add_fields_prefix,
-        cdc_soft_delete=s.cdc_delete_mode == "soft",
-    )
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Every rule object a worker is built from."""
+
+    mapping: MappingRules
+    write: WriteRules
+    routing: RoutingRules
+    loop: LoopRules
 
 
-def _routing_rules(s: Settings) -> RoutingRules:
-    return RoutingRules(
-        connector_name=s.name,
-        tolerance=s.errors_tolerance,
-        dlq_topic=s.errors_deadletterqueue_topic_name,
-        dlq_context_headers=s.errors_deadletterqueue_context_headers_enable,
-        max_ratio=s.errors_deadletterqueue_max_ratio,
-        ratio_window=s.errors_deadletterqueue_ratio_window,
-        max_consecutive=s.errors_deadletterqueue_max_consecutive,
-        log_errors=s.errors_log_enable,
-        log_messages=s.errors_log_include_messages,
-        result_topic=s.reporter_result_topic_name,
-        error_topic=s.reporter_error_topic_name,
-    )
-
-
-def _loop_rules(s: Settings, progress_every_second: bool = False) -> LoopRules:
+def rules_from(
+    s: Settings,
+    identifiers: IdentifierRules | None = None,
+    database_max_columns: int | None = None,
+    progress_every_second: bool = False,
+) -> Rules:
+    """The settings as the core's rule objects, each built by keyword, in one place. `identifiers`
+    and `database_max_columns` are the target database's (names, table width)."""
+    identifiers = identifiers or IdentifierRules()
     stats_interval_s = s.log_stats_interval_ms / 1000
-    return LoopRules(
-        max_poll_records=min(s.batch_size, 5000),
-        stats_interval_s=min(stats_interval_s, 1.0) if progress_every_second else stats_interval_s,
-        retry_timeout_s=None if s.errors_retry_timeout_ms < 0 else s.errors_retry_timeout_ms / 1000,
-        retry_delay_max_s=s.errors_retry_delay_max_ms / 1000,
-        shutdown_timeout_s=s.shutdown_timeout_ms / 1000,
+    return Rules(
+        mapping=MappingRules(
+            table_name_format=s.table_name_format,
+            pk_mode=s.pk_mode,
+            pk_fields=s.pk_fields,
+            fields_include=s.fields_include,
+            fields_exclude=s.fields_exclude,
+            delete_enabled=s.delete_enabled,
+            cdc_format=s.cdc_format,
+            transforms=s.transforms,
+            cdc_add_fields=s.cdc_add_fields,
+            cdc_add_fields_prefix=s.cdc_add_fields_prefix,
+            cdc_soft_delete=s.cdc_delete_mode == "soft",
+        ),
+        write=WriteRules(
+            insert_mode=s.insert_mode,
+            auto_create=s.auto_create,
+            auto_evolve=s.auto_evolve,
+            stop_at_rejection=s.errors_tolerance == "none",
+            identifiers=identifiers,
+            max_columns=min(filter(None, (s.table_max_columns, database_max_columns)), default=None),
+        ),
+        routing=RoutingRules(
+            connector_name=s.name,
+            tolerance=s.errors_tolerance,
+            dlq_topic=s.errors_deadletterqueue_topic_name,
+            dlq_context_headers=s.errors_deadletterqueue_context_headers_enable,
+            max_ratio=s.errors_deadletterqueue_max_ratio,
+            ratio_window=s.errors_deadletterqueue_ratio_window,
+            max_consecutive=s.errors_deadletterqueue_max_consecutive,
+            log_errors=s.errors_log_enable,
+            log_messages=s.errors_log_include_messages,
+            result_topic=s.reporter_result_topic_name,
+            error_topic=s.reporter_error_topic_name,
+        ),
+        loop=LoopRules(
+            max_poll_records=min(s.batch_size, 5000),
+            stats_interval_s=min(stats_interval_s, 1.0) if progress_every_second else stats_interval_s,
+            retry_timeout_s=None if s.errors_retry_timeout_ms < 0 else s.errors_retry_timeout_ms / 1000,
+            retry_delay_max_s=s.errors_retry_delay_max_ms / 1000,
+            shutdown_timeout_s=s.shutdown_timeout_ms / 1000,
+        ),
     )
 
 
@@ -308,20 +323,34 @@ def check(settings: Settings) -> int:
 
 
 def reset_offsets(settings: Settings, args: argparse.Namespace) -> int:
+    from .adapters.db import SqlOffsets, SqlStore, create_engine
     from .adapters.offsets_admin import OffsetsAdmin
-    from .reset import run_command
+    from .reset import PositionsPort, run_command
 
     def connect() -> OffsetsAdmin:
         return OffsetsAdmin(settings.bootstrap_servers, settings.consumer_config())
 
-    return run_command(
-        args,
-        settings.effective_group_id,
-        settings.topics,
-        settings.topics_regex,
-        connect,
-        exactly_once=settings.delivery_guarantee == "exactly_once",
-    )
+    stores: list[SqlStore] = []
+
+    def table(group: str) -> PositionsPort:
+        """Exactly-once: the group's rows in the offsets table of the target database."""
+        store = SqlStore(create_engine(settings.database_url.get_secret_value()))
+        stores.append(store)
+        return SqlOffsets(store, group, settings.offsets_table_name, create=False)
+
+    try:
+        return run_command(
+            args,
+            settings.effective_group_id,
+            settings.topics,
+            settings.topics_regex,
+            connect,
+            exactly_once=settings.delivery_guarantee == "exactly_once",
+            table=table,
+        )
+    finally:
+        for store in stores:
+            store.close()
 
 
 # ------------------------------------------------------------------------------ dlq inspect | redrive

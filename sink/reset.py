@@ -11,6 +11,12 @@ prints the table. The broker is reached only through an `OffsetsPort`
              group state             -> refuse while the group has members
              committed/earliest/latest/offsets-for-time + spec -> [Row(tp, current, new)]
     execute: alter the group's committed offsets (only with --execute; a dry run changes nothing)
+
+Under exactly-once the sink starts from the offsets table in the target database, not from the
+group: a `PositionsPort` (`sink.adapters.db.SqlOffsets`) shows the table's positions beside the
+group's, `--shift-by`/`--to-current` start from the table's position where it has one, and
+`--execute` writes the new positions into the table first (one transaction, each partition's epoch
+bumped, which fences a worker still writing), then moves the group as without exactly-once.
 """
 
 from __future__ import annotations
@@ -55,6 +61,20 @@ class OffsetsPort(Protocol):
     def alter(self, group: str, offsets: Mapping[TP, int]) -> None: ...
 
 
+class PositionsPort(Protocol):
+    """Exactly-once: the group's rows in the offsets table of the target database."""
+
+    def positions(self, partitions: Sequence[TP]) -> dict[TP, int | None]:
+        """The next offset the table holds per partition (None: no row, or no position yet);
+        changes nothing (no table is created)."""
+        ...
+
+    def reset(self, offsets: Mapping[TP, int]) -> None:
+        """One transaction: each partition's next offset set (its row created when missing) and
+        its epoch bumped, so a worker that still holds the partition is refused its next write."""
+        ...
+
+
 @dataclass(frozen=True)
 class Spec:
     kind: str  # one of SPECS
@@ -78,6 +98,7 @@ class Row:
     tp: TP
     current: int | None
     new: int | None  # None: left as it is (--to-current without a committed offset)
+    table: int | None = None  # exactly-once: the position in the offsets table (None: none there)
 
 
 # ------------------------------------------------------------------------------ arguments
@@ -294,12 +315,17 @@ def clamp(offset: int, earliest: int, latest: int) -> int:
     return max(earliest, min(latest, offset))
 
 
-def format_table(rows: Sequence[Row]) -> str:
-    """Like kafka-consumer-groups: aligned columns, `-` where there is no offset."""
-    lines = [("TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET")] + [
-        (r.tp[0], str(r.tp[1]), _show(r.current), _show(r.new)) for r in rows
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+def format_table(rows: Sequence[Row], table_column: bool = False) -> str:
+    """Like kafka-consumer-groups: aligned columns, `-` where there is no offset. With
+    `table_column` (exactly-once), the offsets table's position too."""
+    lines: list[tuple[str, ...]]
+    if table_column:
+        lines = [("TOPIC", "PARTITION", "CURRENT-OFFSET", "TABLE-OFFSET", "NEW-OFFSET")]
+        lines += [(r.tp[0], str(r.tp[1]), _show(r.current), _show(r.table), _show(r.new)) for r in rows]
+    else:
+        lines = [("TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET")]
+        lines += [(r.tp[0], str(r.tp[1]), _show(r.current), _show(r.new)) for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
@@ -316,34 +342,62 @@ def _show(offset: int | None) -> str:
 # ------------------------------------------------------------------------------ the command
 
 
-def plan(request: Request, sink_topics: Sequence[str], sink_regex: str | None, port: OffsetsPort) -> list[Row]:
+def plan(
+    request: Request,
+    sink_topics: Sequence[str],
+    sink_regex: str | None,
+    port: OffsetsPort,
+    table: PositionsPort | None = None,
+) -> list[Row]:
     partitions = select_partitions(request, sink_topics, sink_regex, port.topics())
     problem = active_problem(request.group, port.group_state(request.group))
     if problem:
         raise ResetRefused(problem)
-    current = port.committed(request.group, partitions)
+    committed = port.committed(request.group, partitions)
     earliest, latest = port.earliest(partitions), port.latest(partitions)
     at_time = None
     if request.spec.timestamp_ms is not None:
         at_time = port.offsets_for_time(partitions, request.spec.timestamp_ms)
-    return new_offsets(request.spec, partitions, current, earliest, latest, at_time)
+    if table is None:
+        return new_offsets(request.spec, partitions, committed, earliest, latest, at_time)
+    # Exactly-once: the sink starts where the table says (else at the group's committed offset),
+    # so a shift or "current" starts from there; the CURRENT-OFFSET column stays the group's.
+    positions = table.positions(partitions)
+    start = {tp: positions.get(tp) if positions.get(tp) is not None else committed.get(tp) for tp in partitions}
+    rows = new_offsets(request.spec, partitions, start, earliest, latest, at_time)
+    return [Row(r.tp, committed.get(r.tp), r.new, positions.get(r.tp)) for r in rows]
 
 
 def reset_offsets(
-    request: Request, sink_topics: Sequence[str], sink_regex: str | None, port: OffsetsPort, out: Callable[[str], None]
+    request: Request,
+    sink_topics: Sequence[str],
+    sink_regex: str | None,
+    port: OffsetsPort,
+    out: Callable[[str], None],
+    table: PositionsPort | None = None,
 ) -> int:
-    rows = plan(request, sink_topics, sink_regex, port)
+    rows = plan(request, sink_topics, sink_regex, port, table)
     notice = out
     if request.export:
         out(format_csv(rows))
         notice = _stderr  # stdout stays a file --from-file reads
     else:
-        out(format_table(rows))
+        out(format_table(rows, table_column=table is not None))
     changes = {row.tp: row.new for row in rows if row.new is not None}
+    also = " nor the offsets table" if table is not None else ""
     if not request.execute:
-        notice(f"dry run: group {request.group} not changed; add --execute to apply these offsets")
+        notice(f"dry run: group {request.group} not changed{also}; add --execute to apply these offsets")
         return 0
-    if changes:
+    if changes and table is not None:
+        table.reset(changes)  # first: it is where the next worker starts
+        notice(f"offsets table: positions of {len(changes)} partition(s) of group {request.group} reset")
+        try:
+            port.alter(request.group, changes)
+        except SinkError as exc:
+            raise SinkError(
+                f"the offsets table was reset (the sink starts there) but the group's offsets were not: {exc}"
+            ) from None
+    elif changes:
         port.alter(request.group, changes)
     notice(f"group {request.group}: offsets of {len(changes)} partition(s) reset")
     return 0
@@ -368,15 +422,18 @@ def run_command(
     out: Callable[[str], None] = print,
     now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     exactly_once: bool = False,
+    table: Callable[[str], PositionsPort] | None = None,
 ) -> int:
-    """`sink reset-offsets`: 0 done (or dry run), 2 refused (one line), 1 the broker failed (one line).
-    Under exactly-once the positions in the offsets table win over the group's: `--execute` is
-    refused (moving only the group would do nothing), the dry run says so."""
+    """`sink reset-offsets`: 0 done (or dry run), 2 refused (one line), 1 the broker or the
+    database failed (one line). Under exactly-once the positions in the offsets table win over the
+    group's: `table(group)` opens that group's rows, shown and reset with the group's offsets;
+    without it `--execute` is refused (moving only the group would do nothing)."""
     try:
         request = build_request(args, default_group, now_ms())
-        if exactly_once and request.execute:
+        if exactly_once and request.execute and table is None:
             raise ConfigError(EXACTLY_ONCE_REFUSAL)
-        return reset_offsets(request, sink_topics, sink_regex, connect(), out)
+        positions = table(request.group) if exactly_once and table is not None else None
+        return reset_offsets(request, sink_topics, sink_regex, connect(), out, positions)
     except SinkError as exc:
         print(f"sink: reset-offsets: {exc}", file=sys.stderr)
         return exc.exit_code if isinstance(exc, FatalError) else 1

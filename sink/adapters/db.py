@@ -19,6 +19,7 @@ from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
 from ..plan import Plan
 from ..schema import Evolution
+from ..transactions import Transaction
 from . import pgcopy
 from .dberrors import classified, classify, ddl_classified, driver_refusals
 from .executemany import (
@@ -302,11 +303,17 @@ class SqlOffsets:
     """offsets.OffsetStore over the target database: the offsets table (created when missing) of
     one consumer group. SQL in `dialects/offsets.py`."""
 
-    def __init__(self, store: SqlStore, group_id: str, table_name: str = "__sink_offsets") -> None:
+    def __init__(self, store: SqlStore, group_id: str, table_name: str = "__sink_offsets", create: bool = True) -> None:
+        """`create=False` (reset-offsets): the table is created only by `reset`, never by a read."""
         self.store = store
         self.group_id = group_id
+        self.table_name = table_name
         self.statements = offset_statements(store.dialect, table_name)
-        with ddl_classified(table_name), store.engine.begin() as connection:
+        if create:
+            self._create()
+
+    def _create(self) -> None:
+        with ddl_classified(self.table_name), self.store.engine.begin() as connection:
             self.statements.table.create(connection, checkfirst=True)
 
     def transaction(self) -> AbstractContextManager[SqlTransaction]:
@@ -325,9 +332,11 @@ class SqlOffsets:
         return claimed
 
     def advance(
-        self, tx: SqlTransaction, positions: Mapping[tuple[str, int], tuple[int | None, int]]
+        self, tx: Transaction, positions: Mapping[tuple[str, int], tuple[int | None, int]]
     ) -> frozenset[tuple[str, int]]:
-        """Per partition, the compare-and-set on its epoch; the partitions where it matched no row."""
+        """Per partition, the compare-and-set on its epoch; the partitions where it matched no row.
+        `tx` is one of this store's transactions (offsets.OffsetStore types it by the core's port)."""
+        assert isinstance(tx, SqlTransaction)
         s, fenced = self.statements, set()
         with classified():
             for (topic, partition), (next_offset, epoch) in positions.items():
@@ -343,8 +352,26 @@ class SqlOffsets:
     def rows(self) -> dict[tuple[str, int], tuple[int | None, int]]:
         """The group's rows (for tools and tests): (next_offset, epoch) by partition."""
         with classified(), self.store.engine.connect() as connection:
+            if not sa.inspect(connection).has_table(self.table_name):
+                return {}
             rows = connection.execute(self.statements.rows, {"g": self.group_id})
             return {(t, p): (n, e) for t, p, n, e in rows}
+
+    def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        """reset.PositionsPort: the next offset the table holds per partition (None: none)."""
+        rows = self.rows()
+        return {tp: rows[tp][0] if tp in rows else None for tp in partitions}
+
+    def reset(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """reset.PositionsPort: one transaction; each row created when missing, its next offset
+        set and its epoch bumped (a worker still holding the partition is refused its next write)."""
+        self._create()
+        s = self.statements
+        with self.store.transaction() as tx, classified():
+            for (topic, partition), offset in sorted(offsets.items()):
+                key = {"g": self.group_id, "t": topic, "p": partition}
+                tx.connection.execute(s.insert_missing, key)
+                tx.connection.execute(s.reset, {**key, "n": offset})
 
 
 __all__ = ["Kind", "SqlOffsets", "SqlStore", "classify", "create_engine"]

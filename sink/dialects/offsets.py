@@ -28,6 +28,7 @@ class OffsetStatements:
     advance: Executable  # compare-and-set: next_offset = :n where the epoch is still :e
     keep: Executable  # the same compare-and-set, leaving next_offset as it is
     rows: Executable  # (topic, partition, next_offset, epoch) of group :g
+    reset: Executable  # reset-offsets: next_offset = :n and epoch + 1 (fences the owner), unconditionally
 
 
 def offsets_table(name: str) -> sa.Table:
@@ -74,6 +75,7 @@ def offset_statements(dialect: Dialect, name: str) -> OffsetStatements:
         sa.update(table).where(fenced).values(next_offset=sa.bindparam("n"), epoch=c.epoch, updated_at=now),
         sa.update(table).where(fenced).values(next_offset=c.next_offset, epoch=c.epoch, updated_at=now),
         sa.select(c.topic, c.partition, c.next_offset, c.epoch).where(c.group_id == sa.bindparam("g")),
+        sa.update(table).where(row).values(next_offset=sa.bindparam("n"), epoch=c.epoch + 1, updated_at=now),
     )
 
 

@@ -4,9 +4,24 @@ down during the revocation or goes down in the middle of its flush."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import wait
+
 from tests.unit.test_worker import Harness, rec, rows
 
 P0, P1 = ("orders", 0), ("orders", 1)
+
+
+def _written(h: Harness) -> Callable[[], None]:
+    """A script step: wait until the batch write in flight (if any) is over, so that its outage is
+    met by the loop before the script ends (the worker stops when it does)."""
+
+    def step() -> None:
+        writing = h.worker._writing
+        if writing is not None:
+            wait([writing.future], timeout=10)
+
+    return step
 
 
 def test_a_cooperative_revoke_flushes_only_the_revoked_partition() -> None:
@@ -26,7 +41,7 @@ def test_a_cooperative_revoke_flushes_only_the_revoked_partition() -> None:
 def test_a_revoke_during_an_outage_drops_only_the_revoked_partition() -> None:
     h = Harness(batch_size=2)
     h.store.outages = 3
-    h.then([rec(0, {"id": 1}, partition=0), rec(0, {"id": 10}, partition=1)])
+    h.then([rec(0, {"id": 1}, partition=0), rec(0, {"id": 10}, partition=1)], _written(h), [], [], [])
     h.source.while_paused = [
         h.source.revoke([P1]),
         [rec(1, {"id": 2}, partition=0)],  # fetched before the pause took effect
