@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError
+from .model import CdcFormat, InsertMode, PkMode, Tolerance
 
 ENV_PREFIX = "SINK_"
 PASSTHROUGH = ("consumer", "producer", "schema_registry")  # SINK_<GROUP>__<PROP> -> librdkafka "a.b.c"
@@ -87,14 +88,14 @@ class Settings(BaseSettings):
 
     database_url: SecretStr
     table_name_format: str = "${topic}"
-    insert_mode: Literal["insert", "upsert", "update"] = "insert"
-    pk_mode: Literal["none", "kafka", "record_key", "record_value", "record_header"] = "none"
+    insert_mode: InsertMode = "insert"
+    pk_mode: PkMode = "none"
     pk_fields: CommaList = ()
     fields_include: CommaList = ()
     fields_exclude: CommaList = ()
     delete_enabled: bool = False
     # Debezium change events (sink/cdc.py): none, debezium (every record is one), auto (detected).
-    cdc_format: Literal["none", "debezium", "auto"] = "none"
+    cdc_format: CdcFormat = "none"
     # Debezium's add.fields (op, ts_ms, source.<field>, transaction.<field>, or a bare source field) as
     # columns <prefix><name, . as _>; soft deletes: a delete upserts <prefix>deleted=true instead.
     cdc_add_fields: CommaList = ()
@@ -115,7 +116,7 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(500, ge=0)
     buffer_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # records' bytes buffered before a write
 
-    errors_tolerance: Literal["none", "all"] = "none"
+    errors_tolerance: Tolerance = "none"
     errors_retry_timeout_ms: int = Field(-1, ge=-1)
     errors_retry_delay_max_ms: int = Field(60_000, ge=1)
     errors_deadletterqueue_topic_name: str | None = None

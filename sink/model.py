@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 # The types made once per record (and per record and stage) are named tuples: immutable like the
 # frozen dataclasses below, at a quarter of their construction cost on the hot path (a frozen
@@ -132,6 +132,13 @@ class Decoded(NamedTuple):
     @property
     def coord(self) -> Coord:
         return self.raw.coord
+
+
+# The choices of the settings that steer the core (Kafka Connect's values), checked by the type checker.
+InsertMode = Literal["insert", "upsert", "update"]
+PkMode = Literal["none", "kafka", "record_key", "record_value", "record_header"]
+Tolerance = Literal["none", "all"]  # errors.tolerance
+CdcFormat = Literal["none", "debezium", "auto"]
 
 
 class Op(enum.StrEnum):

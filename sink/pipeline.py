@@ -27,7 +27,7 @@ from .errors import (
 )
 from .formats import Decoder, schema_id_headers
 from .identifiers import IdentifierRules
-from .model import Batch, Decoded, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
+from .model import Batch, Decoded, InsertMode, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
 from .plan import write_plan
 from .refusals import refusals, refused_outcome, subbatch
 from .schema import Evolution, evolve
@@ -96,7 +96,7 @@ def _describe_exception(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class WriteRules:
-    insert_mode: str = "insert"
+    insert_mode: InsertMode = "insert"
     auto_create: bool = False
     auto_evolve: bool = False
     stop_at_rejection: bool = False  # errors.tolerance=none: write nothing after the first rejected row

@@ -24,7 +24,7 @@ from . import deadletter, report
 from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
 from .logs import fields
 from .metrics import Stats
-from .model import Coord, Counters, Outcome, RawRecord, Status
+from .model import Coord, Counters, Outcome, RawRecord, Status, Tolerance
 from .offsets import OffsetTracker
 
 log = logging.getLogger("sink.errors")
@@ -61,7 +61,7 @@ class DeadLetterFlood(FatalError):
 @dataclass(frozen=True, slots=True)
 class RoutingRules:
     connector_name: str = "sink"
-    tolerance: str = "none"
+    tolerance: Tolerance = "none"
     dlq_topic: str | None = None
     dlq_context_headers: bool = False
     max_ratio: float = 1.0  # a bad share above this over the last `ratio_window` records stops the worker

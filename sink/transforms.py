@@ -18,7 +18,7 @@ from .cdc import Change, ChangeFields, ChangeReader, source_block
 from .errors import MappingError
 from .formats import Struct
 from .identifiers import IdentifierRules, check_columns, check_table
-from .model import Column, ColumnType, Decoded, Kind, Op, Payload, Row, Stage, TableSpec
+from .model import CdcFormat, Column, ColumnType, Decoded, Kind, Op, Payload, PkMode, Row, Stage, TableSpec
 from .schema import infer_columns, infer_type
 
 KAFKA_FIELDS = ("__connect_topic", "__connect_partition", "__connect_offset")
@@ -38,12 +38,12 @@ def source_placeholders(table_name_format: str) -> tuple[str, ...]:
 @dataclass(frozen=True, slots=True)
 class MappingRules:
     table_name_format: str = "${topic}"
-    pk_mode: str = "none"
+    pk_mode: PkMode = "none"
     pk_fields: tuple[str, ...] = ()
     fields_include: tuple[str, ...] = ()
     fields_exclude: tuple[str, ...] = ()
     delete_enabled: bool = False
-    cdc_format: str = "none"  # none | debezium | auto: see cdc.ChangeReader
+    cdc_format: CdcFormat = "none"  # see cdc.ChangeReader
     transforms: Any = None  # an smt.Chain, or None
     cdc_add_fields: tuple[str, ...] = ()  # Debezium's add.fields: op, source.ts_ms, ... (cdc.ChangeFields)
     cdc_add_fields_prefix: str = "__"

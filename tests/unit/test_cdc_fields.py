@@ -122,7 +122,7 @@ def test_start_up_errors_name_the_variable(env: dict[str, str], variable: str, w
 
 
 def test_valid_settings_reach_the_rules() -> None:
-    from sink.cli import _mapping_rules
+    from sink.cli import rules_from
 
     s = load_settings(
         environ={
@@ -133,7 +133,7 @@ def test_valid_settings_reach_the_rules() -> None:
             "SINK_CDC_DELETE_MODE": "soft",
         }
     )
-    rules = _mapping_rules(s)
+    rules = rules_from(s).mapping
     assert rules.cdc_add_fields == ("op", "source.ts_ms", "table")
     assert (rules.cdc_add_fields_prefix, rules.cdc_soft_delete) == ("meta_", True)
     assert rules.table_name_format == "replica_${source.table}"

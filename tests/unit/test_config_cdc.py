@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sink.cli import _mapping_rules
+from sink.cli import rules_from
 from sink.config import load_settings
 from sink.errors import ConfigError
 
@@ -20,7 +20,7 @@ BASE = {
 @pytest.mark.parametrize("mode", ["debezium", "auto", "none"])
 def test_cdc_format_reaches_the_mapping_rules(mode: str) -> None:
     settings = load_settings([], {**BASE, "SINK_CDC_FORMAT": mode})
-    assert _mapping_rules(settings).cdc_format == mode
+    assert rules_from(settings).mapping.cdc_format == mode
 
 
 def test_default_is_none() -> None:

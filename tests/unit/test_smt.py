@@ -382,9 +382,9 @@ def test_a_chain_from_env_reaches_the_mapper() -> None:
         ("rename", "replace_field"),
         ("route", "regex_router"),
     ]
-    from sink.cli import _mapping_rules
+    from sink.cli import rules_from
 
-    assert _mapping_rules(s).transforms is s.transforms
+    assert rules_from(s).mapping.transforms is s.transforms
     assert settings().transforms is None
 
 
