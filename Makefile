@@ -28,6 +28,7 @@ browser:
 lint: install
 	$(BIN)/ruff check sink tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Tests that stop a shared database run alone, after the parallel run.
 test: install services browser lint

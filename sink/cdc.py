@@ -210,7 +210,8 @@ class ChangeFields:
     def __init__(self, fields: tuple[str, ...], prefix: str = "__", soft_delete: bool = False) -> None:
         self.paths: list[tuple[str, str | None, str]] = []  # (column, block or None, field)
         for name in fields:
-            block, sep, field = name.partition(".")
+            head, sep, field = name.partition(".")
+            block: str | None = head
             if not sep:
                 block, field = (None if name in ENVELOPE_FIELDS else "source"), name
             self.paths.append((prefix + name.replace(".", "_"), block, field))

@@ -30,7 +30,8 @@ from .errors import ConfigError, MappingError, SinkError
 from .formats import Struct
 from .model import Column, ColumnType, Decoded, Kind, Payload, RawRecord, Shape
 
-Step = Callable[[RawRecord, str, Any, Any], "tuple[str, Any, Any] | None"]
+# (topic, key, value), or with the headers as a fourth item when the chain carries headers; None: filtered out
+Step = Callable[[RawRecord, str, Any, Any], "tuple[Any, ...] | None"]
 Predicate = Callable[[RawRecord, str, Any, Any], bool]
 Compiled = tuple[Shape, Shape, Step | None]  # new key shape, new value shape, per-record step
 MAX_COMPILED = 10_000
@@ -644,11 +645,11 @@ class Flatten:
         return key, flat, _value_step(step, "flatten")
 
     def _columns(
-        self, shape: Shape, path: tuple[str, ...], prefix: str, parent_required: bool, paths: list
+        self, shape: Shape, path: tuple[str, ...], prefix: str, parent_required: bool, paths: list[Any]
     ) -> list[Column]:
         nested = _nested(shape)
         out: list[Column] = []
-        for c in shape or ():
+        for c in shape if isinstance(shape, tuple) else ():  # a struct's columns (flatten has checked)
             inner = nested.get(c.name)
             name = prefix + c.name
             required = parent_required and not c.nullable
@@ -1220,8 +1221,8 @@ class Chain:
                 topic, k, v = out
         return topic, Decoded(raw, Payload(k, *key_out[1:]), Payload(v, *value_out[1:]))
 
-    def _compile(self, cache_key: Any, key: Shape, value: Shape) -> tuple[Payload, Payload, list]:
-        steps = []
+    def _compile(self, cache_key: Any, key: Shape, value: Shape) -> tuple[Payload, Payload, list[Any]]:
+        steps: list[Any] = []
         for link in self.links:
             try:
                 key, value, step = link.compile(key, value)
