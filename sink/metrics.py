@@ -108,6 +108,20 @@ class Failure:
         }
 
 
+@dataclass(slots=True)
+class Counters:
+    """The worker's running totals: the progress line, the final summary, /metrics (mutable, so
+    here and not among the frozen data of `model.py`)."""
+
+    records_in: int = 0
+    rows_written: int = 0
+    rows_deleted: int = 0
+    batches: int = 0
+    dead_lettered: int = 0
+    failed: int = 0
+    commits: int = 0
+
+
 class Stats:
     def __init__(self) -> None:
         self.tables: dict[str, TableStats] = {}

@@ -207,15 +207,3 @@ class Outcome(NamedTuple):
     def coord(self) -> Coord:
         return self.raw.coord
 
-
-@dataclass(slots=True)
-class Counters:
-    """Running totals for the periodic log line and the final summary."""
-
-    records_in: int = 0
-    rows_written: int = 0
-    rows_deleted: int = 0
-    batches: int = 0
-    dead_lettered: int = 0
-    failed: int = 0
-    commits: int = 0

@@ -23,8 +23,8 @@ from typing import Protocol
 from . import deadletter, report
 from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
 from .logs import fields
-from .metrics import Stats
-from .model import Coord, Counters, Outcome, RawRecord, Status, Tolerance
+from .metrics import Counters, Stats
+from .model import Coord, Outcome, RawRecord, Status, Tolerance
 from .offsets import OffsetTracker
 
 log = logging.getLogger("sink.errors")

@@ -28,7 +28,8 @@ from .batch import Batcher
 from .errors import FatalError, Fenced, RecordError, RecordStop, RetriableError
 from .health import Health
 from .logs import fields
-from .model import Batch, Coord, Counters, Outcome, RawRecord, Row, Status
+from .metrics import Counters
+from .model import Batch, Coord, Outcome, RawRecord, Row, Status
 from .offsets import BatchPositions, Ledger, OffsetTracker, TopicPartition
 from .pipeline import Preparer, Writer
 from .progress import LogReporter, Reporter, snapshot

@@ -14,8 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sink.adapters.http import HELP, metrics_registry
 from sink.health import Health
-from sink.metrics import Stats
-from sink.model import Counters
+from sink.metrics import Counters, Stats
 
 DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "kafka-sql-sink.json"
 METRIC = re.compile(r"\b((?:sink|process|python)_[a-z_]+)\b")

@@ -16,8 +16,7 @@ from sink import status
 from sink.adapters.http import StatusPage, metrics_registry
 from sink.config import load_settings
 from sink.health import Health, WatchedSource
-from sink.metrics import BATCH_ROWS_BUCKETS, Histogram, History, Stats
-from sink.model import Counters
+from sink.metrics import BATCH_ROWS_BUCKETS, Counters, Histogram, History, Stats
 from sink.pipeline import WriteRules
 from sink.routing import RoutingRules
 

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from sink.model import Counters
+from sink.metrics import Counters
 from sink.progress import CLEAR_LINE, LogReporter, Snapshot, TerminalReporter, one_line, rate, snapshot, summary
 
 
