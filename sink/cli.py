@@ -123,11 +123,14 @@ def build_worker(
     source reports heartbeats, assignments and pauses to it (for /livez and /readyz)."""
     from .adapters.db import SqlStore, create_engine
     from .adapters.kafka import KafkaPublisher, KafkaSource, consumer_config
+    from .adapters.tracing import make_tracer
 
     store = SqlStore(
         create_engine(settings.database_url.get_secret_value()),
         report_operations=bool(settings.reporter_result_topic_name),
     )
+    # OpenTelemetry: None unless OTEL_TRACES_EXPORTER names an exporter (ConfigError: a package missing)
+    tracer = make_tracer(settings.name, store.engine.dialect.name, settings.insert_mode)
     registry = _registry(settings)
     dialect = store.dialect  # the target database's rules for names and table width
     rules = rules_from(settings, dialect.identifiers, dialect.max_columns, isinstance(report, TerminalReporter))
@@ -166,8 +169,9 @@ def build_worker(
         health,
         ledger=ledger,
         report=report,
+        tracer=tracer,
     )
-    closeables: list[object] = [c for c in (publisher, store) if c is not None]
+    closeables: list[object] = [c for c in (publisher, store, tracer) if c is not None]  # the tracer flushes
     return worker, closeables
 
 

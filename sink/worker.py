@@ -21,6 +21,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -69,6 +70,33 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+class TracedWrite(Protocol):
+    def committed(self, on_commit: Callable[[list[Outcome]], None]) -> Callable[[list[Outcome]], None]: ...
+
+
+class BatchTracer(Protocol):
+    """Tracing (sink/adapters/tracing.py): a context around each batch's write; what it yields
+    wraps the write's on-commit callback (to count what each transaction settled)."""
+
+    def batch(self, batch: Batch) -> AbstractContextManager[TracedWrite]: ...
+
+
+class _NoTracing:
+    """Tracing off: one call per batch, nothing per record."""
+
+    def batch(self, batch: Batch) -> _NoTracing:
+        return self
+
+    def __enter__(self) -> _NoTracing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def committed(self, on_commit: Callable[[list[Outcome]], None]) -> Callable[[list[Outcome]], None]:
+        return on_commit
+
+
 @dataclass(frozen=True, slots=True)
 class LoopRules:
     max_poll_records: int = 500
@@ -111,6 +139,7 @@ class Worker:
         health: Health | None = None,
         ledger: Ledger | None = None,
         report: Reporter | None = None,
+        tracer: BatchTracer | None = None,
     ) -> None:
         self.source = source
         self.preparer = preparer
@@ -121,6 +150,7 @@ class Worker:
         self.clock = clock
         self.health = health or Health(clock, float("inf"), float("inf"))  # what /livez and /readyz tell
         self.report = report or LogReporter()  # the totals at each stats tick and at the end
+        self.tracer = tracer or _NoTracing()  # OpenTelemetry: a span per batch written (off: nothing)
         self.tracker = OffsetTracker()
         self.counters = Counters()
         # Exactly-once (None: at-least-once): positions kept in the target database with the rows.
@@ -431,7 +461,8 @@ class Worker:
     ) -> None:
         started = self.clock()
         try:
-            self.writer.write(batch, on_commit, self._check_stop_deadline, positions)
+            with self.tracer.batch(batch) as span:
+                self.writer.write(batch, span.committed(on_commit), self._check_stop_deadline, positions)
         except RecordError as exc:  # e.g. a deferred constraint at COMMIT: no single row to blame
             raise FatalError(
                 f"the database rejected a whole batch of {batch.table!r} ({_span(batch)}) at commit: {exc.safe_reason}"
