@@ -13,9 +13,10 @@ RUN python -m venv /opt/sink
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sink ./sink
-# The runtime dependencies only: no [dev] extra, no tests, no benchmarks.
+# The runtime dependencies and the otel extra (tracing, off unless OTEL_TRACES_EXPORTER is set):
+# no [dev] extra, no tests, no benchmarks.
 RUN /opt/sink/bin/pip install --upgrade pip \
- && /opt/sink/bin/pip install . \
+ && /opt/sink/bin/pip install .'[otel]' \
  && /opt/sink/bin/sink --help >/dev/null
 
 # ---------------------------------------------------------------- runtime: the virtualenv, a user, nothing else
