@@ -7,10 +7,13 @@ the end); reporters only format and write, so the loop pays nothing per record f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from typing import Protocol, TextIO
+
+from .metrics import Counters
 
 log = logging.getLogger("sink.worker")
 
@@ -19,16 +22,10 @@ CLEAR_LINE = "\r\x1b[K"
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The worker's running totals at one moment (`at`: its clock, seconds)."""
+    """A copy of the worker's running totals at one moment (`at`: its clock, seconds)."""
 
     at: float
-    records_in: int = 0
-    rows_written: int = 0
-    rows_deleted: int = 0
-    batches: int = 0
-    dead_lettered: int = 0
-    failed: int = 0
-    commits: int = 0
+    totals: Counters = field(default_factory=Counters)
     lag: int | None = None
 
 
@@ -36,26 +33,25 @@ class Reporter(Protocol):
     def __call__(self, now: Snapshot, final: bool) -> None: ...
 
 
-def snapshot(at: float, counters: object, lag: int | None) -> Snapshot:
-    """A Snapshot from any object with the Counters' attribute names."""
-    names = [f.name for f in fields(Snapshot) if f.name not in ("at", "lag")]
-    return Snapshot(at, lag=lag, **{name: int(getattr(counters, name, 0)) for name in names})
+def snapshot(at: float, counters: Counters, lag: int | None) -> Snapshot:
+    return Snapshot(at, dataclasses.replace(counters), lag)
 
 
 def rate(earlier: Snapshot | None, later: Snapshot) -> float | None:
     """Records read per second between two snapshots (None without an earlier one or any time)."""
     if earlier is None or later.at <= earlier.at:
         return None
-    return (later.records_in - earlier.records_in) / (later.at - earlier.at)
+    return (later.totals.records_in - earlier.totals.records_in) / (later.at - earlier.at)
 
 
 def one_line(now: Snapshot, per_second: float | None) -> str:
     """`12,345 records in (4,321/s) | written 10,000 | deleted 5 | dead-lettered 2 | failed 0 | lag 1,234`"""
     speed = "" if per_second is None else f" ({per_second:,.0f}/s)"
     lag = "?" if now.lag is None else f"{now.lag:,}"
+    t = now.totals
     return (
-        f"{now.records_in:,} records in{speed} | written {now.rows_written:,} | deleted {now.rows_deleted:,} | "
-        f"dead-lettered {now.dead_lettered:,} | failed {now.failed:,} | lag {lag}"
+        f"{t.records_in:,} records in{speed} | written {t.rows_written:,} | deleted {t.rows_deleted:,} | "
+        f"dead-lettered {t.dead_lettered:,} | failed {t.failed:,} | lag {lag}"
     )
 
 
@@ -63,15 +59,16 @@ def summary(first: Snapshot, last: Snapshot) -> str:
     """The table printed when the sink stops."""
     seconds = max(0.0, last.at - first.at)
     per_second = rate(first, last)
+    t = last.totals
     rows: Mapping[str, str] = {
         "ran for": f"{seconds:,.1f} s",
-        "records read": f"{last.records_in:,}" + ("" if per_second is None else f"  ({per_second:,.0f}/s)"),
-        "rows written": f"{last.rows_written:,}",
-        "rows deleted": f"{last.rows_deleted:,}",
-        "batches": f"{last.batches:,}",
-        "dead-lettered": f"{last.dead_lettered:,}",
-        "failed (logged)": f"{last.failed:,}",
-        "offset commits": f"{last.commits:,}",
+        "records read": f"{t.records_in:,}" + ("" if per_second is None else f"  ({per_second:,.0f}/s)"),
+        "rows written": f"{t.rows_written:,}",
+        "rows deleted": f"{t.rows_deleted:,}",
+        "batches": f"{t.batches:,}",
+        "dead-lettered": f"{t.dead_lettered:,}",
+        "failed (logged)": f"{t.failed:,}",
+        "offset commits": f"{t.commits:,}",
         "lag at stop": "?" if last.lag is None else f"{last.lag:,}",
     }
     width = max(map(len, rows))
@@ -87,16 +84,17 @@ class LogReporter:
         self._previous: Snapshot | None = None
 
     def __call__(self, now: Snapshot, final: bool) -> None:
+        t = now.totals
         log.info(
             "%srecords in=%d written=%d deleted=%d batches=%d dead-lettered=%d failed=%d commits=%d lag=%s%s",
             "final: " if final else "",
-            now.records_in,
-            now.rows_written,
-            now.rows_deleted,
-            now.batches,
-            now.dead_lettered,
-            now.failed,
-            now.commits,
+            t.records_in,
+            t.rows_written,
+            t.rows_deleted,
+            t.batches,
+            t.dead_lettered,
+            t.failed,
+            t.commits,
             "?" if now.lag is None else now.lag,
             "" if (r := rate(self._previous, now)) is None else f" rate={r:.0f}/s",
         )
