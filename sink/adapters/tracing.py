@@ -105,9 +105,6 @@ class BatchTracer:
 
     @contextmanager
     def batch(self, batch: Batch) -> Iterator[BatchSpan]:
-        from opentelemetry.trace import Status as SpanStatus
-        from opentelemetry.trace import StatusCode
-
         links, dropped, invalid = links_of(row.raw for row in batch.rows)
         attributes = {**self._constant, **batch_attributes(batch)}
         attributes["sink.links"] = len(links)
@@ -126,18 +123,31 @@ class BatchTracer:
             try:
                 yield counts
             except Fenced:  # the partitions moved to another worker: not a failure of the write
-                counts.close()
                 span.set_attribute("sink.fenced", True)
+                counts.close()
+                raise
+            except SinkError as exc:  # an outage, a refusal, a stop: the write failed
+                counts.close()
+                _failed(span, exc)
                 raise
             except BaseException as exc:
-                counts.close()
-                span.set_attribute("error.type", type(exc).__qualname__)
-                span.set_status(SpanStatus(StatusCode.ERROR, _reason(exc)))
+                # The writer thread hands a batch back to the loop after a part with a failed
+                # record (the rest is another span): the failed records are then the reason.
+                if not counts.close():
+                    _failed(span, exc)
                 raise
             counts.close()
 
     def close(self) -> None:
         self.provider.shutdown()  # flushes the batch processors first
+
+
+def _failed(span: Span, exc: BaseException) -> None:
+    from opentelemetry.trace import Status as SpanStatus
+    from opentelemetry.trace import StatusCode
+
+    span.set_attribute("error.type", type(exc).__qualname__)
+    span.set_status(SpanStatus(StatusCode.ERROR, _reason(exc)))
 
 
 def _reason(exc: BaseException) -> str:
@@ -174,7 +184,8 @@ class BatchSpan:
 
         return counted
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Set the counts on the span; failed records make it an ERROR (then True)."""
         from opentelemetry.trace import Status as SpanStatus
         from opentelemetry.trace import StatusCode
 
@@ -187,6 +198,7 @@ class BatchSpan:
         )
         if self.failed:
             self.span.set_status(SpanStatus(StatusCode.ERROR, f"{self.failed} record(s) of the batch failed"))
+        return self.failed > 0
 
 
 def batch_attributes(batch: Batch) -> dict[str, Any]:
