@@ -8,16 +8,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sink.batch import Batcher
-from sink.formats.json_plain import JsonDecoder
-from sink.formats.string import StringDecoder
 from sink.model import Coord, Outcome, RawRecord, Status
 from sink.offsets import Ledger, OffsetTracker
-from sink.pipeline import Preparer, Writer, WriteRules
-from sink.routing import OutcomeRouter, RoutingRules
-from sink.transforms import MappingRules, RowMapper
-from sink.worker import LoopRules, Worker
-from tests.support.fakes import TP, Clock, FakeOffsets, FakeSource, FakeStore
+from sink.pipeline import WriteRules
+from sink.routing import RoutingRules
+from sink.transforms import MappingRules
+from tests.support.fakes import TP, FakeOffsets, FakeStore
+from tests.support.harness import WorkerHarness
 from tests.unit.test_routing import FakePublisher
 from tests.unit.test_worker import FakeTx
 
@@ -40,31 +37,25 @@ class RecordingOffsets(FakeOffsets):
         return fenced
 
 
-class Harness:
+class Harness(WorkerHarness):
     def __init__(self, store: FakeStore | None = None, publisher: FakePublisher | None = None, batch_size: int = 6):
-        self.clock = Clock()
-        self.store = store or FakeStore(FakeTx)
-        self.offsets = RecordingOffsets(self.store)
-        self.source = FakeSource(self.clock, self.store)
+        store = store or FakeStore(FakeTx)
+        self.offsets = RecordingOffsets(store)
         tolerance = "all" if publisher else "none"
-        routing = RoutingRules(tolerance=tolerance, dlq_topic="dlq" if publisher else None)
-        self.worker = Worker(
-            self.source,
-            Preparer(StringDecoder(), JsonDecoder(), RowMapper(MappingRules(pk_mode="none"))),
-            Writer(self.store, WriteRules("insert", auto_create=True, stop_at_rejection=tolerance == "none")),
-            Batcher(batch_size, 60_000, self.clock),
-            OutcomeRouter(routing, publisher),
-            LoopRules(poll_timeout_s=0.1, commit_interval_s=1.0, stats_interval_s=3600),
-            self.clock,
+        super().__init__(
+            store,
+            mapping=MappingRules(pk_mode="none"),
+            write=WriteRules("insert", auto_create=True, stop_at_rejection=tolerance == "none"),
+            batch_size=batch_size,
+            routing=RoutingRules(tolerance=tolerance, dlq_topic="dlq" if publisher else None),
+            publisher=publisher,
             ledger=Ledger(self.offsets),
+            retry_delay_initial_s=0.25,
         )
-        self.source.when_done = self.worker.stop
 
-    def run(self, *steps: Any) -> int:
-        self.source.script.extend(steps)
-        code = self.worker.run()
-        assert self.source.closed
-        return code
+    def run(self, *steps: Any) -> int:  # type: ignore[override]
+        self.then(*steps)
+        return super().run()
 
 
 def rec(partition: int, offset: int, value: Any = None) -> RawRecord:

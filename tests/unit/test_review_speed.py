@@ -17,7 +17,8 @@ from sink.routing import OutcomeRouter, RoutingRules
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
 from tests.support.fakes import Clock
-from tests.unit.test_worker_overlap import FakePublisher, GatedStore, Source, _mapper, rec
+from tests.support.harness import BY_ID
+from tests.unit.test_worker_overlap import FakePublisher, GatedStore, Source, rec
 
 # ------------------------------------------------------------------------------ row plans
 
@@ -63,7 +64,7 @@ def _flood_worker(background: bool) -> tuple[Worker, GatedStore, Source]:
     source = Source(clock, store)
     worker = Worker(
         source,
-        Preparer(StringDecoder(), JsonDecoder(), _mapper()),
+        Preparer(StringDecoder(), JsonDecoder(), RowMapper(BY_ID)),
         # Two savepoints per transaction: isolating the rejected rows commits (and announces) its
         # outcomes part by part, as PostgreSQL's budget of 50 does on a batch with many rejections.
         Writer(store, WriteRules("upsert", auto_create=True, max_savepoints=2)),

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from sink.batch import Batcher
 from sink.deadletter import PREFIX
 from sink.errors import (
     DeadLetterUnavailable,
@@ -27,7 +26,6 @@ from sink.errors import (
     RegistryUnavailable,
 )
 from sink.formats.json_plain import JsonDecoder
-from sink.formats.string import StringDecoder
 from sink.model import (
     Batch,
     Column,
@@ -43,13 +41,14 @@ from sink.model import (
     Status,
     TableSpec,
 )
-from sink.pipeline import Preparer, Writer, WriteRules
+from sink.pipeline import Writer, WriteRules
 from sink.plan import Plan
 from sink.routing import DeadLetterFlood, OutcomeRouter, RoutingRules
-from sink.transforms import MappingRules, RowMapper
-from sink.worker import LoopRules, Worker
+from sink.worker import LoopRules
 from tests.support import fakes
 from tests.support.fakes import Clock, FakeSource, FakeStore
+from tests.support.harness import WorkerHarness
+from tests.support.harness import record as rec
 
 SECRET = b"card=4111-1111-1111-1111"
 
@@ -121,48 +120,20 @@ class FlakyDecoder:
         return self.inner.decode(data)
 
 
-class Harness:
+class Harness(WorkerHarness):
     def __init__(self, publisher: FakePublisher | None = None, value_decoder: Any = None, **rules: Any) -> None:
         loop = {k: rules.pop(k) for k in ("retry_timeout_s",) if k in rules}
-        stop_at_rejection = rules.get("tolerance", "none") == "none"
-        self.clock = Clock()
-        self.store = FakeStore(FakeTx)
-        self.source = FakeSource(self.clock)
-        self.publisher = publisher
-        self.router = OutcomeRouter(RoutingRules(**rules), publisher)
-        self.worker = Worker(
-            self.source,
-            Preparer(
-                StringDecoder(),
-                value_decoder or JsonDecoder(),
-                RowMapper(MappingRules(pk_mode="record_value", pk_fields=("id",))),
-            ),
-            Writer(
-                self.store,
-                WriteRules("upsert", auto_create=True, auto_evolve=True, stop_at_rejection=stop_at_rejection),
-            ),
-            Batcher(100, 60_000, self.clock),
-            self.router,
-            LoopRules(
-                poll_timeout_s=0.1, commit_interval_s=1.0, stats_interval_s=3600, retry_delay_initial_s=0.5, **loop
-            ),
-            self.clock,
+        clock = Clock()
+        super().__init__(
+            FakeStore(FakeTx),
+            clock=clock,
+            source=FakeSource(clock),
+            value_decoder=value_decoder,
+            routing=RoutingRules(**rules),
+            publisher=publisher,
+            **loop,
         )
-        self.source.when_done = self.worker.stop
 
-    def then(self, *steps: list[RawRecord] | Callable[[], None]) -> Harness:
-        self.source.script.extend(steps)
-        return self
-
-    def run(self) -> int:
-        code = self.worker.run()
-        assert self.source.closed, "the worker always leaves the group"
-        return code
-
-
-def rec(offset: int, value: Any, partition: int = 0, key: bytes | None = None, **kw: Any) -> RawRecord:
-    data = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return RawRecord(Coord("orders", partition, offset), key, data, **kw)
 
 
 def good(offset: int, id_: int | None = None, qty: int = 1) -> RawRecord:

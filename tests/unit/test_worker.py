@@ -9,21 +9,18 @@ from typing import Any
 
 import pytest
 
-from sink.batch import Batcher
 from sink.errors import RecordRejected
 from sink.formats import Decoder
 from sink.formats.connect_json import ConnectJsonDecoder
 from sink.formats.json_plain import JsonDecoder
-from sink.formats.string import StringDecoder
 from sink.health import Health
 from sink.model import Coord, RawRecord, TableSpec
-from sink.pipeline import Preparer, Writer, WriteRules
 from sink.plan import Plan
-from sink.routing import OutcomeRouter, RoutingRules
-from sink.transforms import MappingRules, RowMapper
-from sink.worker import LoopRules, Worker
+from sink.transforms import MappingRules
 from tests.support import fakes
-from tests.support.fakes import TP, Clock, FakeSource, FakeStore
+from tests.support.fakes import TP, FakeStore
+from tests.support.harness import WorkerHarness
+from tests.support.harness import record as rec
 
 # ------------------------------------------------------------------------------ fake database
 
@@ -52,7 +49,7 @@ class FakeTx(fakes.FakeTx):
 # ------------------------------------------------------------------------------ harness
 
 
-class Harness:
+class Harness(WorkerHarness):
     def __init__(
         self,
         *,
@@ -64,49 +61,17 @@ class Harness:
         decoder: Decoder | None = None,
         shutdown_timeout_s: float = 10.0,
     ) -> None:
-        self.clock = Clock()
-        self.store = FakeStore(FakeTx)
-        self.source = FakeSource(self.clock, self.store)
-        mapping = mapping or MappingRules(pk_mode="record_value", pk_fields=("id",), delete_enabled=False)
-        self.worker = Worker(
-            self.source,
-            Preparer(StringDecoder(), decoder or JsonDecoder(), RowMapper(mapping)),
-            Writer(
-                self.store,
-                WriteRules(insert_mode, auto_create=True, auto_evolve=True, stop_at_rejection=tolerance == "none"),
-            ),
-            Batcher(batch_size, max_wait_ms, self.clock),
-            OutcomeRouter(RoutingRules(tolerance=tolerance), None),
-            LoopRules(
-                poll_timeout_s=0.1,
-                commit_interval_s=1.0,
-                stats_interval_s=3600,
-                retry_delay_initial_s=0.5,
-                shutdown_timeout_s=shutdown_timeout_s,
-            ),
-            self.clock,
+        super().__init__(
+            FakeStore(FakeTx),
+            tolerance=tolerance,
+            batch_size=batch_size,
+            max_wait_ms=max_wait_ms,
+            mapping=mapping or MappingRules(pk_mode="record_value", pk_fields=("id",), delete_enabled=False),
+            insert_mode=insert_mode,
+            value_decoder=decoder,
+            shutdown_timeout_s=shutdown_timeout_s,
         )
-        self.source.when_done = self.worker.stop
 
-    def then(self, *steps: list[RawRecord] | Callable[[], None]) -> Harness:
-        self.source.script.extend(steps)
-        return self
-
-    def wait(self, seconds: float) -> Callable[[], None]:
-        def advance() -> None:
-            self.clock.now += seconds
-
-        return advance
-
-    def run(self) -> int:
-        code = self.worker.run()
-        assert self.source.closed, "the worker always leaves the group"
-        return code
-
-
-def rec(offset: int, value: Any, partition: int = 0, topic: str = "orders", key: bytes | None = None) -> RawRecord:
-    data = None if value is None else (value if isinstance(value, bytes) else json.dumps(value).encode())
-    return RawRecord(Coord(topic, partition, offset), key, data)
 
 
 def rows(*ids: int, partition: int = 0, start: int = 0, topic: str = "orders") -> list[RawRecord]:

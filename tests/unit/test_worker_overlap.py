@@ -10,7 +10,6 @@ after `GATE_TIMEOUT_S` and the test fails instead of hanging.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -24,16 +23,14 @@ import pytest
 from sink import worker as worker_module
 from sink.batch import Batcher
 from sink.errors import RecordRejected
-from sink.formats.json_plain import JsonDecoder
-from sink.formats.string import StringDecoder
-from sink.model import Batch, Coord, RawRecord, TableSpec
-from sink.pipeline import Preparer, Writer, WriteRules
+from sink.model import Batch, RawRecord, TableSpec
+from sink.pipeline import WriteRules
 from sink.plan import Plan
-from sink.routing import OutcomeRouter, RoutingRules
-from sink.transforms import MappingRules, RowMapper
-from sink.worker import LoopRules, Worker
+from sink.routing import RoutingRules
 from tests.support import fakes
 from tests.support.fakes import TP, Clock, FakeSource, FakeStore
+from tests.support.harness import WorkerHarness
+from tests.support.harness import record as rec
 
 GATE_TIMEOUT_S = 10.0  # a gate nobody opens: the statement goes on and the test fails (`store.stuck`)
 P0: TP = ("orders", 0)
@@ -179,7 +176,7 @@ class FakePublisher:
 # ------------------------------------------------------------------------------ harness
 
 
-class Harness:
+class Harness(WorkerHarness):
     def __init__(
         self,
         *,
@@ -189,29 +186,23 @@ class Harness:
         max_wait_ms: int = 600_000,
         dlq_topic: str | None = None,
     ) -> None:
-        self.clock = Clock()
-        self.store = GatedStore()
-        self.source = Source(self.clock, self.store)
-        self.publisher = FakePublisher() if dlq_topic else None
-        self.batcher = HookedBatcher(batch_size, max_wait_ms, self.clock)
-        self.worker = Worker(
-            self.source,
-            Preparer(StringDecoder(), JsonDecoder(), _mapper()),
-            Writer(self.store, WriteRules("upsert", auto_create=True, stop_at_rejection=tolerance == "none")),
-            self.batcher,
-            OutcomeRouter(RoutingRules(tolerance=tolerance, dlq_topic=dlq_topic), self.publisher),
-            LoopRules(
-                poll_timeout_s=0.1,
-                commit_interval_s=1.0,
-                stats_interval_s=3600,
-                retry_delay_initial_s=0.5,
-                shutdown_timeout_s=1000.0,  # paused polls move the fake clock: never let it cut a test short
-                write_in_background=background,
-            ),
-            self.clock,
+        clock = Clock()
+        store = GatedStore()
+        self.batcher = HookedBatcher(batch_size, max_wait_ms, clock)
+        super().__init__(
+            store,
+            clock=clock,
+            source=Source(clock, store),
+            write=WriteRules("upsert", auto_create=True, stop_at_rejection=tolerance == "none"),
+            batcher=self.batcher,
+            routing=RoutingRules(tolerance=tolerance, dlq_topic=dlq_topic),
+            publisher=FakePublisher() if dlq_topic else None,
+            shutdown_timeout_s=1000.0,  # paused polls move the fake clock: never let it cut a test short
+            write_in_background=background,
         )
+        self.store: GatedStore = store
+        self.source: Source = self.source  # type: ignore[assignment]
         self.store.rows_settled = lambda: self.worker.counters.rows_written
-        self.source.when_done = self.worker.stop
         self.commit_log: list[tuple[dict[TP, int], list[int]]] = []  # (offsets, ids whose write had started)
         commit = self.source.commit
 
@@ -222,19 +213,8 @@ class Harness:
 
         self.source.commit = logged_commit  # type: ignore[method-assign]
 
-    def then(self, *steps: list[RawRecord] | Callable[[], None]) -> Harness:
-        self.source.script.extend(steps)
-        return self
-
-    def wait(self, seconds: float) -> Callable[[], None]:
-        def advance() -> None:
-            self.clock.now += seconds
-
-        return advance
-
     def run(self) -> int:
-        code = self.worker.run()
-        assert self.source.closed, "the worker always leaves the group"
+        code = super().run()
         assert self.store.stuck == [], f"the writes holding ids {self.store.stuck} were never let go"
         return code
 
@@ -243,15 +223,6 @@ class Harness:
 
     def writer_threads(self) -> set[str]:
         return {thread.rsplit("_", 1)[0] for thread, _, _ in self.store.attempts}
-
-
-def _mapper() -> RowMapper:
-    return RowMapper(MappingRules(pk_mode="record_value", pk_fields=("id",), delete_enabled=False))
-
-
-def rec(offset: int, value: Any, partition: int = 0) -> RawRecord:
-    data = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return RawRecord(Coord("orders", partition, offset), None, data)
 
 
 def rows(*ids: int, start: int | None = None, partition: int = 0) -> list[RawRecord]:
