@@ -18,7 +18,7 @@ from .schema import merge_inferred
 class Unit:
     """All rows of one key in one segment, collapsed to the statements that produce the final state."""
 
-    __slots__ = ("delete_first", "final", "key", "rows", "values")
+    __slots__ = ("delete_first", "deleted", "final", "key", "rows", "stale", "values", "version")
 
     def __init__(self, key: Any) -> None:
         self.key = key
@@ -29,6 +29,12 @@ class Unit:
         # delete, so a field the final record does not carry ends as if each record had been
         # written in turn. A unit of one write shares its row's values (nothing changes them).
         self.values: Mapping[str, Any] = {}
+        # With a version field (SINK_UPSERT_VERSION_FIELD) only: the delete to apply first (its
+        # version bounds it), the version of the final row, and the rows older than what the unit
+        # already holds (reported `skip`, never written).
+        self.deleted: Row | None = None
+        self.version: Any = None
+        self.stale: list[Row] | None = None
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -38,12 +44,58 @@ class Unit:
             self.values = {**self.values, **row.values} if self.final is not None else row.values
             self.final = row
 
+    def add_versioned(self, row: Row, field: str) -> None:
+        """`add` as the database applies records one by one under a version field: a write only
+        over a state with no version or an older one, a delete only over a state no newer than it
+        (a delete without a version always). The database compares the unit's result with the
+        stored row the same way (`dialects`), so the batch ends as if each record had been applied
+        in turn, in arrival order."""
+        self.rows.append(row)
+        version = row.values.get(field)
+        if self.final is not None and not _applies(row.op, version, self.version):
+            self.stale = [*(self.stale or ()), row]
+            return
+        if row.op is Op.DELETE:
+            if self.deleted is not None:  # deleted twice: the newest delete bounds the first statement
+                version = _newest_delete(self.deleted.values.get(field), version)
+                row = row._replace(values={**row.values, field: version})
+            self.delete_first, self.final, self.values, self.deleted, self.version = True, None, {}, row, None
+        else:
+            self.values = {**self.values, **row.values} if self.final is not None else row.values
+            self.final, self.version = row, version
 
-def segments(rows: tuple[Row, ...], insert_mode: bool, exact: bool = False) -> Iterator[list[Unit]]:
+
+def _applies(op: Op, version: Any, current: Any) -> bool:
+    """Whether a record of `version` changes a state of version `current` (SQL's rule: a NULL on
+    either side compares as unknown, i.e. false, except a state without version, which anything
+    replaces, and a delete without version, which always deletes)."""
+    if current is None:
+        return True
+    if version is None:
+        return op is Op.DELETE
+    try:
+        return bool(version >= current) if op is Op.DELETE else bool(version > current)
+    except TypeError:  # values of different classes (schemaless): arrival order decides
+        return True
+
+
+def _newest_delete(first: Any, second: Any) -> Any:
+    if first is None or second is None:
+        return None  # a delete without version deletes whatever is stored
+    try:
+        return second if second >= first else first
+    except TypeError:
+        return second
+
+
+def segments(
+    rows: tuple[Row, ...], insert_mode: bool, exact: bool = False, version: str | None = None
+) -> Iterator[list[Unit]]:
     """Rows as lists of units, in order. A segment never holds a key twice except as delete+write.
     `exact`: never fold a later row of a key into its earlier unit (a key that comes again starts a
     new segment), so the units of all segments are in record order and a stop at one of them leaves
-    every later record unwritten."""
+    every later record unwritten. `version` (SINK_UPSERT_VERSION_FIELD): a unit keeps its key's
+    newest version, not its last arrived row (`Unit.add_versioned`)."""
     units: dict[Any, Unit] = {}
     for row in rows:
         key = _unit_key(row)
@@ -55,7 +107,10 @@ def segments(rows: tuple[Row, ...], insert_mode: bool, exact: bool = False) -> I
             units, unit = {}, None
         if unit is None:
             unit = units[key] = Unit(key)
-        unit.add(row)
+        if version is None:
+            unit.add(row)
+        else:
+            unit.add_versioned(row, version)
     if units:
         yield list(units.values())
 

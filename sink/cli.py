@@ -216,6 +216,9 @@ def rules_from(
             cdc_add_fields=s.cdc_add_fields,
             cdc_add_fields_prefix=s.cdc_add_fields_prefix,
             cdc_soft_delete=s.cdc_delete_mode == "soft",
+            version_field=s.upsert_version_field,
+            value_column_name=s.value_column_name,
+            key_column_name=s.key_column_name,
         ),
         write=WriteRules(
             insert_mode=s.insert_mode,
@@ -224,6 +227,7 @@ def rules_from(
             stop_at_rejection=s.errors_tolerance == "none",
             identifiers=identifiers,
             max_columns=min(filter(None, (s.table_max_columns, database_max_columns)), default=None),
+            version_field=s.upsert_version_field,
         ),
         routing=RoutingRules(
             connector_name=s.name,

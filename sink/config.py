@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     transforms: Annotated[Any, NoDecode] = None
     auto_create: bool = False
     auto_evolve: bool = False
+    # Out-of-order protection: a column of the rows whose value orders the versions of a key; an
+    # upsert (or delete) changes a stored row only when it is newer (docs/architecture.md).
+    upsert_version_field: str | None = Field(None, min_length=1)
+    # Whole non-object values (schemaless scalars and arrays) in one column of this name; without
+    # it such a value is a record error. Keys likewise (record_key without SINK_PK_FIELDS).
+    value_column_name: str | None = Field(None, min_length=1)
+    key_column_name: str | None = Field(None, min_length=1)
 
     # Limits checked per record before a parser recurses or DDL runs (a record past them is a record error).
     record_max_depth: int = Field(100, ge=1, le=500)
@@ -355,12 +362,29 @@ def _contradictions(s: Settings) -> list[str]:
         problems.append(f"SINK_PK_FIELDS: required with SINK_PK_MODE={s.pk_mode}")
     if s.pk_mode == "kafka" and s.pk_fields and len(s.pk_fields) != 3:
         problems.append("SINK_PK_FIELDS: with SINK_PK_MODE=kafka give three names (topic, partition, offset)")
+    if s.upsert_version_field is not None:
+        problems += _version_problems(s)
     if s.predicates and s.transforms is None:
         problems.append("SINK_PREDICATES: set, but no SINK_TRANSFORMS uses a predicate")
     if s.uses_registry and not s.schema_registry_url:
         problems.append("SINK_SCHEMA_REGISTRY_URL: required when a format is avro, protobuf or json_schema")
     # A SINK_TABLE_NAME_FORMAT without ${topic} is allowed on purpose: many topics into one table.
     return problems[:1]
+
+
+def _version_problems(s: Settings) -> list[str]:
+    field = s.upsert_version_field
+    if s.insert_mode != "upsert":
+        return [f"SINK_UPSERT_VERSION_FIELD: needs SINK_INSERT_MODE=upsert (got {s.insert_mode})"]
+    if s.pk_mode == "kafka":
+        return [
+            "SINK_UPSERT_VERSION_FIELD: with SINK_PK_MODE=kafka every record has a key of its own, so there "
+            "is no older row to protect; to version by the Kafka offset, add it as a field with an "
+            "insert_field transform and key the rows by record_key or record_value"
+        ]
+    if field in s.pk_fields:
+        return [f"SINK_UPSERT_VERSION_FIELD: {field!r} is a primary-key field; name a column outside the key"]
+    return []
 
 
 # ------------------------------------------------------------------------------ loading

@@ -28,7 +28,7 @@ from .errors import (
 from .formats import Decoder, schema_id_headers
 from .identifiers import IdentifierRules
 from .model import Batch, Decoded, InsertMode, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
-from .plan import write_plan
+from .plan import delete_slot, write_plan
 from .refusals import refusals, refused_outcome, subbatch
 from .schema import Evolution, evolve
 from .transactions import BatchTransactions, CommitHook, OnCommit, Store
@@ -106,6 +106,9 @@ class WriteRules:
     # subtransaction until the end of the transaction (a shared, server-wide table) and slows every
     # session past 64 of them, so isolation commits what it settled and goes on in a new transaction.
     max_savepoints: int = 50
+    # SINK_UPSERT_VERSION_FIELD: a column of the rows; an upsert (or delete) changes a stored row
+    # only when its version is newer (a delete: no older); stale records are reported `skip`.
+    version_field: str | None = None
 
 
 Checkpoint = Callable[[], None]  # called before each statement; raises to abandon the batch
@@ -116,6 +119,7 @@ class Writer:
         self.store = store
         self.rules = rules
         self.max_savepoints = rules.max_savepoints
+        self.stale_records = 0  # records not written because the table (or the batch) held a newer version
 
     def write(
         self,
@@ -154,7 +158,17 @@ class Writer:
             self._write_around(batch, refusal, committed, checkpoint, hook)
             return
         insert_mode = self.rules.insert_mode == "insert"
-        parts = list(segments(batch.rows, insert_mode))
+        version = self.rules.version_field
+        if version is not None and spec.column(version) is None:
+            missing = RecordRejected(
+                f"SINK_UPSERT_VERSION_FIELD {version!r} is no column of table {spec.name!r}: the records "
+                "carry no such field, so their version cannot be compared",
+                code="version field missing",
+                column=version,
+            )
+            committed([o for row in batch.rows for o in _rejected_row(row, missing)])
+            return
+        parts = list(segments(batch.rows, insert_mode, version=version))
         with BatchTransactions(self.store, self.max_savepoints, committed, hook) as txs:
             if self.rules.stop_at_rejection and sum(map(len, parts)) < len(batch.rows):
                 # Some key comes more than once, so a unit holds rows from both sides of a row that
@@ -162,7 +176,7 @@ class Writer:
                 # without folding (record order), so the stop leaves nothing after it written.
                 if self._attempt_whole(txs, spec, parts):
                     return
-                parts = list(segments(batch.rows, insert_mode, exact=True))
+                parts = list(segments(batch.rows, insert_mode, exact=True, version=version))
             for segment in parts:
                 if not self._write_isolated(txs, spec, segment, checkpoint):
                     break  # stopped at a rejected row: the rest stays unwritten and unsettled
@@ -333,7 +347,8 @@ class Writer:
         try:
             with tx.savepoint():
                 for units in parts:
-                    outcomes += _outcomes(spec.name, units, tx.apply(spec, write_plan(units, spec), mode), mode)
+                    operations = tx.apply(spec, write_plan(units, spec, self.rules.version_field), mode)
+                    outcomes += self._outcomes(spec.name, units, operations, mode)
         except RecordRejected:
             txs.savepoint_taken()
             return False
@@ -350,7 +365,7 @@ class Writer:
         tx = txs.current()
         try:
             with tx.savepoint():
-                operations = tx.apply(spec, write_plan(chunk, spec), self.rules.insert_mode)
+                operations = tx.apply(spec, write_plan(chunk, spec, self.rules.version_field), self.rules.insert_mode)
         except RecordRejected as exc:
             txs.savepoint_taken()
             return exc
@@ -359,9 +374,16 @@ class Writer:
                 # Too many locks for one transaction: fewer savepoints each when the batch is retried.
                 self.max_savepoints = max(1, self.max_savepoints // 2)
             raise
-        txs.settle(_outcomes(spec.name, chunk, operations, self.rules.insert_mode))
+        txs.settle(self._outcomes(spec.name, chunk, operations, self.rules.insert_mode))
         txs.savepoint_taken()
         return None
+
+    def _outcomes(self, table: str, units: list[Unit], operations: dict[int, str], mode: str) -> list[Outcome]:
+        if self.rules.version_field is None:
+            return _outcomes(table, units, operations, mode)
+        outcomes = [o for i, unit in enumerate(units) for o in _versioned(table, unit, i, operations, mode)]
+        self.stale_records += sum(1 for o in outcomes if o.operation == "skip" and o.status is Status.WRITTEN)
+        return outcomes
 
 
 OUT_OF_SHARED_MEMORY = "53200"
@@ -394,10 +416,32 @@ def _settled(table: str, unit: Unit, operation: str | None, mode: str) -> Iterat
             yield Outcome(row.raw, Status.WRITTEN, table, "skip", row.key)
 
 
+def _versioned(table: str, unit: Unit, index: int, operations: dict[int, str], mode: str) -> Iterator[Outcome]:
+    """A unit's outcomes under a version field: what the database did with its delete and its
+    write (`Transaction.apply`: "skip" when the stored row was newer), the rows the unit found
+    older than an earlier one of the batch (`Unit.stale`) and those superseded reported `skip`."""
+    stale = unit.stale or ()
+    deleted = operations.get(delete_slot(index), "delete")
+    for row in unit.rows:
+        if any(row is s for s in stale):
+            yield Outcome(row.raw, Status.WRITTEN, table, "skip", row.key)
+        elif row.op is Op.DELETE:
+            status = Status.WRITTEN if deleted == "skip" else Status.DELETED
+            yield Outcome(row.raw, status, table, deleted, row.key)
+        elif row is unit.final:
+            yield Outcome(row.raw, Status.WRITTEN, table, operations.get(index) or mode, row.key)
+        else:  # an earlier version of the key, superseded in the same batch
+            yield Outcome(row.raw, Status.WRITTEN, table, "skip", row.key)
+
+
 def _rejected(unit: Unit, exc: RecordRejected) -> Iterator[Outcome]:
     for row in unit.rows:
-        error = exc.for_record(row.coord)
-        yield Outcome(row.raw, Status.FAILED, row.table, row.op.value, row.key, Stage.TASK_PUT, error)
+        yield from _rejected_row(row, exc)
+
+
+def _rejected_row(row: Row, exc: RecordRejected) -> Iterator[Outcome]:
+    error = exc.for_record(row.coord)
+    yield Outcome(row.raw, Status.FAILED, row.table, row.op.value, row.key, Stage.TASK_PUT, error)
 
 
 def _describe(evolution: Evolution) -> str:

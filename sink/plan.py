@@ -7,6 +7,10 @@ keeps that column's value, an insert gives it its DEFAULT), so rows of different
 different statements. The units of a segment have distinct keys, so the write steps may run in
 any order. A dialect turns each step into SQL (COPY + merge on PostgreSQL, an executemany
 elsewhere) and the database adapter runs it; the rule lives here, tested without a database.
+
+With a version field (SINK_UPSERT_VERSION_FIELD) the plan names it: every statement is then
+conditional on the stored row's version (see `dialects`), a delete step carries each delete's
+version beside its key, and the adapter reports per unit what the database did (`delete_slot`).
 """
 
 from __future__ import annotations
@@ -30,15 +34,31 @@ class Write:
 class Plan:
     deletes: list[Mapping[str, Any]]  # primary-key values (by column) of the rows to delete first
     writes: list[Write]
+    # With a version field: its name, and the unit index of each delete (the deletes then carry
+    # the delete's version under that name, None for a delete without one).
+    version: str | None = None
+    delete_units: list[int] | None = None
 
     def __len__(self) -> int:
         """Statements' rows in all: deletes plus writes."""
         return len(self.deletes) + sum(len(write.rows) for write in self.writes)
 
 
-def write_plan(units: Sequence[Unit], table: TableSpec) -> Plan:
-    """The statements that write `units` (of one segment) into `table` (as it exists)."""
-    deletes = [unit.rows[-1].key for unit in units if unit.delete_first]
+def delete_slot(index: int) -> int:
+    """Where `Transaction.apply` reports what became of unit `index`'s delete (its write is
+    reported under `index`): a negative number, so one dict holds both."""
+    return -1 - index
+
+
+def write_plan(units: Sequence[Unit], table: TableSpec, version: str | None = None) -> Plan:
+    """The statements that write `units` (of one segment) into `table` (as it exists); `version`:
+    the version field the statements are conditional on."""
+    delete_units: list[int] | None = None
+    if version is None:
+        deletes = [unit.rows[-1].key for unit in units if unit.delete_first]
+    else:
+        delete_units = [i for i, unit in enumerate(units) if unit.delete_first]
+        deletes = [_versioned_key(units[i], version) for i in delete_units]
     table_columns = table.column_names
     key = set(table.primary_key)
     groups: dict[frozenset[str], tuple[list[Mapping[str, Any]], list[int]]] = {}
@@ -60,4 +80,9 @@ def write_plan(units: Sequence[Unit], table: TableSpec) -> Plan:
         Write(tuple(c for c in table_columns if c in carried or c in key), rows, indexes)
         for carried, (rows, indexes) in groups.items()
     ]
-    return Plan(deletes, writes)
+    return Plan(deletes, writes, version, delete_units)
+
+
+def _versioned_key(unit: Unit, version: str) -> Mapping[str, Any]:
+    row = unit.deleted or unit.rows[-1]
+    return {**row.key, version: row.values.get(version)}

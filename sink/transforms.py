@@ -48,6 +48,13 @@ class MappingRules:
     cdc_add_fields: tuple[str, ...] = ()  # Debezium's add.fields: op, source.ts_ms, ... (cdc.ChangeFields)
     cdc_add_fields_prefix: str = "__"
     cdc_soft_delete: bool = False  # a delete becomes an upsert with <prefix>deleted = true
+    # SINK_UPSERT_VERSION_FIELD: a delete row carries its version (from the `before` row or the
+    # event's add.fields), and a Debezium tombstone is skipped (the delete before it did the work).
+    version_field: str | None = None
+    # Whole non-object values / keys in one column of this name (SINK_VALUE_COLUMN_NAME /
+    # SINK_KEY_COLUMN_NAME); None: a schemaless scalar or array is a record error.
+    value_column_name: str | None = None
+    key_column_name: str | None = None
 
 
 class RowMapper:
@@ -138,9 +145,11 @@ class RowMapper:
             change, record, envelope = self._cdc.read_event(record)
             if change is Change.SKIP or change is Change.TRUNCATE:
                 return None
-            if change is Change.TOMBSTONE and (self.rules.cdc_soft_delete or self._source_parts):
-                # Soft deletes never delete; a tombstone has no source block to name its table by
-                # (the delete event before it did the work).
+            if change is Change.TOMBSTONE and (
+                self.rules.cdc_soft_delete or self._source_parts or self.rules.version_field
+            ):
+                # Soft deletes never delete; a tombstone has no source block to name its table by,
+                # nor a version (the delete event before it did the work).
                 return None
             if self._change_fields is not None:
                 change, record = self._change_fields.apply(change, record, envelope)
@@ -153,7 +162,7 @@ class RowMapper:
             topic, record = transformed
         table = self.source_table_name(topic, source_block(envelope)) if self._source_parts else None
         if change is Change.DELETE:
-            row: Row | None = self._delete(record, table or self.table_name(topic))
+            row: Row | None = self._delete(record, table or self.table_name(topic), envelope)
         else:
             row = self._row(record, topic, table)
         if row is not None and row.raw is not raw:  # header transforms: the row keeps the record as read
@@ -191,10 +200,29 @@ class RowMapper:
 
     # -------------------------------------------------------------- key
 
-    def _delete(self, record: Decoded, table: str) -> Row:
+    def _delete(self, record: Decoded, table: str, envelope: Payload | None = None) -> Row:
         key_values, key_columns = self._key(record)
         spec = TableSpec(table, key_columns, tuple(key_values))
-        return Row(record.raw, table, Op.DELETE, key_values, key_values, spec, None, True)
+        values = key_values
+        version = self.rules.version_field
+        if version is not None:
+            found = self._delete_version(record, envelope, version)
+            if found is not None:
+                values = {**key_values, version: found}
+        return Row(record.raw, table, Op.DELETE, key_values, values, spec, None, True)
+
+    def _delete_version(self, record: Decoded, envelope: Payload | None, version: str) -> Any:
+        """A delete's version: the field of the row it carries (Debezium's `before`), else the
+        add.fields column of that name read from the event; None without either."""
+        data = record.value.data
+        if data.__class__ is dict and data.get(version) is not None:
+            return data[version]
+        if envelope is not None and self._change_fields is not None:
+            for column, block, field in self._change_fields.paths:
+                if column == version:
+                    part = envelope.data if block is None else envelope.data.get(block)
+                    return part.get(field) if part.__class__ is dict else None
+        return None
 
     def _key(self, record: Decoded) -> tuple[dict[str, Any], tuple[Column, ...]]:
         mode = self.rules.pk_mode
@@ -237,7 +265,7 @@ class RowMapper:
                     f"{what} is a single value, not a struct, but SINK_PK_FIELDS names {len(wanted)} fields "
                     f"({', '.join(wanted)}); give one name (the key column) or send a struct {what}"
                 )
-            name = wanted[0] if wanted else default_name
+            name = wanted[0] if wanted else self._whole_column(payload, what, default_name)
             signature: tuple[Any, ...] = (what, name, payload.schema_id, data.__class__)
             columns = self._key_columns.get(signature)
             if columns is None:
@@ -276,16 +304,36 @@ class RowMapper:
         """The value's fields (filtered), or a primitive value as its one field."""
         data = payload.data
         if not isinstance(data, Mapping):
-            return {DEFAULT_VALUE_FIELD: data}
+            return {self._whole_column(payload, "record value", DEFAULT_VALUE_FIELD): data}
         return self._filtered(data)
 
-    @staticmethod
-    def _value_columns(payload: Payload, values: Mapping[str, Any]) -> tuple[Column, ...]:
+    def _whole_column(self, payload: Payload, what: str, default_name: str) -> str:
+        """The column a whole non-object key or value goes to: SINK_KEY_COLUMN_NAME /
+        SINK_VALUE_COLUMN_NAME when set; a primitive with a schema (string format, a registry or
+        Connect primitive) or a value a transform chain made (ExtractField, Cast of the whole value)
+        keeps Connect's `__connect_key` / `__connect_value`; a schemaless scalar or array as read
+        is no row of an object table: a record error, never a column added to the table."""
+        value = what == "record value"
+        chosen = self.rules.value_column_name if value else self.rules.key_column_name
+        if chosen is not None:
+            return chosen
+        if payload.shape is not None or self._chain is not None:  # a transform chain made it whole on purpose
+            return default_name
+        kind = "an array" if isinstance(payload.data, list) else f"a single {type(payload.data).__name__} value"
+        variable = "SINK_VALUE_COLUMN_NAME" if value else "SINK_KEY_COLUMN_NAME (or one name in SINK_PK_FIELDS)"
+        raise MappingError(
+            f"the {what} is {kind}, not an object with fields, so it fits no column of the table; "
+            f"set {variable} to write whole values into one column",
+            stage=Stage.VALUE_CONVERTER if value else Stage.KEY_CONVERTER,
+        )
+
+    def _value_columns(self, payload: Payload, values: Mapping[str, Any]) -> tuple[Column, ...]:
         """The value's columns from its shape: a struct's (those kept by the filters) or the primitive's."""
         if isinstance(payload.data, Mapping) and isinstance(payload.shape, tuple):
             return tuple(c for c in payload.shape if c.name in values)
         column_type = payload.shape if isinstance(payload.shape, ColumnType) else infer_type(payload.data)
-        return (Column(DEFAULT_VALUE_FIELD, column_type or ColumnType(Kind.STRING)),)
+        name = next(iter(values)) if len(values) == 1 else DEFAULT_VALUE_FIELD
+        return (Column(name, column_type or ColumnType(Kind.STRING)),)
 
     def _filtered(self, data: Mapping[str, Any]) -> dict[str, Any]:
         include, exclude = self.rules.fields_include, self.rules.fields_exclude

@@ -17,7 +17,7 @@ from ..dialects import Dialect, PostgresDialect, for_backend
 from ..dialects.offsets import offset_statements
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
-from ..plan import Plan
+from ..plan import Plan, delete_slot
 from ..schema import Evolution
 from ..transactions import Transaction
 from . import pgcopy
@@ -105,6 +105,8 @@ class SqlTransaction:
     def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         table = self.store.sa_table(spec)
         key = spec.primary_key
+        if plan.version is not None:
+            return self._apply_versioned(spec, table, plan)
         report = self.store.report_operations and mode == "upsert"
         if self._bulk(plan) and not report:
             self._apply_staged(spec, table, plan, mode)
@@ -177,6 +179,92 @@ class SqlTransaction:
             stage_and_merge(
                 self.connection, dialect, table, spec, names, rows, lambda st: dialect.merge(table, st, key, mode)
             )
+
+    # -------------------------------------------------------------- versioned upserts
+
+    def _apply_versioned(self, spec: TableSpec, table: sa.Table, plan: Plan) -> dict[int, str]:
+        """A plan under a version field (upsert mode): every statement conditional on the stored
+        row's version, and each unit's fate probed by the same condition first, in the same
+        transaction: "insert", "update" or "skip" (stale) for its write, "delete" or "skip" for
+        its delete (under `delete_slot`). On PostgreSQL a plan as large as the bulk threshold is
+        staged by COPY and probed with one join; elsewhere a probe per row."""
+        if self._bulk(plan) and isinstance(self.dialect, PostgresDialect):
+            return self._apply_versioned_staged(spec, table, plan)
+        version, key, bind = plan.version, spec.primary_key, self.dialect.bind
+        assert version is not None and plan.delete_units is not None
+        operations: dict[int, str] = {}
+        if plan.deletes:
+            probe = self.dialect.probe(table, key, version, delete=True)
+            plain, versioned = [], []
+            for index, keys in zip(plan.delete_units, plan.deletes, strict=True):
+                incoming = keys.get(version)
+                if incoming is None:
+                    plain.append(keys)
+                    operations[delete_slot(index)] = "delete"
+                    continue
+                versioned.append({**_key_params(key, keys, bind), "dv": bind(incoming)})
+                found = self.connection.execute(probe, {**_key_params(key, keys, bind), "w": bind(incoming)}).first()
+                operations[delete_slot(index)] = "delete" if found is None or found[0] else "skip"
+            if plain:
+                self._delete(table, key, plain)
+            if versioned:
+                self.connection.execute(self.dialect.delete(table, key, version), versioned)
+        for write in plan.writes:
+            names = write.columns
+            probe = self.dialect.probe(table, key, version, delete=False, carried=version in names)
+            for index, row in zip(write.units, write.rows, strict=True):
+                params = {**_key_params(key, row, bind), "w": bind(row.get(version))}
+                found = self.connection.execute(probe, params).first()
+                operations[index] = "insert" if found is None else "update" if found[0] else "skip"
+            _refuse_documents_for_scalars(table, names, write.rows)
+            params_list = [{name: bind(row.get(name)) for name in names} for row in write.rows]
+            self.connection.execute(self.dialect.upsert(table, key, names, version), params_list)
+        return operations
+
+    def _apply_versioned_staged(self, spec: TableSpec, table: sa.Table, plan: Plan) -> dict[int, str]:
+        """The bulk path of `_apply_versioned` (PostgreSQL): per step, COPY with each row's
+        position, one probe joining the stage to the table, one conditional merge."""
+        assert isinstance(self.dialect, PostgresDialect)
+        dialect, key, version = self.dialect, spec.primary_key, plan.version
+        assert version is not None and plan.delete_units is not None
+        operations: dict[int, str] = {}
+        if plan.deletes:
+            names = (*key, version)
+            rows = [[*(k.get(n) for n in names), n] for n, k in enumerate(plan.deletes)]
+            found = pgcopy.stage_probe_and_merge(
+                self.connection,
+                dialect,
+                table,
+                spec,
+                names,
+                rows,
+                lambda st: dialect.probe_staged(table, st, key, version, delete=True),
+                lambda st: dialect.delete_staged(table, st, key, version),
+            )
+            for n, index in enumerate(plan.delete_units):
+                operations[delete_slot(index)] = "delete" if found.get(n, True) else "skip"
+        for write in plan.writes:
+            names = write.columns
+            values = pgcopy.row_values(names, pgcopy.adapters(dialect, spec, names, json_dumps))
+            staged = ([*values(row), n] for n, row in enumerate(write.rows))
+            found = pgcopy.stage_probe_and_merge(
+                self.connection,
+                dialect,
+                table,
+                spec,
+                names,
+                staged,
+                lambda st: dialect.probe_staged(table, st, key, version, delete=False),
+                lambda st: dialect.merge(table, st, key, "upsert", version),
+            )
+            for n, index in enumerate(write.units):
+                fresh = found.get(n)
+                operations[index] = "insert" if fresh is None else "update" if fresh else "skip"
+        return operations
+
+
+def _key_params(key: Sequence[str], values: Mapping[str, Any], bind: Callable[[Any], Any]) -> dict[str, Any]:
+    return {f"k{i}": bind(values.get(name)) for i, name in enumerate(key)}
 
 
 def _key_binds(key: Sequence[str]) -> dict[str, str]:

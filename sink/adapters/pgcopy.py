@@ -115,6 +115,29 @@ def stage_and_merge(
     connection.execute(merge(stage))
 
 
+def stage_probe_and_merge(
+    connection: Connection,
+    dialect: PostgresDialect,
+    table: sa.Table,
+    spec: TableSpec,
+    names: Sequence[str],
+    rows: Iterable[Row],
+    probe: Callable[[sa.TableClause], Any],
+    merge: Callable[[sa.TableClause], Any],
+) -> dict[int, bool]:
+    """`stage_and_merge` for a versioned plan: each row carries its position as a last value (the
+    stage's ordinal column); before the merge, `probe(stage)` answers (position, changes it?) for
+    the staged rows whose key is stored. Returns those answers by position."""
+    stage = dialect.stage(spec, names, ordinal=True)
+    types = ready_stage(connection, dialect, stage, table)
+    texts = text_columns(spec, names)
+    for chunk in chunks(rows, COPY_CHUNK_ROWS):
+        copy_rows(connection, dialect, stage, types, chunk, texts)
+    found = {int(n): bool(fresh) for n, fresh in connection.execute(probe(stage)).tuples()}
+    connection.execute(merge(stage))
+    return found
+
+
 def ready_stage(
     connection: Connection, dialect: PostgresDialect, stage: sa.TableClause, table: sa.Table
 ) -> list[int] | None:

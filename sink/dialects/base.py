@@ -231,8 +231,12 @@ class Dialect:
     def insert(self, table: sa.Table) -> Statement:
         return sa.insert(table)
 
-    def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
-        """Insert `columns` (default: all); on a key conflict overwrite the non-key ones among them."""
+    def upsert(
+        self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None, version: str | None = None
+    ) -> Statement:
+        """Insert `columns` (default: all); on a key conflict overwrite the non-key ones among them
+        — with a `version` column, only when the stored row has no version or an older one than
+        the proposed row (`write_condition`)."""
         raise NotImplementedError
 
     def update(self, table: sa.Table, key: Sequence[str], columns: Sequence[str]) -> Statement:
@@ -243,8 +247,26 @@ class Dialect:
             values = {key[0]: table.c[key[0]]}
         return sa.update(table).where(_key_condition(table, key)).values(values)
 
-    def delete(self, table: sa.Table, key: Sequence[str]) -> Statement:
-        return sa.delete(table).where(_key_condition(table, key))
+    def delete(self, table: sa.Table, key: Sequence[str], version: str | None = None) -> Statement:
+        """DELETE by key; with a `version` column, only a stored row without version or one no
+        newer than the delete's (bound as `dv`)."""
+        statement = sa.delete(table).where(_key_condition(table, key))
+        if version is not None:
+            stored = table.c[version]
+            statement = statement.where(delete_condition(stored, sa.bindparam("dv", type_=stored.type)))
+        return statement
+
+    def probe(self, table: sa.Table, key: Sequence[str], version: str, delete: bool, carried: bool = True) -> Statement:
+        """For one key (bound `k0`…) and one incoming version (bound `w`): no row when the key is
+        not stored, else whether the conditional write (or delete) changes it — the very condition
+        of `upsert`/`delete`, so the report says what the statement did."""
+        stored = table.c[version]
+        incoming = sa.bindparam("w", type_=stored.type)
+        if delete:
+            condition = delete_condition(stored, incoming)
+        else:
+            condition = write_condition(stored, incoming if carried else None)
+        return sa.select(condition.label("fresh")).where(_key_condition(table, key))
 
     # -------------------------------------------------------------- values
 
@@ -275,13 +297,36 @@ def _key_condition(table: sa.Table, key: Sequence[str]) -> sa.ColumnElement[bool
     return sa.and_(*(table.c[k] == sa.bindparam(f"k{i}") for i, k in enumerate(key)))
 
 
-def on_conflict_upsert(insert: Any, key: Sequence[str], columns: Sequence[str]) -> Statement:
+def write_condition(stored: Any, incoming: Any | None) -> sa.ColumnElement[bool]:
+    """When a write of version `incoming` may replace a stored row of version `stored`: the stored
+    row has none, or the incoming one is newer. `incoming` None: the rows do not carry the version
+    column, and replace only a row without version."""
+    if incoming is None:
+        return sa.and_(stored.is_(None))
+    return sa.or_(stored.is_(None), incoming > stored)
+
+
+def delete_condition(stored: Any, incoming: Any) -> sa.ColumnElement[bool]:
+    """When a delete of version `incoming` removes a stored row of version `stored`: the row has
+    no version, or one no newer than the delete's (a delete carries the version of the row it
+    deleted, e.g. `before.updated_at`, so an equal version deletes)."""
+    return sa.or_(stored.is_(None), stored <= incoming)
+
+
+def on_conflict_upsert(
+    insert: Any, key: Sequence[str], columns: Sequence[str], table: sa.Table | None = None, version: str | None = None
+) -> Statement:
     """INSERT ... ON CONFLICT (key) DO UPDATE SET the non-key `columns` to the proposed row's values
-    (PostgreSQL and SQLite spell it alike); DO NOTHING when every column is in the key."""
+    (PostgreSQL and SQLite spell it alike); DO NOTHING when every column is in the key. With a
+    `version` column of `table`: DO UPDATE ... WHERE `write_condition`."""
     updates = {c: insert.excluded[c] for c in columns if c not in key}
     statement: Statement
     if not updates:
         statement = insert.on_conflict_do_nothing(index_elements=list(key))
+    elif version is not None and table is not None:
+        incoming = insert.excluded[version] if version in columns else None
+        where = write_condition(table.c[version], incoming)
+        statement = insert.on_conflict_do_update(index_elements=list(key), set_=updates, where=where)
     else:
         statement = insert.on_conflict_do_update(index_elements=list(key), set_=updates)
     return statement
@@ -331,4 +376,3 @@ _NEUTRAL: tuple[tuple[type, Callable[[Any], ColumnType]], ...] = (
     (sa.Text, _kind(Kind.STRING)),
     (sa.String, _string_kind),
 )
-

@@ -22,7 +22,7 @@ from ..identifiers import IdentifierRules
 from ..model import Column, ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from . import ddl
-from .base import Dialect, Statement
+from .base import Dialect, Statement, write_condition
 from .types import refuse_nan, utc_naive
 
 VARCHAR_MAX = 768  # utf8mb4 characters that still fit an InnoDB index key (3072 bytes)
@@ -136,10 +136,22 @@ class MysqlDialect(Dialect):
 
     # -------------------------------------------------------------- statements and values
 
-    def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
+    def upsert(
+        self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None, version: str | None = None
+    ) -> Statement:
         stmt = mysql.insert(table)
         updates = [c for c in columns or table.c.keys() if c not in key] or list(key)  # all key: a no-op
-        return stmt.on_duplicate_key_update({c: InsertedValue(table.c[c]) for c in updates})
+        if version is None:
+            return stmt.on_duplicate_key_update({c: InsertedValue(table.c[c]) for c in updates})
+        # `c = IF(fresh, VALUES(c), c)` per column. MariaDB/MySQL assign left to right and a later
+        # assignment sees the earlier ones' new values: the version column goes last, so every
+        # condition still compares with the stored version.
+        stored = table.c[version]
+        fresh = write_condition(stored, InsertedValue(stored) if version in updates else None)
+        ordered = [c for c in updates if c != version] + [c for c in updates if c == version]
+        return stmt.on_duplicate_key_update(
+            [(c, sa.func.IF(fresh, InsertedValue(table.c[c]), table.c[c])) for c in ordered]
+        )
 
     bind_classes = frozenset({float, dt.datetime})
 

@@ -14,9 +14,12 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from ..identifiers import IdentifierRules
 from ..model import ColumnType, Kind, TableSpec
-from .base import Dialect, Statement, on_conflict_upsert
+from .base import Dialect, Statement, delete_condition, on_conflict_upsert, write_condition
 
 STAGE_PREFIX = "_sink_stage_"
+# With a version field, a stage has one more column: each staged row's position in its step, so a
+# probe of the stage against the table (`probe_staged`) can say row by row what the merge will do.
+STAGE_ORDINAL = "_sink_n"
 
 
 class PostgresDialect(Dialect):
@@ -57,8 +60,10 @@ class PostgresDialect(Dialect):
     def bytes_literal(self, value: bytes) -> str:
         return f"decode('{value.hex()}', 'hex')"  # independent of standard_conforming_strings
 
-    def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
-        return on_conflict_upsert(postgresql.insert(table), key, columns or table.c.keys())
+    def upsert(
+        self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None, version: str | None = None
+    ) -> Statement:
+        return on_conflict_upsert(postgresql.insert(table), key, columns or table.c.keys(), table, version)
 
     def reporting_inserts(self, upsert: Statement) -> Statement | None:
         # xmax is 0 for a row version no transaction has locked or replaced yet: a fresh insert
@@ -71,12 +76,14 @@ class PostgresDialect(Dialect):
 
     # -------------------------------------------------------------- bulk path: COPY into a stage, then merge
 
-    def stage(self, spec: TableSpec, names: Sequence[str]) -> sa.TableClause:
-        """The temporary staging table for rows of `spec` that carry `names`. Its name is derived from
-        the table, the columns and their types, so a table that evolved gets a fresh stage."""
+    def stage(self, spec: TableSpec, names: Sequence[str], ordinal: bool = False) -> sa.TableClause:
+        """The temporary staging table for rows of `spec` that carry `names` (and, `ordinal`, their
+        positions as a last column). Its name is derived from the table, the columns and their
+        types, so a table that evolved gets a fresh stage."""
         shape = repr((spec.name, [(n, str(c.type) if (c := spec.column(n)) else "None") for n in names]))
+        shape += " ordinal" if ordinal else ""
         name = STAGE_PREFIX + hashlib.sha1(shape.encode()).hexdigest()[:24]
-        return sa.table(name, *(sa.column(n) for n in names))
+        return sa.table(name, *(sa.column(n) for n in (*names, *((STAGE_ORDINAL,) if ordinal else ()))))
 
     def create_stage(self, stage: sa.TableClause, table: sa.Table) -> ExecutableDDLElement:
         """`CREATE TEMP TABLE IF NOT EXISTS stage ON COMMIT DELETE ROWS AS SELECT cols FROM t WITH
@@ -105,20 +112,46 @@ class PostgresDialect(Dialect):
     def clear_stage(self, stage: sa.TableClause) -> Statement:
         return sa.delete(stage)
 
-    def merge(self, table: sa.Table, stage: sa.TableClause, key: Sequence[str], mode: str) -> Statement:
+    def merge(
+        self, table: sa.Table, stage: sa.TableClause, key: Sequence[str], mode: str, version: str | None = None
+    ) -> Statement:
         """The staged rows into the table: INSERT ... SELECT (insert), with ON CONFLICT DO UPDATE
-        (upsert), or UPDATE ... FROM (update); only the staged columns are written."""
-        names = [c.name for c in stage.columns]
+        (upsert; with a `version` column, DO UPDATE ... WHERE the staged row is newer), or UPDATE
+        ... FROM (update); only the staged columns are written."""
+        names = [c.name for c in stage.columns if c.name != STAGE_ORDINAL]
         if mode == "update":
             values = {c: stage.c[c] for c in names if c not in key}
             if not values:  # every column is in the key: nothing to change
                 values = {key[0]: stage.c[key[0]]}
             return sa.update(table).values(values).where(_joined(table, stage, key))
         insert = postgresql.insert(table).from_select(names, sa.select(*(stage.c[n] for n in names)))
-        return on_conflict_upsert(insert, key, names) if mode == "upsert" else insert
+        return on_conflict_upsert(insert, key, names, table, version) if mode == "upsert" else insert
 
-    def delete_staged(self, table: sa.Table, stage: sa.TableClause, key: Sequence[str]) -> Statement:
-        return sa.delete(table).where(_joined(table, stage, key))
+    def delete_staged(
+        self, table: sa.Table, stage: sa.TableClause, key: Sequence[str], version: str | None = None
+    ) -> Statement:
+        """DELETE ... USING the stage; with a `version` column, only the rows the staged delete's
+        version covers (a staged delete without version deletes whatever is stored)."""
+        statement = sa.delete(table).where(_joined(table, stage, key))
+        if version is not None:
+            incoming = stage.c[version]
+            statement = statement.where(sa.or_(incoming.is_(None), delete_condition(table.c[version], incoming)))
+        return statement
+
+    def probe_staged(
+        self, table: sa.Table, stage: sa.TableClause, key: Sequence[str], version: str, delete: bool
+    ) -> Statement:
+        """(position, changes it?) for each staged row whose key is stored, by the condition the
+        merge (or delete) applies; a staged row not returned is a key not stored."""
+        stored, names = table.c[version], {c.name for c in stage.columns}
+        incoming = stage.c[version] if version in names else None
+        if delete:
+            assert incoming is not None
+            condition = sa.or_(incoming.is_(None), delete_condition(stored, incoming))
+        else:
+            condition = write_condition(stored, incoming)
+        joined = stage.join(table, _joined(table, stage, key))
+        return sa.select(stage.c[STAGE_ORDINAL], condition).select_from(joined)
 
 
 class CreateStage(ExecutableDDLElement):
@@ -130,7 +163,9 @@ class CreateStage(ExecutableDDLElement):
 @compiles(CreateStage)
 def _create_stage(element: CreateStage, compiler: Any, **kw: Any) -> str:
     preparer = compiler.preparer
-    columns = ", ".join(preparer.quote_identifier(c.name) for c in element.stage.columns)
+    columns = ", ".join(preparer.quote_identifier(c.name) for c in element.stage.columns if c.name != STAGE_ORDINAL)
+    if STAGE_ORDINAL in element.stage.c:
+        columns += f", CAST(0 AS bigint) AS {preparer.quote_identifier(STAGE_ORDINAL)}"
     return (
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {preparer.quote_identifier(element.stage.name)} "
         f"ON COMMIT DELETE ROWS AS SELECT {columns} FROM {preparer.format_table(element.table)} WITH NO DATA"

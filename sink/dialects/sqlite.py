@@ -102,8 +102,10 @@ class SqliteDialect(Dialect):
         copy = sa.insert(new).from_select(names, sa.select(*(old.c[n] for n in names)))
         return [sa.schema.CreateTable(new), copy, sa.schema.DropTable(old), ddl.RenameTable(new, target.name)]
 
-    def upsert(self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None) -> Statement:
-        return on_conflict_upsert(sqlite.insert(table), key, columns or table.c.keys())
+    def upsert(
+        self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None, version: str | None = None
+    ) -> Statement:
+        return on_conflict_upsert(sqlite.insert(table), key, columns or table.c.keys(), table, version)
 
     bind_classes = frozenset({float, dt.datetime})
 
