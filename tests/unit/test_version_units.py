@@ -105,7 +105,7 @@ def prepare(rules: MappingRules, key: bytes | None, value: Any) -> Row:
 
 @pytest.mark.parametrize("value", [42, "text", [1, 2], True])
 def test_a_schemaless_scalar_or_array_value_is_a_record_error(value: Any) -> None:
-    with pytest.raises(MappingError, match="not an object with fields.*SINK_VALUE_COLUMN_NAME") as error:
+    with pytest.raises(MappingError, match=r"not an object with fields.*SINK_VALUE_COLUMN_NAME") as error:
         prepare(MappingRules(), None, value)
     assert error.value.stage is Stage.VALUE_CONVERTER
 
@@ -120,7 +120,7 @@ def test_with_a_value_column_name_the_whole_value_lands_in_it() -> None:
 
 def test_a_schemaless_scalar_key_needs_a_column_name() -> None:
     rules = MappingRules(pk_mode="record_key")
-    with pytest.raises(MappingError, match="record key is a single int value.*SINK_KEY_COLUMN_NAME") as error:
+    with pytest.raises(MappingError, match=r"record key is a single int value.*SINK_KEY_COLUMN_NAME") as error:
         prepare(rules, b"7", {"a": 1})
     assert error.value.stage is Stage.KEY_CONVERTER
     r = prepare(MappingRules(pk_mode="record_key", key_column_name="k"), b"7", {"a": 1})
