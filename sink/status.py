@@ -30,6 +30,7 @@ MASK = "***"
 class Reading:
     counters: dict[str, int] | None  # None: no worker attached yet
     stats: Stats | None  # None: the per-batch hooks are not wired
+    stale: int | None  # records an older version than the table's (SINK_UPSERT_VERSION_FIELD); None: no writer
     lag: int | None  # records behind the end of the log, all assigned partitions; None: unknown
     lag_by_partition: dict[tuple[str, int], int] | None
     committed: dict[Any, int]
@@ -47,6 +48,7 @@ def read(health: Health) -> Reading:
     return Reading(
         counters=None if counters is None else {name: int(getattr(counters, name, 0)) for name in COUNTERS},
         stats=stats if isinstance(stats, Stats) else None,
+        stale=getattr(getattr(worker, "writer", None), "stale_records", None),
         lag=health.lag,
         lag_by_partition=None if health.lag_by_partition is None else dict(health.lag_by_partition),
         committed=dict(health.committed_offsets),

@@ -73,6 +73,7 @@ HELP = {  # the sink's own metrics (docs/metrics.md gives each one's Kafka Conne
     "sink_consumer_lag": "Records behind the end of the log over the partitions held.",
     "sink_partition_lag": "Records behind the end of the log per partition held.",
     "sink_records_skipped": "Records that needed no write.",
+    "sink_records_stale": "Records not written: the table or the batch held a newer version (upsert version field).",
     "sink_records_reported": "Delivery reports the result and error topics acknowledged.",
     "sink_table_records_written": "Records of the batches written, per table.",
     "sink_batch_records": "Records per batch written, per table.",
@@ -107,6 +108,8 @@ class SinkCollector(Collector):
             yield from self._counters(reading.counters, reading.insert_mode)
         if reading.stats is not None:
             yield from self._stats(reading.stats)
+        if reading.stale is not None:
+            yield self._one(CounterMetricFamily, "sink_records_stale", reading.stale)
 
     def _one(self, kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, value: float) -> Metric:
         family = kind(name, HELP[name], labels=["sink"])

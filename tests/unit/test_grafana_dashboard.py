@@ -26,7 +26,8 @@ def exported() -> set[str]:
     stats.observe_batch("orders", 10, 0.01)
     stats.observe_failure("t", 0, 1, "VALUE_CONVERTER", "DecodeError", "not JSON", True, 1.0)
     health = Health(lambda: 1.0, 60, 30)
-    health.attach(SimpleNamespace(counters=Counters(), stats=stats, writer=None, router=None))
+    writer = SimpleNamespace(stale_records=0)
+    health.attach(SimpleNamespace(counters=Counters(), stats=stats, writer=writer, router=None))
     health.committed({("t", 0): 1})
     health.lag, health.lag_by_partition = 0, {("t", 0): 0}
     text = generate_latest(metrics_registry(health, "orders")).decode()

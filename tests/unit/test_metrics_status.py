@@ -106,6 +106,13 @@ def test_counters_without_the_stats_hooks_give_the_totals_only() -> None:
     assert not any(k.startswith(hooked) for k in m)
 
 
+def test_records_older_than_the_tables_version_are_counted_from_the_writer() -> None:
+    health = Health(Clock(), 60, 30)
+    writer = SimpleNamespace(stale_records=5)
+    health.attach(SimpleNamespace(counters=Counters(), stats=None, writer=writer, router=None))
+    assert scrape(health)["sink_records_stale_total{}"] == 5
+
+
 def test_stats_hooks_give_tables_histograms_and_errors_by_reason() -> None:
     stats = Stats()
     stats.observe_batch("orders", 40, 0.004)
