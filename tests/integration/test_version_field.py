@@ -84,3 +84,31 @@ def test_a_row_without_version_is_replaced_and_a_record_without_one_writes_only_
         {"id": 1, "v": 2, "note": "now versioned"},
         {"id": 2, "v": 5, "note": "v5"},
     ]
+
+
+def _change(op: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """A schemaless Debezium change event (the source block as a connector writes it)."""
+    source = {"connector": "postgresql", "db": "shop", "schema": "public", "table": "items", "ts_ms": 1}
+    return {"before": before, "after": after, "source": source, "op": op, "ts_ms": 1}
+
+
+def test_a_delete_older_than_the_row_keeps_it_and_one_not_older_removes_it(
+    store: SqlStore, name: str, url: str
+) -> None:
+    rules = MappingRules(
+        table_name_format=name,
+        pk_mode="record_value",
+        pk_fields=("id",),
+        version_field="v",
+        cdc_format="debezium",
+    )
+    sink = Versioned(store, name)
+    sink.preparer = Preparer(StringDecoder(), JsonDecoder(), RowMapper(rules))
+    sink.batch(*(_change("c", None, {"id": k, "v": 10, "note": "new"}) for k in range(1, 5)))
+    # Deletes carry the version of the row they saw (`before`): one older than the table's, one equal.
+    stale, current = {"id": 1, "v": 5, "note": "old"}, {"id": 2, "v": 10, "note": "new"}
+    outcomes = sink.batch(_change("d", stale, None), _change("d", current, None))
+    assert [(o.status, o.operation) for o in outcomes] == [(Status.WRITTEN, "skip"), (Status.DELETED, "delete")]
+    got = fetch_rows(url, name, order_by="id")
+    assert [row["id"] for row in got] == [1, 3, 4], "the stale delete left row 1, the current one removed row 2"
+    assert got[0] == {"id": 1, "v": 10, "note": "new"}
