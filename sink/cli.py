@@ -29,9 +29,9 @@ from .formats import make_decoder
 from .health import Health, WatchedSource
 from .identifiers import IdentifierRules
 from .logs import setup_logging
+from .outcomes import OutcomeRouter, RoutingRules
 from .pipeline import Preparer, Writer, WriteRules
 from .progress import LogReporter, Reporter, TerminalReporter
-from .routing import OutcomeRouter, RoutingRules
 from .transforms import MappingRules, RowMapper
 from .worker import LoopRules, Source, Worker
 

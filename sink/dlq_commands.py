@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import dlq
-from .errors import FatalError
+from .errors import FatalError, ResetRefused
 from .model import RawRecord
-from .reset import ResetRefused, parse_topic
+from .reset import parse_topic
 
 BATCH = 500
 

@@ -18,6 +18,8 @@
         SchemaEvolutionRefused a schema change the sink will not apply on its own (the writer turns
                                it into SchemaRefused record errors for the records that need it)
         DeadLetterUnavailable  the dead-letter or report topic cannot be written
+        DeadLetterFlood        too many bad records in a row or in the window: stop, not drain
+        ResetRefused           `sink reset-offsets` cannot do what was asked (exit code 2)
       Fenced                 exactly-once: another worker owns these partitions now (the offsets
                              table's epoch moved); not a failure: roll back, drop their work, go on
 
@@ -144,6 +146,17 @@ class SchemaRefused(RecordError):
 
 class DeadLetterUnavailable(FatalError):
     pass
+
+
+class DeadLetterFlood(FatalError):
+    """Too many bad records: stop instead of draining a broken topic into the dead-letter queue."""
+
+
+class ResetRefused(FatalError):
+    """`sink reset-offsets` cannot be carried out as asked: a bad argument, an unknown topic or
+    partition, a group that still has members. Exit code 2, one line, nothing changed."""
+
+    exit_code = 2
 
 
 class RecordStop(FatalError):

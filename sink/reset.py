@@ -31,18 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ConfigError, FatalError, SinkError
+from .errors import ConfigError, FatalError, ResetRefused, SinkError
 
 TP = tuple[str, int]
 SPECS = ("to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "by_duration", "to_current", "from_file")
 INACTIVE_STATES = ("EMPTY", "DEAD")
-
-
-class ResetRefused(FatalError):
-    """The request cannot be carried out as asked: a bad argument, an unknown topic or partition,
-    a group that still has members. Exit code 2, one line, nothing changed."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

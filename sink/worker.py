@@ -29,12 +29,11 @@ from .batch import Batcher
 from .errors import FatalError, Fenced, RecordError, RecordStop, RetriableError
 from .health import Health
 from .logs import fields
-from .metrics import Counters
 from .model import Batch, Coord, Outcome, RawRecord, Row, Status
-from .offsets import BatchPositions, Ledger, OffsetTracker, TopicPartition
+from .offsets import BatchPositions, Ledger, TopicPartition
+from .outcomes import OutcomeRouter
 from .pipeline import Preparer, Writer
 from .progress import LogReporter, Reporter, snapshot
-from .routing import OutcomeRouter
 
 log = logging.getLogger("sink.worker")
 
@@ -151,8 +150,8 @@ class Worker:
         self.health = health or Health(clock, float("inf"), float("inf"))  # what /livez and /readyz tell
         self.report = report or LogReporter()  # the totals at each stats tick and at the end
         self.tracer = tracer or _NoTracing()  # OpenTelemetry: a span per batch written (off: nothing)
-        self.tracker = OffsetTracker()
-        self.counters = Counters()
+        self.tracker = router.tracker  # the router settles into them: one owner
+        self.counters = router.counters
         # Exactly-once (None: at-least-once): positions kept in the target database with the rows.
         self.ledger = ledger
         self._fenced: set[TopicPartition] = set()  # taken by another worker; their records are dropped
@@ -169,7 +168,6 @@ class Worker:
         self._last_commit = self._last_stats = clock()
         self._writing: _InFlight | None = None
         self._writer_thread = ThreadPoolExecutor(1, "sink-writer") if rules.write_in_background else None
-        router.bind(self.tracker, self.counters)
         self.stats = router.stats  # per table and per batch, for /metrics and the status page
 
     # -------------------------------------------------------------- lifecycle

@@ -15,8 +15,8 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # OffsetSpec: public
 
-from ..errors import BrokerUnavailable, ConfigError, SinkError
-from ..reset import TP, GroupState, ResetRefused
+from ..errors import BrokerUnavailable, ConfigError, ResetRefused, SinkError
+from ..reset import TP, GroupState
 
 TIMEOUT_S = 10.0
 # Consumer-only properties that an AdminClient would warn about; security and client settings stay.

@@ -14,8 +14,8 @@ from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
 from sink.model import Coord, RawRecord
 from sink.offsets import Ledger
+from sink.outcomes import OutcomeRouter, Publisher, RoutingRules
 from sink.pipeline import Preparer, Writer, WriteRules
-from sink.routing import OutcomeRouter, Publisher, RoutingRules
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
 from tests.support.fakes import Clock, FakeSource, FakeStore

@@ -10,12 +10,12 @@ from typing import Any
 
 from sink.model import Coord, Outcome, RawRecord, Status
 from sink.offsets import Ledger, OffsetTracker
+from sink.outcomes import RoutingRules
 from sink.pipeline import WriteRules
-from sink.routing import RoutingRules
 from sink.transforms import MappingRules
 from tests.support.fakes import TP, FakeOffsets, FakeStore
 from tests.support.harness import WorkerHarness
-from tests.unit.test_routing import FakePublisher
+from tests.unit.test_outcomes import FakePublisher
 from tests.unit.test_worker import FakeTx
 
 P0: TP = ("orders", 0)

@@ -17,8 +17,8 @@ from sink.adapters.http import StatusPage, metrics_registry
 from sink.config import load_settings
 from sink.health import Health, WatchedSource
 from sink.metrics import BATCH_ROWS_BUCKETS, Counters, Histogram, History, Stats
+from sink.outcomes import RoutingRules
 from sink.pipeline import WriteRules
-from sink.routing import RoutingRules
 
 SECRET = "UnitPw-7781z"
 

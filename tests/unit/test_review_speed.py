@@ -12,8 +12,8 @@ from sink.formats.connect_json import ConnectJsonDecoder
 from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
 from sink.model import Coord, RawRecord, Row
+from sink.outcomes import OutcomeRouter, RoutingRules
 from sink.pipeline import Preparer, Writer, WriteRules
-from sink.routing import OutcomeRouter, RoutingRules
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
 from tests.support.fakes import Clock

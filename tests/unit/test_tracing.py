@@ -26,9 +26,9 @@ from sink.errors import ConfigError, DatabaseUnavailable, Fenced, RecordRejected
 from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
 from sink.model import Batch, Column, ColumnType, Coord, Kind, Op, Outcome, RawRecord, Row, Status, TableSpec
+from sink.outcomes import OutcomeRouter, RoutingRules
 from sink.pipeline import Preparer, Writer, WriteRules
 from sink.plan import Plan
-from sink.routing import OutcomeRouter, RoutingRules
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
 from tests.support import fakes

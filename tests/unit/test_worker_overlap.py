@@ -24,9 +24,9 @@ from sink import worker as worker_module
 from sink.batch import Batcher
 from sink.errors import RecordRejected
 from sink.model import Batch, RawRecord, TableSpec
+from sink.outcomes import RoutingRules
 from sink.pipeline import WriteRules
 from sink.plan import Plan
-from sink.routing import RoutingRules
 from tests.support import fakes
 from tests.support.fakes import TP, Clock, FakeSource, FakeStore
 from tests.support.harness import WorkerHarness

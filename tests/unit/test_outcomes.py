@@ -18,6 +18,7 @@ import pytest
 
 from sink.deadletter import PREFIX
 from sink.errors import (
+    DeadLetterFlood,
     DeadLetterUnavailable,
     DecodeError,
     MappingError,
@@ -41,9 +42,9 @@ from sink.model import (
     Status,
     TableSpec,
 )
+from sink.outcomes import OutcomeRouter, RoutingRules
 from sink.pipeline import Writer, WriteRules
 from sink.plan import Plan
-from sink.routing import DeadLetterFlood, OutcomeRouter, RoutingRules
 from sink.worker import LoopRules
 from tests.support import fakes
 from tests.support.fakes import Clock, FakeSource, FakeStore

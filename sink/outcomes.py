@@ -1,4 +1,5 @@
-"""Where each outcome goes: settle it, report it, dead-letter it, or stop.
+"""Where each outcome goes: settle it, report it, dead-letter it, or stop (the flood limit is
+`flood.py`).
 
 A record is settled when its transaction committed (WRITTEN/DELETED/SKIPPED) or when the
 dead-letter producer acknowledged it; only then may its offset be committed. Record errors follow
@@ -15,16 +16,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from . import deadletter, report
 from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
+from .flood import FloodLimit
 from .logs import fields
 from .metrics import Counters, Stats
-from .model import Coord, Outcome, RawRecord, Status, Tolerance
+from .model import Outcome, RawRecord, Status, Tolerance
 from .offsets import OffsetTracker
 
 log = logging.getLogger("sink.errors")
@@ -54,10 +55,6 @@ class Publisher(Protocol):
         ...
 
 
-class DeadLetterFlood(FatalError):
-    """Too many bad records: stop instead of draining a broken topic into the dead-letter queue."""
-
-
 @dataclass(frozen=True, slots=True)
 class RoutingRules:
     connector_name: str = "sink"
@@ -73,73 +70,33 @@ class RoutingRules:
     error_topic: str | None = None
 
 
-class Health:
-    """The flood limit. Records count in the order they are judged: good when prepared (a row for
-    a batch) or settled, bad when they fail; a row the database rejects later turns bad in the
-    window, so the ratio stays per record."""
-
-    def __init__(self, rules: RoutingRules) -> None:
-        self.rules = rules
-        self._window: OrderedDict[Coord, bool] = OrderedDict()
-        self.consecutive = 0
-
-    def good(self, coord: Coord) -> None:
-        self.consecutive = 0
-        self._note(coord, False)
-
-    def bad(self, coord: Coord) -> None:
-        self.consecutive += 1
-        self._note(coord, True)
-        limit = self.rules.max_consecutive
-        if limit and self.consecutive >= limit:
-            raise DeadLetterFlood(
-                f"{self.consecutive} bad records in a row, the last {coord} "
-                f"(SINK_ERRORS_DEADLETTERQUEUE_MAX_CONSECUTIVE={limit}); stopping instead of draining "
-                "the topic into the dead-letter queue"
-            )
-        window = self._window
-        if self.rules.max_ratio < 1.0 and len(window) >= self.rules.ratio_window:
-            ratio = sum(window.values()) / len(window)
-            if ratio > self.rules.max_ratio:
-                raise DeadLetterFlood(
-                    f"{ratio:.0%} of the last {len(window)} records failed, the last {coord} "
-                    f"(SINK_ERRORS_DEADLETTERQUEUE_MAX_RATIO={self.rules.max_ratio}); stopping instead of "
-                    "draining the topic into the dead-letter queue"
-                )
-
-    def _note(self, coord: Coord, bad: bool) -> None:
-        if self.rules.max_ratio >= 1.0:  # no ratio limit: nothing to keep
-            return
-        window = self._window
-        if coord in window:
-            window[coord] = window[coord] or bad
-            return
-        window[coord] = bad
-        while len(window) > self.rules.ratio_window:
-            window.popitem(last=False)
-
-
 class OutcomeRouter:
-    def __init__(self, rules: RoutingRules, publisher: Publisher | None) -> None:
+    """Settles, counts, reports and dead-letters outcomes. It holds the offsets tracker and the
+    running totals it keeps (the worker reads them from here: one owner)."""
+
+    def __init__(
+        self,
+        rules: RoutingRules,
+        publisher: Publisher | None,
+        tracker: OffsetTracker | None = None,
+        counters: Counters | None = None,
+    ) -> None:
         needs_publisher = rules.dlq_topic or rules.result_topic or rules.error_topic
         if needs_publisher and publisher is None:
             raise ValueError("a publisher is needed for dead-letter or report topics")
         self.rules = rules
         self.publisher = publisher
-        self.tracker = OffsetTracker()
-        self.counters = Counters()
-        self.health = Health(rules)
+        self.tracker = OffsetTracker() if tracker is None else tracker
+        self.counters = Counters() if counters is None else counters
+        self.flood = FloodLimit(rules.max_ratio, rules.ratio_window, rules.max_consecutive)
         self._broken: FatalError | None = None
         self.stats = Stats()  # failures by reason and reports, for /metrics and the status page
-
-    def bind(self, tracker: OffsetTracker, counters: Counters) -> None:
-        self.tracker, self.counters = tracker, counters
 
     # -------------------------------------------------------------- outcomes
 
     def accepted(self, raw: RawRecord) -> None:
         """A record became a row for a batch: good so far, as far as the flood limit goes."""
-        self.health.good(raw.coord)
+        self.flood.good(raw.coord)
 
     def record_failed(self, raw: RawRecord, error: RecordError) -> None:
         self.settled([Outcome(raw, Status.FAILED, None, None, None, error.stage, error)])
@@ -164,7 +121,7 @@ class OutcomeRouter:
             elif status is Status.FAILED:
                 self._failed(outcome)
                 continue
-            self.health.consecutive = 0
+            self.flood.consecutive = 0
             settle(outcome.raw.coord)
 
     def _per_record_needs(self) -> bool:
@@ -172,7 +129,7 @@ class OutcomeRouter:
         return self.rules.max_ratio < 1.0 or bool(self.rules.result_topic and self.publisher is not None)
 
     def _succeeded(self, outcome: Outcome) -> None:
-        self.health.good(outcome.coord)
+        self.flood.good(outcome.coord)
         if outcome.status is Status.WRITTEN:
             self.counters.rows_written += 1
         elif outcome.status is Status.DELETED:
@@ -185,7 +142,7 @@ class OutcomeRouter:
         assert isinstance(error, RecordError)
         if self.rules.tolerance == "none":
             raise RecordStop(outcome.coord, error, self._reason(error))
-        self.health.bad(outcome.coord)
+        self.flood.bad(outcome.coord)
         if self.rules.dlq_topic:
             self._log(outcome.raw, error, always=False)
             self._dead_letter(outcome, error)
