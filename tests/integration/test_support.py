@@ -219,14 +219,11 @@ def test_registry_raw_endpoints(private_registry: RegistryServer, unique_name: s
     url = private_registry.url
     subject = f"{unique_name}-value"
     proto = 'syntax = "proto3";\nmessage M { int32 a = 1; }\n'
-    assert _http(
-        f"{url}/subjects/{subject}/versions", "POST", {"schema": proto, "schemaType": "PROTOBUF"}
-    ) == (
-        200,
-        {"id": 1},
-    )
+    status, body = _http(f"{url}/subjects/{subject}/versions", "POST", {"schema": proto, "schemaType": "PROTOBUF"})
+    assert (status, body["id"]) == (200, 1)
+    assert body["guid"] == private_registry.guid(1), "newer registries answer with the schema's GUID too"
     status, body = _http(f"{url}/schemas/ids/1?fetchMaxId=false&subject={subject}")
-    assert (status, body) == (200, {"schema": proto, "schemaType": "PROTOBUF"})
+    assert (status, body) == (200, {"schema": proto, "schemaType": "PROTOBUF", "guid": private_registry.guid(1)})
     assert _http(f"{url}/schemas/ids/1?format=serialized")[1]["schema"] == proto
     assert _http(f"{url}/schemas/ids/1/versions") == (200, [{"subject": subject, "version": 1}])
     status, body = _http(f"{url}/subjects/{subject}", "POST", {"schema": "other", "schemaType": "PROTOBUF"})
