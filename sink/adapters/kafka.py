@@ -245,18 +245,25 @@ class KafkaSource:
             log.warning("%s the partitions: %s", doing, exc.args[0].str())
 
     def lag(self) -> int | None:
-        """Records behind the end of the log, from the high watermarks cached from fetches."""
+        """Records behind the end of the log over the assigned partitions (None: unknown, not 0)."""
+        per_partition = self.lag_by_partition()
+        return None if per_partition is None else sum(per_partition.values())
+
+    def lag_by_partition(self) -> dict[TP, int] | None:
+        """Records behind the end of the log per assigned partition, from the high watermarks
+        cached from fetches (no request to the broker); None while any of them is unknown (not in
+        the group yet, nothing fetched yet, the broker unreachable)."""
         try:
             assignment = self._consumer.assignment()
-            if not assignment:  # not in the group yet, or the broker is unreachable: unknown, not 0
+            if not assignment:
                 return None
-            total = 0
+            lags: dict[TP, int] = {}
             for position in self._consumer.position(assignment):
                 _low, high = self._consumer.get_watermark_offsets(position, cached=True)
-                if high < 0 or position.offset < 0:
+                if high < 0 or position.offset < 0 or position.topic is None:
                     return None
-                total += max(0, high - position.offset)
-            return total
+                lags[(position.topic, position.partition)] = max(0, high - position.offset)
+            return lags
         except (KafkaException, RuntimeError):
             return None
 

@@ -127,6 +127,12 @@ def test_metrics_and_status_json_match_the_table_and_the_dead_letter_topic(
     assert m[f"sink_retries_total{{{s}}}"] == 0
     assert m[f"sink_partitions_assigned{{{s}}}"] == 2
     assert m.get(f"sink_consumer_lag{{{s}}}", 0) >= 0  # absent while librdkafka has no high watermark yet
+    # Lag per partition and in all, from the watermarks librdkafka cached from its fetches:
+    wait_for(lambda: f"sink_consumer_lag{{{s}}}" in scraped(), 10, message="no lag from the fetches' watermarks")
+    m = scraped()
+    per_partition = {k: v for k, v in m.items() if k.startswith("sink_partition_lag{")}
+    assert len(per_partition) == len(ends), per_partition
+    assert sum(per_partition.values()) == m[f"sink_consumer_lag{{{s}}}"] == 0, "everything was read"
     assert m["process_resident_memory_bytes"] > 1_000_000
     # Per table and per reason (fed per batch and per failure by the worker and the router):
     assert m[f'sink_table_records_written_total{{{s},table="{topic}"}}'] == len(rows)
