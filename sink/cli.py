@@ -31,9 +31,10 @@ from .identifiers import IdentifierRules
 from .logs import setup_logging
 from .outcomes import OutcomeRouter, RoutingRules
 from .pipeline import Preparer, Writer, WriteRules
+from .ports import Source
 from .progress import LogReporter, Reporter, TerminalReporter
 from .transforms import MappingRules, RowMapper
-from .worker import LoopRules, Source, Worker
+from .worker import LoopRules, Worker
 
 log = logging.getLogger("sink")
 

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from .errors import Fenced
 from .model import Coord, Outcome, Status
-from .transactions import Transaction
-
-TopicPartition = tuple[str, int]
+from .ports import OffsetStore, Position, TopicPartition, Transaction
 
 
 @dataclass(slots=True)
@@ -106,23 +102,6 @@ class Snapshot:
 
 
 # ------------------------------------------------------------------------------ exactly-once
-
-Position = tuple[int | None, int]  # (next offset to read, or None: leave it as it is; epoch)
-
-
-class OffsetStore(Protocol):
-    """Exactly-once: the offsets table in the target database (`sink.adapters.db.SqlOffsets`).
-
-    `claim` runs one transaction: the partitions' rows are inserted when missing (next offset NULL),
-    their epoch bumped and (next offset, new epoch) read, which fences any earlier owner.
-    `advance` runs inside a transaction of the store: per partition, a compare-and-set of its next
-    offset on the epoch this worker claimed; it returns the partitions whose epoch moved (nothing
-    was updated for them: the caller rolls the transaction back)."""
-
-    def claim(self, partitions: list[TopicPartition]) -> dict[TopicPartition, Position]: ...
-    def advance(self, tx: Transaction, positions: Mapping[TopicPartition, Position]) -> frozenset[TopicPartition]: ...
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
-
 
 class Ledger:
     """Exactly-once bookkeeping of one worker: the epoch it claimed per partition and the next

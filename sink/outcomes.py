@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from . import deadletter, report
 from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
@@ -27,32 +26,9 @@ from .logs import fields
 from .metrics import Counters, Stats
 from .model import Outcome, RawRecord, Status, Tolerance
 from .offsets import OffsetTracker
+from .ports import MessageTooLarge, Publisher
 
 log = logging.getLogger("sink.errors")
-
-
-class MessageTooLarge(Exception):
-    """What a Publisher passes to `on_done` when a record exceeds the producer's or the topic's
-    size limit (the router then sends it again, truncated)."""
-
-
-class Publisher(Protocol):
-    """An idempotent producer with acks=all. `on_done(None)` means acknowledged; a record over the
-    size limit gets `on_done(MessageTooLarge(...))`."""
-
-    def publish(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: deadletter.Headers,
-        timestamp: int | None,
-        on_done: Callable[[Exception | None], None],
-    ) -> None: ...
-
-    def flush(self) -> None:
-        """Wait until everything published was acknowledged or failed (callbacks called)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

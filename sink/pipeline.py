@@ -25,13 +25,14 @@ from .errors import (
     SchemaEvolutionRefused,
     SinkError,
 )
-from .formats import Decoder, schema_id_headers
+from .formats import schema_id_headers
 from .identifiers import IdentifierRules
 from .model import Batch, Decoded, InsertMode, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
 from .plan import delete_slot, write_plan
+from .ports import CommitHook, Decoder, OnCommit, Store
 from .refusals import refusals, refused_outcome, subbatch
 from .schema import Evolution, evolve
-from .transactions import BatchTransactions, CommitHook, OnCommit, Store
+from .transactions import BatchTransactions
 from .transforms import RowMapper
 
 NULL = Payload(None)

@@ -12,8 +12,8 @@ from typing import Protocol
 from .errors import SchemaEvolutionRefused, SchemaRefused
 from .identifiers import IdentifierRules
 from .model import Batch, Op, Outcome, Row, Stage, Status, TableSpec
+from .ports import Store
 from .schema import Evolution, merge_inferred
-from .transactions import Store
 
 
 class _Rules(Protocol):

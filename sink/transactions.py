@@ -7,50 +7,10 @@ isolating its rejected rows needs, announcing outcomes only once their transacti
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
-from typing import Protocol
+from contextlib import ExitStack
 
-from .model import ColumnType, Outcome, TableSpec
-from .plan import Plan
-from .schema import Evolution
-
-OnCommit = Callable[[list[Outcome]], None]
-
-
-class CommitHook(Protocol):
-    """Exactly-once (`offsets.BatchPositions`): `before_commit` runs in each transaction of a batch
-    that is about to commit, with the outcomes it settles, and writes their positions (raising
-    `Fenced` rolls the transaction back); `after_commit` runs once it committed."""
-
-    def before_commit(self, tx: Transaction, pending: list[Outcome]) -> None: ...
-    def after_commit(self) -> None: ...
-
-
-class Transaction(Protocol):
-    def savepoint(self) -> AbstractContextManager[None]:
-        """Roll back to the savepoint (and raise RecordRejected) when a statement inside fails."""
-        ...
-
-    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
-        """Run the plan's deletes, then its writes (insert/upsert/update by `mode`) into table
-        `spec`; return operation names by unit index where the database told which (insert vs
-        update); raise RecordRejected for data/integrity errors, including a value the driver
-        cannot send."""
-        ...
-
-
-class Store(Protocol):
-    def table(self, name: str) -> TableSpec | None: ...
-    def storage_type(self, column_type: ColumnType) -> ColumnType: ...
-    def create_table(self, spec: TableSpec) -> None: ...
-    def alter_table(self, existing: TableSpec, evolution: Evolution) -> None: ...
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
-
-    def ddl_text(self, existing: TableSpec | None, wanted: TableSpec, evolution: Evolution | None) -> str:
-        """The DDL that would create `wanted` (no `existing`) or apply `evolution`, as SQL text for a
-        person to read and run."""
-        ...
+from .model import Outcome
+from .ports import CommitHook, OnCommit, Store, Transaction
 
 
 class BatchTransactions:

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -30,9 +30,10 @@ from .errors import FatalError, Fenced, RecordError, RecordStop, RetriableError
 from .health import Health
 from .logs import fields
 from .model import Batch, Coord, Outcome, RawRecord, Row, Status
-from .offsets import BatchPositions, Ledger, TopicPartition
+from .offsets import BatchPositions, Ledger
 from .outcomes import OutcomeRouter
 from .pipeline import Preparer, Writer
+from .ports import Source, TopicPartition
 from .progress import LogReporter, Reporter, snapshot
 
 log = logging.getLogger("sink.worker")
@@ -45,28 +46,6 @@ LONG_WRITE_S = 1.0  # a batch write taking longer than this is waited for with p
 WRITER_SWITCH_INTERVAL_S = 0.0005
 
 T = TypeVar("T")
-
-
-class Source(Protocol):
-    """The consumer: a group member with manual commits."""
-
-    def subscribe(
-        self,
-        on_assign: Callable[[list[TopicPartition]], None],
-        on_revoke: Callable[[list[TopicPartition]], None],
-        *,
-        start_at: Callable[[list[TopicPartition]], Mapping[TopicPartition, int]] | None = None,
-    ) -> None:
-        """`start_at` (exactly-once): asked on each assignment, after `on_assign`, where the
-        assigned partitions start; the partitions it names are read from that offset."""
-        ...
-
-    def poll(self, max_records: int, timeout: float) -> list[RawRecord]: ...
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
-    def pause(self) -> None: ...
-    def resume(self) -> None: ...
-    def lag(self) -> int | None: ...
-    def close(self) -> None: ...
 
 
 class TracedWrite(Protocol):

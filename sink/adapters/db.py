@@ -18,8 +18,8 @@ from ..dialects.offsets import offset_statements
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
 from ..plan import Plan, delete_slot
+from ..ports import Transaction
 from ..schema import Evolution
-from ..transactions import Transaction
 from . import pgcopy
 from .dberrors import classified, classify, ddl_classified, driver_refusals
 from .executemany import (

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from ..errors import BrokerUnavailable, ConfigError, DeadLetterUnavailable, FatalError
 from ..logs import librdkafka_logger
 from ..model import Coord, RawRecord
-from ..outcomes import MessageTooLarge
+from ..ports import MessageTooLarge
 
 log = logging.getLogger("sink.kafka")
 # librdkafka's own lines go through Python logging (same format, JSON too, levels mapped from syslog's

@@ -8,44 +8,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import ConfigError, DecodeError
-from ..model import Column, Payload, Shape
-
-
-class Decoder(Protocol):
-    def decode(self, data: bytes, header: bytes | None = None) -> Payload:
-        """Decode one key or value; raise DecodeError for bytes this format cannot read. `header`:
-        the value of the record's `__key_schema_id` (for a key) or `__value_schema_id` header (see
-        `schema_id_headers`), which carries the framing when a serializer put it there; the
-        registry formats read it, the others ignore it."""
-        ...
-
-
-SchemaRef = int | str  # a schema id (magic byte 0) or a schema GUID as text (magic byte 1)
-
-
-class SchemaSource(Protocol):
-    """Writer schemas by id or GUID (Confluent wire format), implemented by `sink.adapters.registry`.
-
-    Every method raises `LookupError` for a schema the registry does not have (the format turns it
-    into a DecodeError naming the id; its `reference` attribute, if set, names the missing
-    referenced schema), `ValueError` for one it cannot turn into what was asked, and
-    `RegistryUnavailable` when the registry does not answer (an outage, never a record error).
-    """
-
-    def schema(self, ref: SchemaRef) -> tuple[str, str, list[dict[str, Any]]]:
-        """(schema type: AVRO|PROTOBUF|JSON, schema text, references) of a schema id or GUID"""
-        ...
-
-    def reference(self, subject: str, version: int) -> tuple[str, str, list[dict[str, Any]]]:
-        """A referenced schema (subject + version from a `references` entry), as `schema()`."""
-        ...
-
-    def protobuf_file(self, ref: SchemaRef) -> Any:
-        """The `google.protobuf` FileDescriptor of a Protobuf schema, its imports resolved."""
-        ...
+from ..model import Column, Shape
+from ..ports import Decoder, SchemaRef, SchemaSource
 
 
 class Struct(tuple[Column, ...]):

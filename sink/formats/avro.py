@@ -23,11 +23,10 @@ from fastavro import parse_schema, schemaless_reader
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
+from ..ports import SchemaRef, SchemaSource
 from . import (
     HEADER_SIZE,
     MAGIC_BYTE,
-    SchemaRef,
-    SchemaSource,
     describe_ref,
     framing,
     identity,

@@ -28,7 +28,8 @@ from referencing.jsonschema import DRAFT7
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import HEADER_SIZE, MAGIC_BYTE, SchemaRef, SchemaSource, describe_ref, framing, logical, nullable, writer_schema
+from ..ports import SchemaRef, SchemaSource
+from . import HEADER_SIZE, MAGIC_BYTE, describe_ref, framing, logical, nullable, writer_schema
 
 Convert = Callable[[Any], Any]
 Resolver = Any  # a `referencing` resolver (its class is not exported): where a $ref resolves from

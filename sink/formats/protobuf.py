@@ -26,7 +26,8 @@ from google.protobuf.message_factory import GetMessageClass
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
-from . import HEADER_SIZE, MAGIC_BYTE, SchemaRef, SchemaSource, describe_ref, identity, logical, prefix
+from ..ports import SchemaRef, SchemaSource
+from . import HEADER_SIZE, MAGIC_BYTE, describe_ref, identity, logical, prefix
 
 Convert = Callable[[Any], Any]
 Getter = Callable[[Any], Any]

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 from sink.batch import Batcher
-from sink.formats import Decoder
 from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
 from sink.model import Coord, RawRecord
 from sink.offsets import Ledger
-from sink.outcomes import OutcomeRouter, Publisher, RoutingRules
+from sink.outcomes import OutcomeRouter, RoutingRules
 from sink.pipeline import Preparer, Writer, WriteRules
+from sink.ports import Decoder, Publisher
 from sink.transforms import MappingRules, RowMapper
 from sink.worker import LoopRules, Worker
 from tests.support.fakes import Clock, FakeSource, FakeStore

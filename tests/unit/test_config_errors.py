@@ -20,8 +20,9 @@ from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
 from sink.logs import mask_secrets, setup_logging
 from sink.model import Coord, Outcome, RawRecord, Stage, Status
-from sink.outcomes import MessageTooLarge, OutcomeRouter, RoutingRules
+from sink.outcomes import OutcomeRouter, RoutingRules
 from sink.pipeline import Preparer
+from sink.ports import MessageTooLarge
 from sink.transforms import MappingRules, RowMapper
 
 SECRET = "hunter2-Secret"
