@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import ConfigError, FatalError, ResetRefused, SinkError
+from .ports import TopicPartition
 
-TP = tuple[str, int]
 SPECS = ("to_earliest", "to_latest", "to_offset", "shift_by", "to_datetime", "by_duration", "to_current", "from_file")
 INACTIVE_STATES = ("EMPTY", "DEAD")
 
@@ -47,22 +47,24 @@ class GroupState:
 class OffsetsPort(Protocol):
     def topics(self) -> dict[str, tuple[int, ...]]: ...
     def group_state(self, group: str) -> GroupState: ...
-    def committed(self, group: str, partitions: Sequence[TP]) -> dict[TP, int | None]: ...
-    def earliest(self, partitions: Sequence[TP]) -> dict[TP, int]: ...
-    def latest(self, partitions: Sequence[TP]) -> dict[TP, int]: ...
-    def offsets_for_time(self, partitions: Sequence[TP], timestamp_ms: int) -> dict[TP, int | None]: ...
-    def alter(self, group: str, offsets: Mapping[TP, int]) -> None: ...
+    def committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]: ...
+    def earliest(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]: ...
+    def latest(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]: ...
+    def offsets_for_time(
+        self, partitions: Sequence[TopicPartition], timestamp_ms: int
+    ) -> dict[TopicPartition, int | None]: ...
+    def alter(self, group: str, offsets: Mapping[TopicPartition, int]) -> None: ...
 
 
 class PositionsPort(Protocol):
     """Exactly-once: the group's rows in the offsets table of the target database."""
 
-    def positions(self, partitions: Sequence[TP]) -> dict[TP, int | None]:
+    def positions(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
         """The next offset the table holds per partition (None: no row, or no position yet);
         changes nothing (no table is created)."""
         ...
 
-    def reset(self, offsets: Mapping[TP, int]) -> None:
+    def reset(self, offsets: Mapping[TopicPartition, int]) -> None:
         """One transaction: each partition's next offset set (its row created when missing) and
         its epoch bumped, so a worker that still holds the partition is refused its next write."""
         ...
@@ -73,7 +75,7 @@ class Spec:
     kind: str  # one of SPECS
     offset: int | None = None  # to_offset, shift_by
     timestamp_ms: int | None = None  # to_datetime, by_duration (resolved against "now")
-    plan: Mapping[TP, int] | None = None  # from_file
+    plan: Mapping[TopicPartition, int] | None = None  # from_file
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class Request:
 
 @dataclass(frozen=True)
 class Row:
-    tp: TP
+    tp: TopicPartition
     current: int | None
     new: int | None  # None: left as it is (--to-current without a committed offset)
     table: int | None = None  # exactly-once: the position in the offsets table (None: none there)
@@ -193,9 +195,9 @@ def parse_duration(text: str) -> int:
     return round((((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000)
 
 
-def parse_plan(text: str) -> dict[TP, int]:
+def parse_plan(text: str) -> dict[TopicPartition, int]:
     """CSV `topic,partition,offset` per line (blank lines and # comments ignored)."""
-    plan: dict[TP, int] = {}
+    plan: dict[TopicPartition, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -220,7 +222,7 @@ def parse_plan(text: str) -> dict[TP, int]:
 
 def select_partitions(
     request: Request, sink_topics: Sequence[str], sink_regex: str | None, available: Mapping[str, Iterable[int]]
-) -> list[TP]:
+) -> list[TopicPartition]:
     """The partitions the request names, checked against the broker's metadata."""
     if request.spec.plan is not None:
         wanted: dict[str, set[int] | None] = {}
@@ -242,7 +244,7 @@ def select_partitions(
                 wanted[topic] = None
             else:
                 wanted.setdefault(topic, set()).update(partitions)  # type: ignore[union-attr]
-    selected: list[TP] = []
+    selected: list[TopicPartition] = []
     for topic, chosen in wanted.items():
         if topic not in available:
             raise ResetRefused(f"topic {topic!r} does not exist")
@@ -267,11 +269,11 @@ def active_problem(group: str, state: GroupState) -> str | None:
 
 def new_offsets(
     spec: Spec,
-    partitions: Sequence[TP],
-    current: Mapping[TP, int | None],
-    earliest: Mapping[TP, int],
-    latest: Mapping[TP, int],
-    at_time: Mapping[TP, int | None] | None = None,
+    partitions: Sequence[TopicPartition],
+    current: Mapping[TopicPartition, int | None],
+    earliest: Mapping[TopicPartition, int],
+    latest: Mapping[TopicPartition, int],
+    at_time: Mapping[TopicPartition, int | None] | None = None,
 ) -> list[Row]:
     """One Row per partition; every new offset is clamped into [earliest, latest]."""
     rows = []

@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as KafkaPartition
 
 from ..errors import BrokerUnavailable, ConfigError, DeadLetterUnavailable, FatalError
 from ..logs import librdkafka_logger
 from ..model import Coord, RawRecord
-from ..ports import MessageTooLarge
+from ..ports import MessageTooLarge, TopicPartition
 
 log = logging.getLogger("sink.kafka")
 # librdkafka's own lines go through Python logging (same format, JSON too, levels mapped from syslog's
@@ -28,7 +29,6 @@ _PROBE_LOG = logging.getLogger("sink.kafka.probe")
 _PROBE_LOG.propagate = False
 _PROBE_LOG.addHandler(logging.NullHandler())
 
-TP = tuple[str, int]
 Headers = list[tuple[str, bytes | None]]
 
 # Commit failures that mean "the group moved on": the revoke path already settled what it could.
@@ -135,32 +135,34 @@ class KafkaSource:
         # Cooperative rebalancing hands over only the partitions that move (incremental_assign).
         self._cooperative = "cooperative" in str(config.get("partition.assignment.strategy", ""))
         self._paused = False
-        self._paused_partitions: dict[tuple[str, int], TopicPartition] = {}  # paused, maybe revoked since
+        self._paused_partitions: dict[TopicPartition, KafkaPartition] = {}  # paused, maybe revoked since
 
     def subscribe(
         self,
-        on_assign: Callable[[list[TP]], None],
-        on_revoke: Callable[[list[TP]], None],
+        on_assign: Callable[[list[TopicPartition]], None],
+        on_revoke: Callable[[list[TopicPartition]], None],
         *,
-        start_at: Callable[[list[TP]], Mapping[TP, int]] | None = None,
+        start_at: Callable[[list[TopicPartition]], Mapping[TopicPartition, int]] | None = None,
     ) -> None:
         """With `start_at` (exactly-once), each assignment asks it where the partitions start and
         assigns them itself from there, inside the callback (confluent-kafka then does not assign
         them again; librdkafka fetches from the given offsets, or from the committed offset, then
         auto.offset.reset, for a partition left at OFFSET_INVALID)."""
 
-        def assigned(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        def assigned(consumer: Consumer, partitions: list[KafkaPartition]) -> None:
             names = [(p.topic, p.partition) for p in partitions]
             on_assign(names)
             if start_at is not None:
                 self._assign_from(consumer, partitions, start_at(names))
 
-        def revoked(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        def revoked(_consumer: Consumer, partitions: list[KafkaPartition]) -> None:
             on_revoke([(p.topic, p.partition) for p in partitions])
 
         self._consumer.subscribe(self._topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
-    def _assign_from(self, consumer: Consumer, partitions: list[TopicPartition], start: Mapping[TP, int]) -> None:
+    def _assign_from(
+        self, consumer: Consumer, partitions: list[KafkaPartition], start: Mapping[TopicPartition, int]
+    ) -> None:
         for p in partitions:
             offset = start.get((p.topic, p.partition))
             if offset is not None:
@@ -197,11 +199,11 @@ class KafkaSource:
         # librdkafka reconnects by itself; an unreachable broker is an outage to wait out, not a stop.
         CLIENT_LOG.warning("Kafka consumer: %s", error.str())
 
-    def commit(self, offsets: Mapping[TP, int]) -> None:
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """One synchronous commit. A refusal that may pass is BrokerUnavailable, which the worker
         tries again (at its next commit, or with back-off for the final one); a commit the group's
         rebalance made moot is skipped (the revocation committed what had settled)."""
-        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        partitions = [KafkaPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
             self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
@@ -232,11 +234,11 @@ class KafkaSource:
     def _pause_assigned(self) -> None:
         self._on_assigned(self._remember_and_pause, "pausing")
 
-    def _remember_and_pause(self, partitions: list[TopicPartition]) -> None:
+    def _remember_and_pause(self, partitions: list[KafkaPartition]) -> None:
         self._paused_partitions.update({(p.topic, p.partition): p for p in partitions})
         self._consumer.pause(partitions)
 
-    def _on_assigned(self, action: Callable[[list[TopicPartition]], None], doing: str) -> None:
+    def _on_assigned(self, action: Callable[[list[KafkaPartition]], None], doing: str) -> None:
         try:
             assignment = self._consumer.assignment()
             if assignment:
@@ -249,7 +251,7 @@ class KafkaSource:
         per_partition = self.lag_by_partition()
         return None if per_partition is None else sum(per_partition.values())
 
-    def lag_by_partition(self) -> dict[TP, int] | None:
+    def lag_by_partition(self) -> dict[TopicPartition, int] | None:
         """Records behind the end of the log per assigned partition, from the high watermarks
         cached from fetches (no request to the broker); None while any of them is unknown (not in
         the group yet, nothing fetched yet, the broker unreachable)."""
@@ -257,7 +259,7 @@ class KafkaSource:
             assignment = self._consumer.assignment()
             if not assignment:
                 return None
-            lags: dict[TP, int] = {}
+            lags: dict[TopicPartition, int] = {}
             for position in self._consumer.position(assignment):
                 _low, high = self._consumer.get_watermark_offsets(position, cached=True)
                 if high < 0 or position.offset < 0 or position.topic is None:

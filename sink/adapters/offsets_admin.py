@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # OffsetSpec: public
 
 from ..errors import BrokerUnavailable, ConfigError, ResetRefused, SinkError
-from ..reset import TP, GroupState
+from ..ports import TopicPartition
+from ..reset import GroupState
 
 TIMEOUT_S = 10.0
 # Consumer-only properties that an AdminClient would warn about; security and client settings stay.
@@ -77,37 +79,41 @@ class OffsetsAdmin:
         state = getattr(description.state, "name", None) or "UNKNOWN"
         return GroupState(state, len(description.members or ()))
 
-    def committed(self, group: str, partitions: Sequence[TP]) -> dict[TP, int | None]:
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
+    def committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int | None]:
+        request = ConsumerGroupTopicPartitions(group, [KafkaPartition(t, p) for t, p in partitions])
         future = self._admin.list_consumer_group_offsets([request], request_timeout=TIMEOUT_S)[group]
         result = self._result(future, f"committed offsets of group {group}")
-        out: dict[TP, int | None] = {}
+        out: dict[TopicPartition, int | None] = {}
         for tp in result.topic_partitions:
             if tp.error is not None:
                 raise self._error(tp.error, f"committed offset of {tp.topic}:{tp.partition}")
             out[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
         return out
 
-    def earliest(self, partitions: Sequence[TP]) -> dict[TP, int]:
+    def earliest(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return self._list_offsets(partitions, OffsetSpec.earliest(), "earliest")  # type: ignore[return-value,no-untyped-call]
 
-    def latest(self, partitions: Sequence[TP]) -> dict[TP, int]:
+    def latest(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         return self._list_offsets(partitions, OffsetSpec.latest(), "latest")  # type: ignore[return-value,no-untyped-call]
 
-    def offsets_for_time(self, partitions: Sequence[TP], timestamp_ms: int) -> dict[TP, int | None]:
+    def offsets_for_time(
+        self, partitions: Sequence[TopicPartition], timestamp_ms: int
+    ) -> dict[TopicPartition, int | None]:
         """The first offset whose timestamp is at or after `timestamp_ms`; None when there is none."""
         return self._list_offsets(partitions, OffsetSpec.for_timestamp(timestamp_ms), "offsets for time")
 
-    def _list_offsets(self, partitions: Sequence[TP], spec: OffsetSpec, what: str) -> dict[TP, int | None]:
+    def _list_offsets(
+        self, partitions: Sequence[TopicPartition], spec: OffsetSpec, what: str
+    ) -> dict[TopicPartition, int | None]:
         if not partitions:
             return {}
         try:
             futures = self._admin.list_offsets(
-                {TopicPartition(t, p): spec for t, p in partitions}, request_timeout=TIMEOUT_S
+                {KafkaPartition(t, p): spec for t, p in partitions}, request_timeout=TIMEOUT_S
             )
         except KafkaException as exc:
             raise self._error(exc.args[0], f"{what} offsets") from None
-        out: dict[TP, int | None] = {}
+        out: dict[TopicPartition, int | None] = {}
         for tp, future in futures.items():
             offset = self._result(future, f"{what} offset of {tp.topic}:{tp.partition}").offset
             out[(tp.topic, tp.partition)] = offset if offset >= 0 else None
@@ -115,8 +121,8 @@ class OffsetsAdmin:
 
     # -------------------------------------------------------------- write
 
-    def alter(self, group: str, offsets: Mapping[TP, int]) -> None:
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for (t, p), o in offsets.items()])
+    def alter(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
+        request = ConsumerGroupTopicPartitions(group, [KafkaPartition(t, p, o) for (t, p), o in offsets.items()])
         future = self._admin.alter_consumer_group_offsets([request], request_timeout=TIMEOUT_S)[group]
         result = self._result(future, f"altering the offsets of group {group}")
         for tp in result.topic_partitions:

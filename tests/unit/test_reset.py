@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sink.errors import BrokerUnavailable
+from sink.errors import BrokerUnavailable, ResetRefused
+from sink.ports import TopicPartition as TP
 from sink.reset import (
-    TP,
     GroupState,
     Request,
-    ResetRefused,
     Row,
     Spec,
     active_problem,

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from sink.errors import BrokerUnavailable
-from sink.reset import TP, add_arguments, run_command
+from sink.ports import TopicPartition as TP
+from sink.reset import add_arguments, run_command
 from tests.unit.test_reset import NOW_MS, FakePort
 
 
