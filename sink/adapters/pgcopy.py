@@ -107,12 +107,7 @@ def stage_and_merge(
     merge: Callable[[sa.TableClause], Any],
 ) -> None:
     """COPY `rows` (values in the order of `names`) into a stage and run `merge(stage)`."""
-    stage = dialect.stage(spec, names)
-    types = ready_stage(connection, dialect, stage, table)
-    texts = text_columns(spec, names)
-    for chunk in chunks(rows, COPY_CHUNK_ROWS):
-        copy_rows(connection, dialect, stage, types, chunk, texts)
-    connection.execute(merge(stage))
+    connection.execute(merge(staged(connection, dialect, table, spec, names, rows)))
 
 
 def stage_probe_and_merge(
@@ -128,14 +123,29 @@ def stage_probe_and_merge(
     """`stage_and_merge` for a versioned plan: each row carries its position as a last value (the
     stage's ordinal column); before the merge, `probe(stage)` answers (position, changes it?) for
     the staged rows whose key is stored. Returns those answers by position."""
-    stage = dialect.stage(spec, names, ordinal=True)
+    stage = staged(connection, dialect, table, spec, names, rows, ordinal=True)
+    found = {int(n): bool(fresh) for n, fresh in connection.execute(probe(stage)).tuples()}
+    connection.execute(merge(stage))
+    return found
+
+
+def staged(
+    connection: Connection,
+    dialect: PostgresDialect,
+    table: sa.Table,
+    spec: TableSpec,
+    names: Sequence[str],
+    rows: Iterable[Row],
+    ordinal: bool = False,
+) -> sa.TableClause:
+    """The stage for rows of `names` (plus a position column with `ordinal`), ready and holding
+    `rows`, streamed by COPY in chunks."""
+    stage = dialect.stage(spec, names, ordinal=ordinal)
     types = ready_stage(connection, dialect, stage, table)
     texts = text_columns(spec, names)
     for chunk in chunks(rows, COPY_CHUNK_ROWS):
         copy_rows(connection, dialect, stage, types, chunk, texts)
-    found = {int(n): bool(fresh) for n, fresh in connection.execute(probe(stage)).tuples()}
-    connection.execute(merge(stage))
-    return found
+    return stage
 
 
 def ready_stage(
