@@ -166,6 +166,9 @@ class Batcher:
         return sum(len(b.rows) for b in self._buffers.values())
 
     def add(self, row: Row) -> list[Batch]:
+        if row.op is Op.TRUNCATE:  # a batch of its own: the rows before it are written first
+            before = [self._close(row.table)] if row.table in self._buffers else []
+            return [*before, Batch(row.table, row.spec, (row,), True)]
         closed = []
         buffer = self._buffers.get(row.table)
         if buffer is not None and not buffer.accepts(row):

@@ -220,6 +220,7 @@ def rules_from(
             version_field=s.upsert_version_field,
             value_column_name=s.value_column_name,
             key_column_name=s.key_column_name,
+            truncate_enabled=s.truncate_enabled,
         ),
         write=WriteRules(
             insert_mode=s.insert_mode,

@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     cdc_add_fields: CommaList = ()
     cdc_add_fields_prefix: str = Field("__", pattern=r"^[A-Za-z0-9_]*$", max_length=30)
     cdc_delete_mode: Literal["hard", "soft"] = "hard"
+    truncate_enabled: bool = False  # a Debezium truncate (`t`) empties the table; otherwise it is skipped
     # Connect's SMTs (sink/smt.py): the names in order, each configured by SINK_TRANSFORMS__<NAME>__<OPTION>;
     # validated into an smt.Chain (None: no transforms). Predicates first: transforms refer to them.
     predicates: Annotated[Any, NoDecode] = None

@@ -144,6 +144,7 @@ CdcFormat = Literal["none", "debezium", "auto"]
 class Op(enum.StrEnum):
     UPSERT = "upsert"
     DELETE = "delete"
+    TRUNCATE = "truncate"  # every row of the table (a Debezium `t` event, SINK_TRUNCATE_ENABLED)
 
 
 class Row(NamedTuple):

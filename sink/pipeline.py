@@ -148,6 +148,9 @@ class Writer:
         return outcomes
 
     def _write(self, batch: Batch, committed: OnCommit, checkpoint: Checkpoint, hook: CommitHook | None = None) -> None:
+        if batch.rows[0].op is Op.TRUNCATE:  # the Batcher gives a truncate a batch of its own
+            self._truncate(batch, committed, hook)
+            return
         if all(row.op is Op.DELETE for row in batch.rows) and self.store.table(batch.spec.name) is None:
             # Nothing to delete from a table that does not exist; creating it from the key alone
             # would shape it without the columns of the records that follow.
@@ -181,6 +184,18 @@ class Writer:
             for segment in parts:
                 if not self._write_isolated(txs, spec, segment, checkpoint):
                     break  # stopped at a rejected row: the rest stays unwritten and unsettled
+
+    def _truncate(self, batch: Batch, committed: OnCommit, hook: CommitHook | None) -> None:
+        """Empty the table (nothing to do when it does not exist): one transaction, its outcome
+        settled when it committed."""
+        (row,) = batch.rows
+        outcome = Outcome(row.raw, Status.DELETED, batch.table, "truncate")
+        if self.store.table(batch.spec.name) is None:
+            committed([outcome])
+            return
+        with BatchTransactions(self.store, self.max_savepoints, committed, hook) as txs:
+            txs.current().truncate(batch.spec)
+            txs.settle([outcome])
 
     # -------------------------------------------------------------- DDL
 

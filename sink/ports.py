@@ -123,6 +123,10 @@ class Transaction(Protocol):
         """Roll back to the savepoint (and raise RecordRejected) when a statement inside fails."""
         ...
 
+    def truncate(self, spec: TableSpec) -> None:
+        """Remove every row of table `spec` in this transaction (rolled back with it)."""
+        ...
+
     def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         """Run the plan's deletes, then its writes (insert/upsert/update by `mode`) into table
         `spec`; return operation names by unit index where the database told which (insert vs

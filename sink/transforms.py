@@ -55,6 +55,7 @@ class MappingRules:
     # SINK_KEY_COLUMN_NAME); None: a schemaless scalar or array is a record error.
     value_column_name: str | None = None
     key_column_name: str | None = None
+    truncate_enabled: bool = False  # SINK_TRUNCATE_ENABLED: a Debezium `t` empties the table, else a skip
 
 
 class RowMapper:
@@ -143,7 +144,7 @@ class RowMapper:
         change, envelope = Change.PLAIN, None
         if self._cdc is not None:
             change, record, envelope = self._cdc.read_event(record)
-            if change is Change.SKIP or change is Change.TRUNCATE:
+            if change is Change.SKIP or (change is Change.TRUNCATE and not self.rules.truncate_enabled):
                 return None
             if change is Change.TOMBSTONE and (
                 self.rules.cdc_soft_delete or self._source_parts or self.rules.version_field
@@ -161,6 +162,9 @@ class RowMapper:
                 return None
             topic, record = transformed
         table = self.source_table_name(topic, source_block(envelope)) if self._source_parts else None
+        if change is Change.TRUNCATE:
+            name = table or self.table_name(topic)
+            return Row(raw, name, Op.TRUNCATE, {}, {}, TableSpec(name, (), ()), None, True)
         if change is Change.DELETE:
             row: Row | None = self._delete(record, table or self.table_name(topic), envelope)
         else:

@@ -102,6 +102,10 @@ class SqlTransaction:
             with classified():
                 nested.commit()
 
+    def truncate(self, spec: TableSpec) -> None:
+        with classified():
+            self.connection.execute(self.dialect.truncate(self.store.sa_table(spec)))
+
     def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         table = self.store.sa_table(spec)
         key = spec.primary_key

@@ -247,6 +247,11 @@ class Dialect:
             values = {key[0]: table.c[key[0]]}
         return sa.update(table).where(_key_condition(table, key)).values(values)
 
+    def truncate(self, table: sa.Table) -> Statement:
+        """Every row of the table, inside the transaction: DELETE, not TRUNCATE (which MariaDB and
+        MySQL commit at once, and which PostgreSQL locks the table for)."""
+        return sa.delete(table)
+
     def delete(self, table: sa.Table, key: Sequence[str], version: str | None = None) -> Statement:
         """DELETE by key; with a `version` column, only a stored row without version or one no
         newer than the delete's (bound as `dv`)."""

@@ -180,3 +180,39 @@ def _as_stored(row: dict[str, Any]) -> dict[str, Any]:
             value = json.dumps(json.loads(value), sort_keys=True, separators=(",", ":"))
         out[name] = value
     return out
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb", "sqlite"])
+def test_a_truncate_event_empties_the_table_when_enabled(
+    bootstrap_servers: str, backend: str, request: pytest.FixtureRequest, unique_name: str
+) -> None:
+    url = str(request.getfixturevalue({"postgresql": "pg_url"}.get(backend, f"{backend}_url")))
+    target = TargetDb(backend, url)
+    topic = f"dbserver1.inventory.{unique_name}"
+    create_topic(bootstrap_servers, topic)
+    before = SourceTable(unique_name)
+    standard_history(before)
+    truncate, _heartbeat = _skipped_events(before)
+    after = SourceTable(unique_name)  # the source table after its TRUNCATE: two new customers
+    after.insert(customer(8))
+    after.insert(customer(9))
+    records = [*before.connect_json(), truncate, *after.connect_json()]
+    produce(bootstrap_servers, topic, records)
+    env = _env(
+        bootstrap_servers,
+        target,
+        topic,
+        unique_name,
+        unique_name,
+        key_format="connect_json",
+        value_format="connect_json",
+        truncate_enabled="true",
+    )
+    try:
+        with running_sink(env) as sink:
+            sink.wait_committed(topic, {0: len(records)})
+        got = fetch_rows(url, unique_name, order_by="id")
+        assert [_as_stored(row) for row in got] == [_as_stored(row) for row in after.state()]
+        assert [row["id"] for row in got] == [8, 9], "the rows before the truncate are gone, those after it stay"
+    finally:
+        drop_table(url, unique_name)

@@ -46,6 +46,9 @@ class FakeTx:
             self.store.rows = saved
             raise
 
+    def truncate(self, spec: TableSpec) -> None:
+        self.store.rows.get(spec.name, {}).clear()
+
     def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         raise NotImplementedError("a test module's FakeTx says what its tables accept")
 

@@ -189,6 +189,20 @@ def test_deletes_join_any_batch() -> None:
     assert len(batcher.drain()[0].rows) == 2
 
 
+def test_a_truncate_is_a_batch_of_its_own_between_the_rows_before_and_after_it() -> None:
+    batcher = Batcher(max_rows=100, max_wait_ms=1000, clock=Clock())
+    batcher.add(mk(1))
+    batcher.add(mk(2))
+    truncate = Row(
+        RawRecord(Coord("t", 0, 2), None, None), "t", Op.TRUNCATE, {}, {}, TableSpec("t", (), ()), None, True
+    )
+    before, alone = batcher.add(truncate)
+    assert [r.key["id"] for r in before.rows] == [1, 2] and alone.rows == (truncate,)
+    assert batcher.add(mk(3)) == [], "the rows after it start a new batch"
+    assert [r.key["id"] for r in batcher.drain()[0].rows] == [3]
+    assert Batcher(100, 1000, Clock()).add(truncate)[0].rows == (truncate,), "with nothing before it too"
+
+
 def test_inferred_rows_merge_their_columns_instead_of_closing() -> None:
     batcher = Batcher(max_rows=100, max_wait_ms=1000, clock=Clock())
     narrow = TableSpec("t", (Column("id", INT64), Column("v", STRING)))

@@ -220,6 +220,13 @@ def test_events_that_are_no_rows_are_skipped(value: dict[str, Any]) -> None:
     assert (result.status, result.operation, result.table) == (Status.SKIPPED, "skip", "t")
 
 
+def test_a_truncate_event_is_a_truncate_row_for_its_table_when_enabled() -> None:
+    truncate = {"before": None, "after": None, "source": {"table": "t"}, "op": "t", "ts_ms": 1}
+    row = _one(MappingRules(pk_mode="record_key", cdc_format="debezium", truncate_enabled=True), truncate)
+    assert isinstance(row, Row)
+    assert (row.op, row.table, row.key, row.values) == (Op.TRUNCATE, "t", {}, {})
+
+
 @pytest.mark.parametrize(
     "name",
     [
