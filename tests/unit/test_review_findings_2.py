@@ -134,9 +134,7 @@ class ReferencedTx(FakeTx):
     """The table is referenced by another table's foreign key: emptying it is refused (SQLSTATE 23503)."""
 
     def truncate(self, spec: Any) -> None:
-        raise RecordRejected(
-            'update or delete on table "orders" violates foreign key constraint', sqlstate="23503"
-        )
+        raise RecordRejected('update or delete on table "orders" violates foreign key constraint', sqlstate="23503")
 
 
 @pytest.mark.xfail(
