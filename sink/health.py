@@ -195,10 +195,11 @@ class WatchedSource:
         health.lag = _ask(self._source, "lag")
         health.lag_by_partition = _ask(self._source, "lag_by_partition")
 
-    def commit(self, offsets: Mapping[Any, int], *args: Any, **kw: Any) -> Any:
-        result = self._source.commit(offsets, *args, **kw)
-        self._health.committed(offsets)
-        return result
+    def commit(self, offsets: Mapping[Any, int], *args: Any, **kw: Any) -> bool:
+        committed = bool(self._source.commit(offsets, *args, **kw))
+        if committed:
+            self._health.committed(offsets)
+        return committed
 
     def pause(self) -> None:
         self._source.pause()

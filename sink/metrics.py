@@ -79,7 +79,6 @@ class TableStats:
     rows: int = 0  # records of the batches written to the table (deletes included)
     batches: int = 0
     seconds: float = 0.0  # time spent writing its batches
-    last_write: float | None = None  # the clock's time of the last batch written
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +134,7 @@ class Stats:
 
     # -------------------------------------------------------------- updates (the worker's thread)
 
-    def observe_batch(self, table: str, rows: int, seconds: float, at: float | None = None) -> None:
+    def observe_batch(self, table: str, rows: int, seconds: float) -> None:
         """A batch of `rows` records was written to `table` in `seconds` (once per batch)."""
         stats = self.tables.get(table)
         if stats is None:
@@ -145,7 +144,6 @@ class Stats:
         stats.rows += rows
         stats.batches += 1
         stats.seconds += seconds
-        stats.last_write = at
         self.batch_rows[table].observe(rows)
         self.batch_seconds[table].observe(seconds)
 

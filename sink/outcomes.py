@@ -78,27 +78,30 @@ class OutcomeRouter:
         self.settled([Outcome(raw, Status.FAILED, None, None, None, error.stage, error)])
 
     def settled(self, outcomes: Iterable[Outcome]) -> None:
+        """Route every outcome. A failure that stops the sink (tolerance none, the flood limit) is
+        raised once the others are settled: their rows are committed, so their offsets must move."""
         self._raise_if_broken()
-        if self._per_record_needs():
-            for outcome in outcomes:
-                if outcome.status is Status.FAILED:
-                    self._failed(outcome)
-                else:
-                    self._succeeded(outcome)
-            return
-        # Neither a ratio window nor a result topic: a good outcome only counts and settles its offset.
+        stop: FatalError | None = None
+        per_record = self._per_record_needs()
         counters, settle = self.counters, self.tracker.settle
         for outcome in outcomes:
             status = outcome.status
-            if status is Status.WRITTEN:
-                counters.rows_written += 1
-            elif status is Status.DELETED:
-                counters.rows_deleted += 1
-            elif status is Status.FAILED:
-                self._failed(outcome)
-                continue
-            self.flood.consecutive = 0
-            settle(outcome.raw.coord)
+            if status is Status.FAILED:
+                try:
+                    self._failed(outcome)
+                except FatalError as exc:
+                    stop = stop or exc
+            elif per_record:
+                self._succeeded(outcome)
+            else:  # neither a ratio window nor a result topic: a good outcome counts and settles
+                if status is Status.WRITTEN:
+                    counters.rows_written += 1
+                elif status is Status.DELETED:
+                    counters.rows_deleted += 1
+                self.flood.consecutive = 0
+                settle(outcome.raw.coord)
+        if stop is not None:
+            raise stop
 
     def _per_record_needs(self) -> bool:
         """Whether a good outcome needs more than its count and its offset settled."""

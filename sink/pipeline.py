@@ -193,9 +193,12 @@ class Writer:
         if self.store.table(batch.spec.name) is None:
             committed([outcome])
             return
-        with BatchTransactions(self.store, self.max_savepoints, committed, hook) as txs:
-            txs.current().truncate(batch.spec)
-            txs.settle([outcome])
+        try:
+            with BatchTransactions(self.store, self.max_savepoints, committed, hook) as txs:
+                txs.current().truncate(batch.spec)
+                txs.settle([outcome])
+        except RecordRejected as exc:  # e.g. another table's foreign key: that record's error, rolled back
+            committed(list(_rejected_row(row, exc)))
 
     # -------------------------------------------------------------- DDL
 

@@ -160,8 +160,15 @@ class Worker:
 
     def run(self) -> int:
         """Run until stopped; return the process exit code."""
+        interval = sys.getswitchinterval()
         if self._writer_thread is not None:
             sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
+        try:
+            return self._run()
+        finally:
+            sys.setswitchinterval(interval)  # a process-wide setting: only while this loop runs
+
+    def _run(self) -> int:
         if self.ledger is None:
             self.source.subscribe(self._on_assign, self._on_revoke)
         else:  # the consumer asks where each assigned partition starts (the offsets table)
@@ -531,7 +538,8 @@ class Worker:
         if not offsets:
             return True
         try:
-            self.source.commit(offsets)
+            if not self.source.commit(offsets):  # skipped: the group is rebalancing (the revoke commits)
+                return False
         except RetriableError as exc:
             log.warning("offset commit failed, trying again later: %s", exc)
             return False
@@ -540,6 +548,7 @@ class Worker:
         return True
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        self._stale.difference_update(partitions)  # revoked earlier, ours again: read and settled anew
         self.health.assigned(partitions)
         log.info("assigned %s", _names(partitions))
 
@@ -552,6 +561,7 @@ class Worker:
         auto.offset.reset. A database that cannot be read stops the sink (it must not guess)."""
         assert self.ledger is not None
         self._fenced.difference_update(partitions)
+        self._stale.difference_update(partitions)  # ours again: its records are read and settled anew
         try:
             start = self.ledger.claim(partitions)
         except (RetriableError, FatalError) as exc:

@@ -199,10 +199,10 @@ class KafkaSource:
         # librdkafka reconnects by itself; an unreachable broker is an outage to wait out, not a stop.
         CLIENT_LOG.warning("Kafka consumer: %s", error.str())
 
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """One synchronous commit. A refusal that may pass is BrokerUnavailable, which the worker
-        tries again (at its next commit, or with back-off for the final one); a commit the group's
-        rebalance made moot is skipped (the revocation committed what had settled)."""
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """One synchronous commit; False when the group is rebalancing (nothing was committed: the
+        worker commits again, in the revocation or at its next commit). A refusal that may pass is
+        BrokerUnavailable, which the worker tries again (with back-off for the final one)."""
         partitions = [KafkaPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
             self._consumer.commit(offsets=partitions, asynchronous=False)
@@ -210,8 +210,9 @@ class KafkaSource:
             error: KafkaError = exc.args[0]
             if error.code() in _COMMIT_REBALANCED:
                 log.info("commit skipped, the group is rebalancing: %s", error.str())
-                return
+                return False
             raise BrokerUnavailable(f"offset commit failed: {error.str()}") from None
+        return True
 
     def pause(self) -> None:
         """Stop fetching from every assigned partition (polling goes on, so we stay in the group).

@@ -182,7 +182,7 @@ class FakeSource:
         self.when_done()
         return []
 
-    def commit(self, offsets: Mapping[TP, int]) -> None:
+    def commit(self, offsets: Mapping[TP, int]) -> bool:
         assert not self.closed
         if self.commit_failures:
             self.commit_failures -= 1
@@ -191,6 +191,7 @@ class FakeSource:
         self.committed.update(offsets)
         if self.store is not None:
             self.snapshots.append({t: self.store.values(t) for t in self.store.rows})
+        return True
 
     def pause(self) -> None:
         self.paused = True

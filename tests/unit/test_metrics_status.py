@@ -142,8 +142,9 @@ class FakeSource:
     def poll(self, max_records: int, timeout: float) -> list[Any]:
         return []
 
-    def commit(self, offsets: dict[Any, int]) -> None:
+    def commit(self, offsets: dict[Any, int]) -> bool:
         self.committed.append(offsets)
+        return True
 
     def pause(self) -> None: ...
 

@@ -206,10 +206,11 @@ class Harness(WorkerHarness):
         self.commit_log: list[tuple[dict[TP, int], list[int]]] = []  # (offsets, ids whose write had started)
         commit = self.source.commit
 
-        def logged_commit(offsets: Mapping[TP, int]) -> None:
+        def logged_commit(offsets: Mapping[TP, int]) -> bool:
             started = [i for _, ids, _ in self.store.attempts for i in ids]
-            commit(offsets)
+            committed = commit(offsets)
             self.commit_log.append((dict(offsets), started))
+            return committed
 
         self.source.commit = logged_commit  # type: ignore[method-assign]
 
