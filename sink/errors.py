@@ -20,6 +20,8 @@
         DeadLetterUnavailable  the dead-letter or report topic cannot be written
         DeadLetterFlood        too many bad records in a row or in the window: stop, not drain
         ResetRefused           `sink reset-offsets` cannot do what was asked (exit code 2)
+      SchemaNotFound         a schema (or one it references) the registry lacks; also a LookupError,
+                             as the SchemaSource port promises: the format makes it a DecodeError
       Fenced                 exactly-once: another worker owns these partitions now (the offsets
                              table's epoch moved); not a failure: roll back, drop their work, go on
 
@@ -150,6 +152,14 @@ class DeadLetterUnavailable(FatalError):
 
 class DeadLetterFlood(FatalError):
     """Too many bad records: stop instead of draining a broken topic into the dead-letter queue."""
+
+
+class SchemaNotFound(SinkError, LookupError):
+    """A schema (or, with `reference` set to its name, a schema it references) the registry lacks."""
+
+    def __init__(self, message: str, reference: str | None = None) -> None:
+        super().__init__(message)
+        self.reference = reference
 
 
 class ResetRefused(FatalError):

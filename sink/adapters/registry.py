@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import OAuthTokenError, SchemaRegistryError
 
-from ..errors import ConfigError, RegistryUnavailable
+from ..errors import ConfigError, RegistryUnavailable, SchemaNotFound
 from . import confluent_shim
 
 SchemaRef = int | str  # a schema id (magic byte 0) or a schema GUID (magic byte 1, as text)
@@ -94,12 +94,6 @@ def safe_url(url: str) -> str:
     return ",".join(parts)
 
 
-class SchemaNotFound(LookupError):
-    """A schema (or, with `reference` set to its name, a schema it references) the registry lacks."""
-
-    def __init__(self, message: str, reference: str | None = None) -> None:
-        super().__init__(message)
-        self.reference = reference
 
 
 class RegistrySchemaSource:
