@@ -216,3 +216,38 @@ def test_a_truncate_event_empties_the_table_when_enabled(
         assert [row["id"] for row in got] == [8, 9], "the rows before the truncate are gone, those after it stay"
     finally:
         drop_table(url, unique_name)
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_avro_change_events_replicate_into_mariadb_and_sqlite(
+    bootstrap_servers: str, backend: str, registry: RegistryServer, request: pytest.FixtureRequest, unique_name: str
+) -> None:
+    url = str(request.getfixturevalue(f"{backend}_url"))
+    target = TargetDb(backend, url)
+    topic = f"dbserver1.inventory.{unique_name}"
+    create_topic(bootstrap_servers, topic)
+    key_schema, schema = avro_schemas(unique_name)
+    key_id = registry.register(f"{topic}-key", json.dumps(key_schema))
+    value_id = registry.register(f"{topic}-value", json.dumps(schema))
+    source = SourceTable(unique_name)
+    standard_history(source)
+    records = source.avro(key_id, value_id)
+    produce(bootstrap_servers, topic, records)
+    env = _env(
+        bootstrap_servers,
+        target,
+        topic,
+        unique_name,
+        unique_name,
+        key_format="avro",
+        value_format="avro",
+        schema_registry_url=registry.url,
+    )
+    try:
+        with running_sink(env) as sink:
+            sink.wait_committed(topic, {0: len(records)})
+        got = fetch_rows(url, unique_name, order_by="id")
+        assert [row["id"] for row in got] == [row["id"] for row in source.state()], "the same rows"
+        assert [_as_stored(row) for row in got] == [_as_stored(row) for row in source.state()]
+    finally:
+        drop_table(url, unique_name)
