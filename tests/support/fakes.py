@@ -1,5 +1,5 @@
-"""In-memory fakes of the worker's ports for unit tests: a clock, the consumer (`worker.Source`) and
-the database (`pipeline.Store`).
+"""In-memory fakes of the ports for unit tests: a clock, the consumer (`ports.Source`), the database
+(`ports.Store`), the offsets table (`ports.OffsetStore`) and the Schema Registry (`ports.SchemaSource`).
 
 They keep the contracts the real adapters keep: the store's transactions are atomic and its
 savepoints roll back, the source hands out records in offset order and records every commit. What
@@ -246,3 +246,29 @@ class FakeOffsets:
             table[tp] = {**row, "next_offset": row["next_offset"] if next_offset is None else next_offset}
             self.advances += 1
         return frozenset(fenced)
+
+
+class FakeRegistry:
+    """The SchemaSource port over dicts; counts lookups. A missing id raises KeyError (a LookupError)."""
+
+    def __init__(
+        self,
+        schemas: dict[int, tuple[str, str, list[dict[str, Any]]]] | None = None,
+        files: dict[int, Any] | None = None,
+        references: dict[tuple[str, int], tuple[str, str, list[dict[str, Any]]]] | None = None,
+    ) -> None:
+        self.schemas = schemas or {}
+        self.files = files or {}
+        self.references = references or {}
+        self.calls: list[int] = []
+
+    def schema(self, schema_id: int) -> tuple[str, str, list[dict[str, Any]]]:
+        self.calls.append(schema_id)
+        return self.schemas[schema_id]
+
+    def reference(self, subject: str, version: int) -> tuple[str, str, list[dict[str, Any]]]:
+        return self.references[subject, version]
+
+    def protobuf_file(self, schema_id: int) -> Any:
+        self.calls.append(schema_id)
+        return self.files[schema_id]
