@@ -220,8 +220,15 @@ class _Compiler:
         return Column(field["name"], column_type, nullable, default if has_default else None, has_default)
 
     def column_type(self, schema: Any, path: str) -> tuple[ColumnType, bool]:
-        """(column type, nullable)"""
+        """(column type, nullable); exact where Debezium propagated the source column's type in
+        the schema's `connect.parameters`."""
         schema = self.resolve(schema)
+        column_type, nullable = self._schema_type(schema, path)
+        if isinstance(schema, dict) and "connect.parameters" in schema:
+            column_type = logical.with_source_type(column_type, schema["connect.parameters"])
+        return column_type, nullable
+
+    def _schema_type(self, schema: Any, path: str) -> tuple[ColumnType, bool]:
         if isinstance(schema, list):
             branches = [b for b in schema if b != "null"]
             nullable = len(branches) < len(schema)

@@ -102,7 +102,12 @@ def _check_logical(schema: Mapping[str, Any], path: str) -> None:
 
 
 def column_type(schema: Mapping[str, Any]) -> ColumnType:
-    """The neutral column type of a Connect schema (nested structs and maps become JSON)."""
+    """The neutral column type of a Connect schema (nested structs and maps become JSON), exact
+    where Debezium propagated the source column's type in the schema's parameters."""
+    return logical.with_source_type(_schema_type(schema), schema.get("parameters"))
+
+
+def _schema_type(schema: Mapping[str, Any]) -> ColumnType:
     named = logical.column_type(schema.get("name"), schema.get("parameters"))
     if named is not None:
         return named

@@ -1,7 +1,8 @@
 """Kafka Connect and Debezium logical types: their column type and their Python value.
 
 Connect JSON, Avro (`connect.name`) and Protobuf all carry the same logical names, so the
-knowledge of what `io.debezium.time.MicroTimestamp` means lives here once.
+knowledge of what `io.debezium.time.MicroTimestamp` means lives here once. So does the reading of
+the source column types Debezium propagates in schema parameters (`with_source_type`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import decimal
 import json
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ..model import ColumnType, Kind
@@ -156,3 +158,78 @@ def converter(name: str | None, params: Mapping[str, Any] | None = None) -> Call
         return _decimal(params or {})
     entry = LOGICAL.get(name or "")
     return entry[1] if entry else None
+
+
+# ------------------------------------------------------------------------------ propagated source column types
+
+# Debezium's `column.propagate.source.type` / `datatype.propagate.source.type` put the source
+# column's type in each field schema's parameters (Avro: `connect.parameters`).
+SOURCE_TYPE = "__debezium.source.column.type"
+SOURCE_LENGTH = "__debezium.source.column.length"
+SOURCE_SCALE = "__debezium.source.column.scale"
+
+# The source types whose length bounds a string (Debezium's JDBC sink: CHAR and VARCHAR families).
+CHARACTER_TYPES = frozenset(
+    {"CHAR", "CHARACTER", "BPCHAR", "NCHAR", "VARCHAR", "VARCHAR2", "CHARACTER VARYING", "NVARCHAR", "NVARCHAR2"}
+)
+BINARY_TYPES = frozenset({"BINARY", "VARBINARY"})
+DECIMAL_TYPES = frozenset({"NUMERIC", "DECIMAL", "DEC", "NUMBER"})
+TEMPORAL_KINDS = (Kind.TIME, Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP)
+MAX_STRING_LENGTH = 10_485_760  # PostgreSQL's VARCHAR limit; a larger "length" is a TEXT column's
+MAX_DECIMAL_PRECISION = 1000  # PostgreSQL's NUMERIC limit; larger is an unconstrained NUMERIC's
+MAX_SECOND_DIGITS = 6  # values are kept to the microsecond
+
+
+def with_source_type(column_type: ColumnType, params: Mapping[str, Any] | None) -> ColumnType:
+    """`column_type` made exact by the source column's type, length and scale when Debezium
+    propagated them and they say more: VARCHAR/CHAR(n) -> string(n), BINARY/VARBINARY(n) ->
+    bytes(n), NUMERIC/DECIMAL(p,s) -> decimal(p,s) (also a VariableScaleDecimal's), TIMESTAMP(n)
+    and TIME(n) -> n fractional-second digits. Anything else (an unknown source type, a length that
+    is no bound) leaves the type as the schema gives it."""
+    if not isinstance(params, Mapping) or SOURCE_TYPE not in params:
+        return column_type
+    source = _source_type_name(params[SOURCE_TYPE])
+    length, scale = _parameter(params, SOURCE_LENGTH), _parameter(params, SOURCE_SCALE)
+    kind = column_type.kind
+    if kind is Kind.STRING and source in CHARACTER_TYPES and length and 0 < length <= MAX_STRING_LENGTH:
+        return replace(column_type, length=length)
+    if kind is Kind.BYTES and source in BINARY_TYPES and length and 0 < length <= MAX_STRING_LENGTH:
+        return replace(column_type, length=length)
+    if kind is Kind.DECIMAL and source in DECIMAL_TYPES:
+        return _source_decimal(column_type, length, scale)
+    if kind in TEMPORAL_KINDS and ("TIME" in source or "DATE" in source):
+        return _source_second_digits(column_type, length, scale)
+    return column_type
+
+
+def _source_type_name(raw: Any) -> str:
+    """`varchar`, `DECIMAL UNSIGNED`, `TIMESTAMP(6)` -> VARCHAR, DECIMAL, TIMESTAMP."""
+    name = str(raw).upper().split("(", 1)[0].strip()
+    for suffix in (" UNSIGNED ZEROFILL", " UNSIGNED", " ZEROFILL"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _parameter(params: Mapping[str, Any], name: str) -> int | None:
+    try:
+        return int(params[name]) if params.get(name) is not None else None
+    except (TypeError, ValueError):
+        return None  # a parameter Debezium would not write: the schema's own type stands
+
+
+def _source_decimal(column_type: ColumnType, precision: int | None, scale: int | None) -> ColumnType:
+    # A Connect Decimal's own scale is the values' scale; a VariableScaleDecimal has none but the source's.
+    scale = column_type.scale if column_type.scale is not None else scale
+    if precision is None or scale is None or not 0 < precision <= MAX_DECIMAL_PRECISION or not 0 <= scale <= precision:
+        return column_type
+    return replace(column_type, precision=precision, scale=scale)
+
+
+def _source_second_digits(column_type: ColumnType, length: int | None, scale: int | None) -> ColumnType:
+    # Debezium's JDBC sink reads the digits from the scale, else the length (MySQL's DATETIME(3)); a
+    # length past 6 is a display size (PostgreSQL's 29 for a timestamp), not digits.
+    if scale is not None and scale >= 0:
+        return replace(column_type, precision=min(scale, MAX_SECOND_DIGITS))
+    if length is not None and 0 <= length <= MAX_SECOND_DIGITS:
+        return replace(column_type, precision=length)
+    return column_type
