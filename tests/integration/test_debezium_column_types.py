@@ -1,7 +1,8 @@
 """Debezium change events with propagated source column types (`column.propagate.source.type`)
-through the real sink into PostgreSQL: the table is created with the source's exact types
-(VARCHAR(n), CHAR(n) as VARCHAR(n), NUMERIC(p,s), also for a VariableScaleDecimal), as
-information_schema reports them, and the rows are the source's."""
+and spatial columns through the real sink into PostgreSQL: the table is created with the source's
+exact types (VARCHAR(n), CHAR(n) as VARCHAR(n), NUMERIC(p,s), also for a VariableScaleDecimal), as
+information_schema reports them; a Geometry or Point is a JSONB document `{"wkb": base64, "srid":
+n}`; the rows are the source's."""
 
 from __future__ import annotations
 
@@ -58,6 +59,30 @@ ROW_FIELDS = [
         ],
     },
     _field("placed_at", "int64", _source("TIMESTAMP", 29, 3), name="io.debezium.time.MicroTimestamp", version=1),
+    {
+        "type": "struct",
+        "optional": True,
+        "field": "site",
+        "name": "io.debezium.data.geometry.Geometry",
+        "version": 1,
+        "fields": [
+            {"type": "bytes", "optional": False, "field": "wkb"},
+            {"type": "int32", "optional": True, "field": "srid"},
+        ],
+    },
+    {
+        "type": "struct",
+        "optional": True,
+        "field": "spot",
+        "name": "io.debezium.data.geometry.Point",
+        "version": 1,
+        "fields": [
+            {"type": "float64", "optional": False, "field": "x"},
+            {"type": "float64", "optional": False, "field": "y"},
+            {"type": "bytes", "optional": True, "field": "wkb"},
+            {"type": "int32", "optional": True, "field": "srid"},
+        ],
+    },
 ]
 ROW = {"type": "struct", "optional": True, "name": "dbserver1.inventory.parts.Value", "fields": ROW_FIELDS}
 ENVELOPE = {
@@ -83,6 +108,7 @@ ENVELOPE = {
 }
 KEY = {"type": "struct", "optional": False, "name": "dbserver1.inventory.parts.Key", "fields": [ROW_FIELDS[0]]}
 EPOCH = dt.datetime(1970, 1, 1)
+POINT_WKB = bytes.fromhex("0101000000000000000000f03f0000000000000040")
 
 
 def _b64_unscaled(value: Decimal) -> tuple[int, str]:
@@ -122,6 +148,8 @@ def _part(sku: str, **changes: Any) -> dict[str, Any]:
         "price": Decimal("1234567.89"),
         "rate": Decimal("1234567.00005"),
         "placed_at": dt.datetime(2024, 5, 6, 7, 8, 9, 123000),
+        "site": {"wkb": base64.b64encode(POINT_WKB).decode(), "srid": 4326},  # its JSON form is the stored one
+        "spot": {"x": 1.5, "y": -2.25, "wkb": None, "srid": None},
     }
     return {**row, **changes}
 
@@ -139,11 +167,14 @@ def _information_schema(url: str, table: str) -> dict[str, tuple[Any, ...]]:
         engine.dispose()
 
 
-def test_propagated_source_types_make_the_columns_exact(bootstrap_servers: str, pg: TargetDb, unique_name: str) -> None:
+def test_propagated_source_types_make_the_columns_exact_and_spatial_values_documents(
+    bootstrap_servers: str, pg: TargetDb, unique_name: str
+) -> None:
     table = pg.table(unique_name)
     topic = f"dbserver1.inventory.{unique_name}"
     create_topic(bootstrap_servers, topic)
-    one, two = _part("p-1"), _part("p-2", code="XYZ", price=Decimal("-0.05"), rate=Decimal("0.00001"))
+    one = _part("p-1")
+    two = _part("p-2", code="XYZ", price=Decimal("-0.05"), rate=Decimal("0.00001"), site=None)
     updated = {**one, "name": "renamed", "price": Decimal("9999999.99")}
     records = [_event("r", None, one, 8), _event("c", None, two, 16), _event("u", one, updated, 24)]
     produce(bootstrap_servers, topic, records)
@@ -171,5 +202,7 @@ def test_propagated_source_types_make_the_columns_exact(bootstrap_servers: str, 
         "price": ("numeric", None, 9, 2),
         "rate": ("numeric", None, 12, 5),
         "placed_at": ("timestamp without time zone", None, None, None),
+        "site": ("jsonb", None, None, None),
+        "spot": ("jsonb", None, None, None),
     }
     assert fetch_rows(pg.url, table, order_by="sku") == [updated, two]
