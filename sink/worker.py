@@ -16,12 +16,13 @@ then writes in the foreground, as if there were no thread.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -44,6 +45,13 @@ LONG_WRITE_S = 1.0  # a batch write taking longer than this is waited for with p
 # the GIL back, and Python's default of 5 ms made a batch's write take twice its time (measured:
 # 55,000 -> 68,000 records/s in process at 0.5 ms, for 2-5 % more CPU).
 WRITER_SWITCH_INTERVAL_S = 0.0005
+# The cyclic garbage collector, tuned while the loop runs. Each record makes some twenty container
+# objects that die young by reference counting, yet every 700 allocations CPython scans its young
+# objects and now and then every object alive, the libraries' (SQLAlchemy's, pydantic's) included.
+# Freezing what exists at start keeps those out of every scan, and a larger young generation
+# scans a tenth as often: together about a third of the CPU per record (measured in process,
+# 300,000 Avro records: 21.5 -> 13.7 us). Reference cycles are still collected, only later.
+GC_YOUNG_THRESHOLD = 10_000
 
 T = TypeVar("T")
 
@@ -160,13 +168,8 @@ class Worker:
 
     def run(self) -> int:
         """Run until stopped; return the process exit code."""
-        interval = sys.getswitchinterval()
-        if self._writer_thread is not None:
-            sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
-        try:
+        with _runtime_tuned(writer_thread=self._writer_thread is not None):
             return self._run()
-        finally:
-            sys.setswitchinterval(interval)  # a process-wide setting: only while this loop runs
 
     def _run(self) -> int:
         if self.ledger is None:
@@ -676,6 +679,23 @@ class Worker:
     def _log_stats(self, final: bool = False) -> None:
         self.report(snapshot(self.clock(), self.counters, self.source.lag()), final)
         self._last_stats = self.clock()
+
+
+@contextmanager
+def _runtime_tuned(writer_thread: bool) -> Iterator[None]:
+    """The interpreter's switch interval (with a writer thread) and garbage collector tuned for the
+    loop, both process-wide settings: restored when the loop ends."""
+    interval, thresholds = sys.getswitchinterval(), gc.get_threshold()
+    if writer_thread:
+        sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+        sys.setswitchinterval(interval)
 
 
 def _only(batch: Batch, keep: Callable[[Row], bool]) -> Batch:

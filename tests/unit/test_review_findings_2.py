@@ -4,6 +4,7 @@ Each test failed before its fix (listed in the review's commit) and guards it no
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from sink.offsets import Ledger
 from sink.outcomes import RoutingRules
 from sink.pipeline import WriteRules
 from sink.transforms import MappingRules
+from sink.worker import GC_YOUNG_THRESHOLD
 from tests.support.fakes import TP, FakeOffsets, FakeSource, FakeStore
 from tests.support.harness import WorkerHarness, record
 from tests.unit.test_outcomes import FakePublisher
@@ -34,6 +36,18 @@ def test_run_restores_the_switch_interval_it_set() -> None:
         assert sys.getswitchinterval() == before
     finally:
         sys.setswitchinterval(before)
+
+
+def test_run_tunes_the_garbage_collector_while_it_runs_and_restores_it() -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[tuple[int, ...], int]] = []
+    h = WorkerHarness(FakeStore(FakeTx))
+    h.then([record(0, {"id": 1})], lambda: seen.append((gc.get_threshold(), gc.get_freeze_count())))
+    assert h.run() == 0
+    (threshold, frozen), = seen
+    assert threshold[0] == GC_YOUNG_THRESHOLD and threshold[1:] == before[1:]
+    assert frozen > 0  # what existed at start is out of every collection
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 # ------------------------------------------------------------------------------ commit skipped in a rebalance
