@@ -21,7 +21,8 @@ class FloodLimit:
 
     def good(self, coord: Coord) -> None:
         self.consecutive = 0
-        self._note(coord, False)
+        if self.max_ratio < 1.0:  # once per record: no call at all without a ratio limit
+            self._note(coord, False)
 
     def bad(self, coord: Coord) -> None:
         self.consecutive += 1

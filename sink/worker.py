@@ -294,11 +294,11 @@ class Worker:
                 self._collect(keep_polling=True)  # never a write in flight during a back-off
                 prepared = self._retrying(lambda: self.preparer.prepare(raw))
         except RecordError as error:
-            if self._drop_if_stale(raw.coord):
+            if self._stale and self._drop_if_stale(raw.coord):
                 return
             self.router.record_failed(raw, error)
             return
-        if self._drop_if_stale(raw.coord):
+        if self._stale and self._drop_if_stale(raw.coord):  # revoked during a retry: rare, no call otherwise
             return
         if isinstance(prepared, Outcome):
             if prepared.status is Status.SKIPPED:
