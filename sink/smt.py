@@ -10,9 +10,10 @@ value)`, or None to drop the record (Filter). Anything a step raises is the reco
 at stage TRANSFORMATION, naming the transform.
 
 Connect's names: ReplaceField, RegexRouter, InsertField, Cast, TimestampConverter, Flatten,
-ExtractField, HoistField, ValueToKey, MaskField, TimestampRouter, Filter; predicates
-TopicNameMatches, HasHeaderKey, RecordIsTombstone, with `negate`. Value transforms only (Connect's
-`$Value`); ValueToKey writes the key.
+ExtractField, HoistField, ValueToKey, MaskField, TimestampRouter, Filter, HeaderFrom, InsertHeader,
+DropHeaders; predicates TopicNameMatches, HasHeaderKey, RecordIsTombstone, with `negate`. Each
+transform works on the value (Connect's `$Value`); where Connect has a `$Key` variant, `<type>_key`
+does the same work on the key (KeySide). ValueToKey writes the key.
 """
 
 from __future__ import annotations
@@ -418,8 +419,9 @@ CASTS: dict[str, tuple[ColumnType, Callable[[Any], Any]]] = {
 
 class Cast:
     """org.apache.kafka.connect.transforms.Cast$Value: `spec` = field:type,... or one type for a
-    primitive value; types int8, int16, int32, int64, float32, float64, boolean, string. A value
-    out of a narrower integer's range is the record's error (Connect would wrap it around)."""
+    primitive value; types int8, int16, int32, int64, float32, float64, boolean, string (Connect's
+    list: there is no cast to bytes, and bytes cast to string only, as base64). A value out of a
+    narrower integer's range is the record's error (Connect would wrap it around)."""
 
     def __init__(self, o: Options) -> None:
         spec = o.required("spec", "field:type,... or a single type")
@@ -439,6 +441,7 @@ class Cast:
         o.check_unknown(("spec",))
 
     def compile(self, key: Shape, value: Shape) -> Compiled:
+        self._check_bytes(value)
         if self.whole:
             column_type, convert = CASTS[self.whole]
             new_shape = column_type if value is not None else None
@@ -475,6 +478,18 @@ class Cast:
             return out
 
         return key, new_value, _value_step(cast, "cast")
+
+    def _check_bytes(self, value: Shape) -> None:
+        """Binary data casts to string only (base64), as in Connect; refused once per schema."""
+        if self.whole:
+            targets = {"": self.whole} if isinstance(value, ColumnType) and value.kind is Kind.BYTES else {}
+        else:
+            columns = {c.name: c.type.kind for c in _struct(value) or ()}
+            targets = {n: t for n, t in self.fields.items() if columns.get(n) is Kind.BYTES}
+        for name, target in targets.items():
+            if target != "string":
+                what = f"field {name!r}" if name else "the value"
+                raise MappingError(f"cast: {what} is bytes, which casts to string only (base64), not {target}")
 
 
 # ------------------------------------------------------------------------------ TimestampConverter
@@ -673,6 +688,8 @@ def _flatten_values(value: dict[str, Any], prefix: str, delimiter: str, out: dic
 class ExtractField:
     """org.apache.kafka.connect.transforms.ExtractField$Value: the value becomes its `field`."""
 
+    side = "value"  # "key" in the $Key variant
+
     def __init__(self, o: Options) -> None:
         self.field = o.required("field", "the field whose value becomes the record's value")
         o.check_unknown(("field",))
@@ -684,7 +701,7 @@ class ExtractField:
         if columns is not None:
             column = next((c for c in columns if c.name == field), None)
             if column is None:
-                raise MappingError(f"extract_field: the value's schema has no field {field!r}")
+                raise MappingError(f"extract_field: the {self.side}'s schema has no field {field!r}")
             new_value = _nested(value).get(field) or column.type
 
         def step(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any]:
@@ -864,10 +881,11 @@ def header_bytes(value: Any) -> bytes | None:
 
 
 class HeaderFrom:
-    """org.apache.kafka.connect.transforms.HeaderFrom$Value: `fields` become the headers named in
-    `headers` (same count, in order); `operation` copy keeps the fields, move removes them."""
+    """org.apache.kafka.connect.transforms.HeaderFrom$Value (and $Key): `fields` become the headers
+    named in `headers` (same count, in order); `operation` copy keeps the fields, move removes them."""
 
     headers = True
+    side = "value"  # "key" in the $Key variant
 
     def __init__(self, o: Options) -> None:
         self.fields = o.names("fields", required=True)
@@ -887,7 +905,7 @@ class HeaderFrom:
         if columns is not None:
             missing = [f for f in self.fields if f not in {c.name for c in columns}]
             if missing:
-                raise MappingError(f"header_from: the value's schema has no field(s) {', '.join(missing)}")
+                raise MappingError(f"header_from: the {self.side}'s schema has no field(s) {', '.join(missing)}")
             if moved:
                 new_value = _same_kind(
                     columns,
@@ -1068,15 +1086,25 @@ class FieldRouter:
 
 
 class KeySide:
-    """Connect's `$Key` variant of a value transform: the same work on the record key."""
+    """Connect's `$Key` variant of a value transform: the same work on the record key (the inner
+    transform sees the key as its value; its messages say "key")."""
 
     def __init__(self, inner: Any, type_: str) -> None:
         self.inner, self.type = inner, type_
+        inner.side = "key"
+        self.headers = getattr(inner, "headers", False)  # HeaderFrom$Key: the step returns headers too
 
     def compile(self, key: Shape, value: Shape) -> Compiled:
         _, new_key, step = self.inner.compile(value, key)  # the value passes through unchanged
         if step is None:
             return new_key, value, None
+        if self.headers:
+
+            def swapped_with_headers(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any, Any]:
+                topic, v2, k2, headers = step(raw, topic, v, k)
+                return topic, k2, v2, headers
+
+            return new_key, value, swapped_with_headers
 
         def swapped(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any]:
             topic, v2, k2 = step(raw, topic, v, k)
@@ -1125,7 +1153,18 @@ TRANSFORMS: dict[str, Callable[[Options], Any]] = {
     "field_router": FieldRouter,
 }
 # Connect's $Key variants: the value transform's work on the key.
-for _type in ("replace_field", "cast", "mask_field", "flatten", "extract_field", "hoist_field"):
+KEY_VARIANTS = (
+    "replace_field",
+    "cast",
+    "mask_field",
+    "flatten",
+    "extract_field",
+    "hoist_field",
+    "insert_field",
+    "timestamp_converter",
+    "header_from",
+)
+for _type in KEY_VARIANTS:
     TRANSFORMS[_type + "_key"] = _key_side(TRANSFORMS[_type], _type + "_key")
 PREDICATES: dict[str, Callable[[Options], Predicate]] = {
     "topic_name_matches": topic_name_matches,
