@@ -33,6 +33,7 @@ from .executemany import (
     row_binder,
 )
 from .pgcopy import stage_and_merge
+from .reflection import reflect_table
 
 log = logging.getLogger("sink.db")
 
@@ -310,7 +311,7 @@ class SqlStore:
 
     def _reflect(self, name: str) -> TableSpec | None:
         with classified(), self.engine.connect() as connection:
-            return self.dialect.reflect(connection, name)
+            return reflect_table(connection, self.dialect, name)
 
     def storage_type(self, column_type: ColumnType) -> ColumnType:
         return self.dialect.storage_type(column_type)

@@ -1,4 +1,5 @@
-"""Dialects: the only place that produces SQL. One module per database family."""
+"""Dialects: the only place that produces SQL. One module per database family, each with its type
+registry (`TYPES`: every type of the database in one table, see `type_registry`)."""
 
 from __future__ import annotations
 
@@ -39,14 +40,6 @@ def offline(backend: str) -> Dialect:
     return for_backend(backend, _OFFLINE[backend]())
 
 
-def type_table(backend: str) -> str:
-    """The type map of one database as a Markdown table (docs/types.md is tested against it)."""
-    dialect = offline(backend)
-    lines = ["| neutral type | column type | reads back as |", "|---|---|---|"]
-    lines += [f"| `{neutral}` | `{sql}` | `{stored}` |" for neutral, sql, stored in dialect.type_rows()]
-    return "\n".join(lines) + "\n"
-
-
 __all__ = [
     "Dialect",
     "MysqlDialect",
@@ -55,5 +48,4 @@ __all__ = [
     "SqliteDialect",
     "for_backend",
     "offline",
-    "type_table",
 ]

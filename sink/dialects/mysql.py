@@ -1,19 +1,17 @@
 """MySQL / MariaDB (PyMySQL): INSERT ... ON DUPLICATE KEY UPDATE, DATETIME(6), bounded key strings.
 
-MariaDB's JSON is LONGTEXT with a `json_valid` CHECK; reflection finds that check so the column
-reads back as json, not as a string.
+MariaDB's JSON is LONGTEXT with a `json_valid` CHECK; reflection (`adapters/reflection.py`) finds
+that check with `json_checks` so the column reads back as json, not as a string.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.sql.visitors import InternalTraversal
@@ -23,12 +21,108 @@ from ..model import Column, ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from . import ddl
 from .base import Dialect, Statement, write_condition
-from .types import refuse_nan, utc_naive
+from .type_registry import (
+    Binding,
+    Reads,
+    SaType,
+    TypeEntry,
+    TypeRegistry,
+    decimal_digits,
+    double_precision,
+    length,
+    plain,
+    single_precision,
+    uuid_text,
+)
+from .types import UuidText, refuse_nan, utc_naive
 
 VARCHAR_MAX = 768  # utf8mb4 characters that still fit an InnoDB index key (3072 bytes)
 VARBINARY_MAX = 3072
 KEY_LENGTH = 255  # an unbounded string or bytes key column
 DECIMAL_MAX = (65, 30)  # MySQL's largest DECIMAL: the home of variable-scale decimals
+
+
+def _string(ct: ColumnType) -> SaType:
+    return mysql.VARCHAR(ct.length) if ct.length and ct.length <= VARCHAR_MAX else mysql.LONGTEXT()
+
+
+def _bytes(ct: ColumnType) -> SaType:
+    return mysql.VARBINARY(ct.length) if ct.length and ct.length <= VARBINARY_MAX else mysql.LONGBLOB()
+
+
+# InnoDB cannot index TEXT/BLOB: key strings and bytes are always VARCHAR/VARBINARY.
+def _key_string(ct: ColumnType) -> SaType:
+    return mysql.VARCHAR(min(ct.length or KEY_LENGTH, VARCHAR_MAX))
+
+
+def _key_bytes(ct: ColumnType) -> SaType:
+    return mysql.VARBINARY(min(ct.length or KEY_LENGTH, VARCHAR_MAX))
+
+
+def _decimal(ct: ColumnType) -> SaType:
+    return mysql.DECIMAL(*DECIMAL_MAX) if ct.scale is None else mysql.DECIMAL(ct.precision, ct.scale)
+
+
+def _datetime(_ct: ColumnType) -> SaType:
+    return mysql.DATETIME(fsp=6)  # both timestamp kinds: DATETIME has no zone, instants are stored as UTC
+
+
+def _document(_ct: ColumnType) -> SaType:
+    return mysql.JSON(none_as_null=True)
+
+
+def _bool_width(t: Any) -> bool:
+    return bool(t.display_width == 1)  # BOOL is TINYINT(1)
+
+
+def _not_bool_width(t: Any) -> bool:
+    return not _bool_width(t)
+
+
+def _finite(value: Any) -> Any:
+    return refuse_nan(value, "MariaDB/MySQL", infinity=True)
+
+
+# Every type of MariaDB and MySQL: the column each kind becomes, and the columns that read back as it.
+TYPES = TypeRegistry(
+    "MariaDB/MySQL",
+    TypeEntry(Kind.INT8, plain(mysql.TINYINT), reads=(Reads(mysql.TINYINT, when=_not_bool_width),)),
+    TypeEntry(Kind.INT16, plain(sa.SmallInteger), reads=(Reads(sa.SmallInteger),)),
+    TypeEntry(Kind.INT32, plain(sa.Integer), reads=(Reads(sa.Integer), Reads(mysql.YEAR))),
+    TypeEntry(Kind.INT64, plain(sa.BigInteger), reads=(Reads(sa.BigInteger),)),
+    TypeEntry(
+        Kind.FLOAT32,
+        plain(mysql.FLOAT),
+        reads=(Reads(mysql.FLOAT), Reads(sa.Float, when=single_precision)),
+        bind=Binding(float, _finite),
+    ),
+    TypeEntry(
+        Kind.FLOAT64,
+        plain(lambda: mysql.DOUBLE(asdecimal=False)),  # MySQL's DOUBLE reads as Decimal by default
+        reads=(Reads(sa.Double), Reads(sa.Float, when=double_precision)),
+        bind=Binding(float, _finite),
+    ),
+    TypeEntry(Kind.BOOLEAN, plain(sa.Boolean), reads=(Reads(sa.Boolean), Reads(mysql.TINYINT, when=_bool_width))),
+    TypeEntry(Kind.STRING, _string, key=_key_string, reads=(Reads(sa.Text), Reads(sa.String, keeps=length))),
+    TypeEntry(
+        Kind.BYTES,
+        _bytes,
+        key=_key_bytes,
+        # VARBINARY(n) and BINARY(n) keep their length; TINYBLOB .. LONGBLOB hold any bytes.
+        reads=(Reads(sa.VARBINARY, keeps=length), Reads(sa.BINARY, keeps=length), Reads(sa.types._Binary)),
+    ),
+    TypeEntry(Kind.DECIMAL, _decimal, reads=(Reads(sa.Numeric, keeps=decimal_digits),)),
+    TypeEntry(Kind.DATE, plain(sa.Date), reads=(Reads(sa.Date),)),
+    TypeEntry(Kind.TIME, plain(lambda: mysql.TIME(fsp=6)), reads=(Reads(sa.Time),)),
+    # An instant is written as naive UTC (DATETIME has no zone), so it reads back as local_timestamp.
+    TypeEntry(Kind.TIMESTAMP, _datetime, bind=Binding(dt.datetime, utc_naive)),
+    TypeEntry(Kind.LOCAL_TIMESTAMP, _datetime, reads=(Reads(sa.DateTime),)),  # DATETIME, TIMESTAMP
+    # CHAR(36) in the dashed form; a native MariaDB UUID column made by hand reads back as uuid too.
+    TypeEntry(Kind.UUID, plain(UuidText), reads=(Reads(UuidText), Reads(sa.Uuid), Reads(sa.CHAR, when=uuid_text))),
+    # MariaDB's JSON is LONGTEXT with a json_valid CHECK: reflection finds the check (adapters/reflection.py).
+    TypeEntry(Kind.JSON, _document, reads=(Reads(sa.JSON),)),
+    TypeEntry(Kind.ARRAY, _document),  # a JSON array: reads back as json
+)
 
 
 class MysqlDialect(Dialect):
@@ -45,50 +139,11 @@ class MysqlDialect(Dialect):
         no_control_characters=True,
     )
     max_columns = 1017  # InnoDB's limit
-
-    def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
-        if ct.kind is Kind.STRING:
-            return mysql.VARCHAR(ct.length) if ct.length and ct.length <= VARCHAR_MAX else mysql.LONGTEXT()
-        if ct.kind is Kind.BYTES:
-            return mysql.VARBINARY(ct.length) if ct.length and ct.length <= VARBINARY_MAX else mysql.LONGBLOB()
-        if ct.kind is Kind.DECIMAL:
-            return mysql.DECIMAL(*DECIMAL_MAX) if ct.scale is None else mysql.DECIMAL(ct.precision, ct.scale)
-        simple: dict[Kind, Callable[[], sa.types.TypeEngine[Any]]] = {
-            Kind.INT8: mysql.TINYINT,
-            Kind.FLOAT32: mysql.FLOAT,
-            Kind.FLOAT64: lambda: mysql.DOUBLE(asdecimal=False),  # MySQL's DOUBLE reads as Decimal by default
-            Kind.TIMESTAMP: lambda: mysql.DATETIME(fsp=6),  # stored as UTC: DATETIME has no zone
-            Kind.LOCAL_TIMESTAMP: lambda: mysql.DATETIME(fsp=6),
-            Kind.TIME: lambda: mysql.TIME(fsp=6),
-            Kind.JSON: lambda: mysql.JSON(none_as_null=True),
-            Kind.ARRAY: lambda: mysql.JSON(none_as_null=True),
-        }
-        factory = simple.get(ct.kind)
-        return factory() if factory else self._type(ct)
-
-    def key_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
-        # InnoDB cannot index TEXT/BLOB: key strings and bytes are always VARCHAR/VARBINARY.
-        length = min(ct.length or KEY_LENGTH, VARCHAR_MAX)
-        if ct.kind is Kind.STRING:
-            return mysql.VARCHAR(length)
-        if ct.kind is Kind.BYTES:
-            return mysql.VARBINARY(length)
-        return self.sa_type(ct)
-
-    def neutral_type(self, sa_type: sa.types.TypeEngine[Any]) -> ColumnType:
-        if isinstance(sa_type, mysql.TINYINT):  # BOOL is TINYINT(1)
-            return ColumnType(Kind.BOOLEAN if sa_type.display_width == 1 else Kind.INT8)
-        if isinstance(sa_type, mysql.FLOAT):
-            return ColumnType(Kind.FLOAT32)
-        if isinstance(sa_type, mysql.YEAR):
-            return ColumnType(Kind.INT32)
-        if isinstance(sa_type, sa.CHAR) and sa_type.length == 36:  # what UuidText creates
-            return ColumnType(Kind.UUID)
-        return super().neutral_type(sa_type)
+    types = TYPES
 
     def _server_default(self, column: Column) -> sa.ColumnElement[Any] | None:
         default = super()._server_default(column)
-        if default is None or not isinstance(self.sa_type(column.type), _NO_LITERAL_DEFAULT):
+        if default is None or not isinstance(self.types.column_type(column.type), _NO_LITERAL_DEFAULT):
             return default
         # TEXT/BLOB/JSON take a default only as an expression (MariaDB 10.2+, MySQL 8.0.13+).
         return sa.sql.elements.Grouping(default)
@@ -104,37 +159,7 @@ class MysqlDialect(Dialect):
             return list(changes)
         return [ddl.AlterTable(changes)]  # one statement: all or nothing
 
-    def reflect(self, connection: Connection, name: str) -> TableSpec | None:
-        spec = super().reflect(connection, name)
-        if spec is None:
-            return None
-        # SQLAlchemy reads names from SHOW CREATE TABLE without undoubling an escaped backtick.
-        columns = tuple(dataclasses.replace(c, name=_unescape(c.name)) for c in spec.columns)
-        spec = TableSpec(spec.name, columns, tuple(_unescape(k) for k in spec.primary_key))
-        if not getattr(self.sa_dialect, "is_mariadb", False):
-            return spec
-        json_columns = self._json_checked(connection, spec)
-        columns = tuple(
-            dataclasses.replace(c, type=ColumnType(Kind.JSON)) if c.name in json_columns else c for c in spec.columns
-        )
-        return dataclasses.replace(spec, columns=columns)
-
-    def _json_checked(self, connection: Connection, spec: TableSpec) -> set[str]:
-        """Columns of a MariaDB table with the `json_valid` CHECK that MariaDB adds to JSON columns."""
-        checks = sa.table(
-            "CHECK_CONSTRAINTS",
-            sa.column("CONSTRAINT_SCHEMA"),
-            sa.column("TABLE_NAME"),
-            sa.column("CHECK_CLAUSE"),
-            schema="information_schema",
-        )
-        schema, table = checks.c["CONSTRAINT_SCHEMA"], checks.c["TABLE_NAME"]
-        query = sa.select(checks.c["CHECK_CLAUSE"]).where(schema == sa.func.database(), table == spec.name)
-        clauses = set(connection.execute(query).scalars())
-        # Compared with the catalogue's text, never executed: MariaDB writes the name in backticks.
-        return {c.name for c in spec.columns if "json_valid(`{}`)".format(c.name.replace("`", "``")) in clauses}
-
-    # -------------------------------------------------------------- statements and values
+    # -------------------------------------------------------------- statements
 
     def upsert(
         self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None, version: str | None = None
@@ -153,14 +178,25 @@ class MysqlDialect(Dialect):
             [(c, sa.func.IF(fresh, InsertedValue(table.c[c]), table.c[c])) for c in ordered]
         )
 
-    bind_classes = frozenset({float, dt.datetime})
 
-    def bind(self, value: Any) -> Any:
-        return utc_naive(refuse_nan(value, "MariaDB/MySQL", infinity=True))
+def json_checks(table_name: str) -> Statement:
+    """The CHECK clauses of a table of the current database (MariaDB adds `json_valid` to a JSON
+    column), to compare with `json_check_clause`."""
+    checks = sa.table(
+        "CHECK_CONSTRAINTS",
+        sa.column("CONSTRAINT_SCHEMA"),
+        sa.column("TABLE_NAME"),
+        sa.column("CHECK_CLAUSE"),
+        schema="information_schema",
+    )
+    schema, table = checks.c["CONSTRAINT_SCHEMA"], checks.c["TABLE_NAME"]
+    return sa.select(checks.c["CHECK_CLAUSE"]).where(schema == sa.func.database(), table == table_name)
 
 
-def _unescape(name: str) -> str:
-    return name.replace("``", "`")
+def json_check_clause(column: str) -> str:
+    """The check MariaDB gives a JSON column, as its catalogue writes it (the name in backticks).
+    Compared with the catalogue's text, never executed."""
+    return "json_valid(`{}`)".format(column.replace("`", "``"))
 
 
 class InsertedValue(sa.ColumnElement[Any]):

@@ -15,11 +15,74 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 from ..identifiers import IdentifierRules
 from ..model import ColumnType, Kind, TableSpec
 from .base import Dialect, Statement, delete_condition, on_conflict_upsert, write_condition
+from .type_registry import (
+    Reads,
+    SaType,
+    TypeEntry,
+    TypeRegistry,
+    decimal_digits,
+    double_precision,
+    length,
+    plain,
+    single_precision,
+    unzoned,
+    zoned,
+)
 
 STAGE_PREFIX = "_sink_stage_"
 # With a version field, a stage has one more column: each staged row's position in its step, so a
 # probe of the stage against the table (`probe_staged`) can say row by row what the merge will do.
 STAGE_ORDINAL = "_sink_n"
+
+
+def _string(ct: ColumnType) -> SaType:
+    return sa.String(ct.length) if ct.length else sa.Text()
+
+
+def _decimal(ct: ColumnType) -> SaType:
+    return sa.Numeric(ct.precision, ct.scale) if ct.scale is not None else sa.Numeric()
+
+
+def _timestamp(ct: ColumnType) -> SaType:
+    return postgresql.TIMESTAMP(timezone=ct.kind is Kind.TIMESTAMP, precision=6)
+
+
+def _document(_ct: ColumnType) -> SaType:
+    return postgresql.JSONB(none_as_null=True)
+
+
+def _array(ct: ColumnType) -> SaType:
+    """Arrays of primitives are native arrays; arrays of arrays or documents stay JSONB."""
+    if ct.item is None or ct.item.kind in (Kind.JSON, Kind.ARRAY):
+        return _document(ct)
+    return postgresql.ARRAY(TYPES.column_type(ct.item))
+
+
+def _item(t: Any) -> dict[str, Any]:
+    return {"item": TYPES.neutral_type(t.item_type)}
+
+
+# Every type of PostgreSQL: the column each kind becomes, and the columns that read back as it.
+TYPES = TypeRegistry(
+    "PostgreSQL",
+    TypeEntry(Kind.INT8, plain(sa.SmallInteger)),  # no one-byte integer: reads back as int16
+    TypeEntry(Kind.INT16, plain(sa.SmallInteger), reads=(Reads(sa.SmallInteger),)),
+    TypeEntry(Kind.INT32, plain(sa.Integer), reads=(Reads(sa.Integer),)),
+    TypeEntry(Kind.INT64, plain(sa.BigInteger), reads=(Reads(sa.BigInteger),)),
+    TypeEntry(Kind.FLOAT32, plain(sa.REAL), reads=(Reads(sa.REAL), Reads(sa.Float, when=single_precision))),
+    TypeEntry(Kind.FLOAT64, plain(sa.Double), reads=(Reads(sa.Double), Reads(sa.Float, when=double_precision))),
+    TypeEntry(Kind.BOOLEAN, plain(sa.Boolean), reads=(Reads(sa.Boolean),)),
+    TypeEntry(Kind.STRING, _string, reads=(Reads(sa.Text), Reads(sa.String, keeps=length))),
+    TypeEntry(Kind.BYTES, plain(postgresql.BYTEA), reads=(Reads(sa.LargeBinary),)),  # bytes(n) unbounded
+    TypeEntry(Kind.DECIMAL, _decimal, reads=(Reads(sa.Numeric, keeps=decimal_digits),)),
+    TypeEntry(Kind.DATE, plain(sa.Date), reads=(Reads(sa.Date),)),
+    TypeEntry(Kind.TIME, plain(lambda: postgresql.TIME(precision=6)), reads=(Reads(sa.Time),)),
+    TypeEntry(Kind.TIMESTAMP, _timestamp, reads=(Reads(sa.DateTime, when=zoned),)),  # timestamptz
+    TypeEntry(Kind.LOCAL_TIMESTAMP, _timestamp, reads=(Reads(sa.DateTime, when=unzoned),)),
+    TypeEntry(Kind.UUID, plain(postgresql.UUID), reads=(Reads(sa.Uuid),)),
+    TypeEntry(Kind.JSON, _document, reads=(Reads(sa.JSON),)),  # JSONB, and JSON made by hand
+    TypeEntry(Kind.ARRAY, _array, reads=(Reads(postgresql.ARRAY, keeps=_item),)),
+)
 
 
 class PostgresDialect(Dialect):
@@ -33,29 +96,7 @@ class PostgresDialect(Dialect):
     )
     max_columns = 1600
     bulk_min_rows = 16  # below this, one executemany is as fast as COPY + merge (benchmarks/README.md)
-
-    def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
-        if ct.kind is Kind.JSON or (ct.kind is Kind.ARRAY and not _native_item(ct.item)):
-            return postgresql.JSONB(none_as_null=True)
-        if ct.kind is Kind.ARRAY:
-            assert ct.item is not None
-            return postgresql.ARRAY(self.sa_type(ct.item))
-        if ct.kind in (Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP):
-            return postgresql.TIMESTAMP(timezone=ct.kind is Kind.TIMESTAMP, precision=6)
-        if ct.kind is Kind.TIME:
-            return postgresql.TIME(precision=6)
-        if ct.kind is Kind.UUID:
-            return postgresql.UUID()
-        if ct.kind is Kind.BYTES:
-            return postgresql.BYTEA()
-        return self._type(ct)
-
-    def neutral_type(self, sa_type: sa.types.TypeEngine[Any]) -> ColumnType:
-        if isinstance(sa_type, postgresql.ARRAY):
-            return ColumnType(Kind.ARRAY, item=self.neutral_type(sa_type.item_type))
-        if isinstance(sa_type, sa.REAL):
-            return ColumnType(Kind.FLOAT32)
-        return super().neutral_type(sa_type)
+    types = TYPES
 
     def bytes_literal(self, value: bytes) -> str:
         return f"decode('{value.hex()}', 'hex')"  # independent of standard_conforming_strings
@@ -72,7 +113,6 @@ class PostgresDialect(Dialect):
         flag = sa.literal_column("(xmax = 0)", sa.Boolean)
         returning: Statement = upsert.returning(flag, sort_by_parameter_order=True)  # type: ignore[attr-defined]
         return returning
-
 
     # -------------------------------------------------------------- bulk path: COPY into a stage, then merge
 
@@ -180,8 +220,3 @@ def _quoted(name: str) -> str:
 
 def _joined(table: sa.Table, stage: sa.TableClause, key: Sequence[str]) -> sa.ColumnElement[bool]:
     return sa.and_(*(table.c[k] == stage.c[k] for k in key))
-
-
-def _native_item(item: ColumnType | None) -> bool:
-    """Arrays of primitives are native arrays; arrays of arrays or documents stay JSONB."""
-    return item is not None and item.kind not in (Kind.JSON, Kind.ARRAY)

@@ -13,22 +13,63 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.sql.expression import Executable
 
 from ..identifiers import IdentifierRules
-from ..model import Column, ColumnType, Kind, TableSpec
+from ..model import Kind, TableSpec
 from ..schema import Evolution
 from . import ddl
 from .base import Dialect, Statement, on_conflict_upsert
-from .types import DecimalText, JsonText, UtcDateTime, refuse_nan, utc_naive
+from .type_registry import Binding, Reads, TypeEntry, TypeRegistry, decimal_digits, plain, uuid_text
+from .types import DecimalText, JsonText, UtcDateTime, UuidText, refuse_nan, utc_naive
 
 REBUILD_PREFIX = "_sink_rebuild_"
+
+
+def _finite(value: Any) -> Any:
+    return refuse_nan(value, "SQLite", infinity=False)  # SQLite would store NULL
+
+
+def _document() -> JsonText:
+    return JsonText(none_as_null=True)
+
+
+# Every type of SQLite: the column each kind becomes, and the columns that read back as it. The
+# integer and float kinds keep the portable names (SMALLINT .. BIGINT, REAL, DOUBLE), but SQLite
+# stores every one of them as a 64-bit integer or an 8-byte float: they read back as int64, float64.
+TYPES = TypeRegistry(
+    "SQLite",
+    TypeEntry(Kind.INT8, plain(sa.SmallInteger)),
+    TypeEntry(Kind.INT16, plain(sa.SmallInteger)),
+    TypeEntry(Kind.INT32, plain(sa.Integer)),
+    TypeEntry(Kind.INT64, plain(sa.BigInteger), reads=(Reads(sa.Integer),)),
+    TypeEntry(Kind.FLOAT32, plain(sa.REAL), bind=Binding(float, _finite)),
+    TypeEntry(Kind.FLOAT64, plain(sa.Double), reads=(Reads(sa.Float),), bind=Binding(float, _finite)),
+    TypeEntry(Kind.BOOLEAN, plain(sa.Boolean), reads=(Reads(sa.Boolean),)),
+    TypeEntry(Kind.STRING, plain(sa.Text), reads=(Reads(sa.String),)),  # VARCHAR(n) is not enforced: no length
+    TypeEntry(Kind.BYTES, plain(sa.BLOB), reads=(Reads(sa.LargeBinary),)),
+    # Exact text (TEXT affinity), never NUMERIC, which rounds through a double.
+    TypeEntry(Kind.DECIMAL, plain(DecimalText), reads=(Reads(DecimalText), Reads(sa.Numeric, keeps=decimal_digits))),
+    TypeEntry(Kind.DATE, plain(sa.Date), reads=(Reads(sa.Date),)),
+    TypeEntry(Kind.TIME, plain(sa.Time), reads=(Reads(sa.Time),)),
+    # UTC text in a TIMESTAMP column, read back aware; DATETIME is a local date-time.
+    TypeEntry(
+        Kind.TIMESTAMP,
+        plain(UtcDateTime),
+        reads=(Reads(UtcDateTime), Reads(sa.TIMESTAMP)),
+        bind=Binding(dt.datetime, utc_naive),
+    ),
+    TypeEntry(Kind.LOCAL_TIMESTAMP, plain(sa.DateTime), reads=(Reads(sa.DateTime),)),
+    TypeEntry(Kind.UUID, plain(UuidText), reads=(Reads(UuidText), Reads(sa.Uuid), Reads(sa.CHAR, when=uuid_text))),
+    TypeEntry(Kind.JSON, plain(_document), reads=(Reads(JsonText), Reads(sa.JSON))),  # the document byte for byte
+    TypeEntry(Kind.ARRAY, plain(_document)),  # a JSON array: reads back as json
+    type_names={"DECIMAL_TEXT": DecimalText, "JSON_TEXT": JsonText},
+)
 
 
 class SqliteDialect(Dialect):
@@ -38,60 +79,13 @@ class SqliteDialect(Dialect):
         "SQLite", column_folding="ascii", table_folding="ascii", reserved_table_prefix="sqlite_"
     )
     max_columns = 2000  # SQLITE_MAX_COLUMN's default
-
-    def __init__(self, sa_dialect: SADialect) -> None:
-        super().__init__(sa_dialect)
-        # Teach this engine's reflection the sink's own type names (per instance, not globally).
-        names = getattr(sa_dialect, "ischema_names", None)
-        if names is not None:
-            sa_dialect.ischema_names = {**names, "DECIMAL_TEXT": DecimalText, "JSON_TEXT": JsonText}  # type: ignore[attr-defined]
-
-    def sa_type(self, ct: ColumnType) -> sa.types.TypeEngine[Any]:
-        # Integer and float kinds keep the portable names (SMALLINT .. BIGINT, REAL, DOUBLE):
-        # SQLite stores every one of them as a 64-bit integer or an 8-byte float.
-        simple: dict[Kind, Callable[[], sa.types.TypeEngine[Any]]] = {
-            Kind.STRING: sa.Text,
-            Kind.BYTES: sa.BLOB,
-            Kind.DECIMAL: DecimalText,
-            Kind.TIMESTAMP: UtcDateTime,
-            Kind.LOCAL_TIMESTAMP: sa.DateTime,
-            Kind.JSON: lambda: JsonText(none_as_null=True),
-            Kind.ARRAY: lambda: JsonText(none_as_null=True),
-        }
-        factory = simple.get(ct.kind)
-        return factory() if factory else self._type(ct)
-
-    def neutral_type(self, sa_type: sa.types.TypeEngine[Any]) -> ColumnType:
-        simple = (
-            (DecimalText, Kind.DECIMAL),
-            (JsonText, Kind.JSON),
-            (UtcDateTime, Kind.TIMESTAMP),
-            (sa.TIMESTAMP, Kind.TIMESTAMP),
-            (sa.Boolean, Kind.BOOLEAN),
-            (sa.Integer, Kind.INT64),
-            (sa.Float, Kind.FLOAT64),
-            (sa.Text, Kind.STRING),
-        )
-        for python_type, kind in simple:
-            if isinstance(sa_type, python_type):
-                return ColumnType(kind)
-        if isinstance(sa_type, sa.CHAR) and sa_type.length == 36:  # what UuidText creates
-            return ColumnType(Kind.UUID)
-        if isinstance(sa_type, sa.String):
-            return ColumnType(Kind.STRING)  # SQLite does not enforce VARCHAR(n)
-        return super().neutral_type(sa_type)
+    types = TYPES
 
     def evolve_statements(self, existing: TableSpec, evolution: Evolution) -> list[Executable]:
         if not evolution.widen and not evolution.drop_not_null:
             target = self.table(evolution.apply(existing))
             return [ddl.AddColumn(target.c[c.name]) for c in evolution.add]
         return self._rebuild(existing, evolution.apply(existing))
-
-    def alter_type(self, spec: TableSpec, column: Column, new_type: ColumnType) -> Executable:
-        raise NotImplementedError("SQLite changes a column by rebuilding the table: use evolve_statements")
-
-    def drop_not_null(self, spec: TableSpec, column: Column) -> Executable:
-        raise NotImplementedError("SQLite changes a column by rebuilding the table: use evolve_statements")
 
     def _rebuild(self, existing: TableSpec, target: TableSpec) -> list[Executable]:
         """SQLite's documented way to change a column: a new table, the rows copied, a rename.
@@ -106,8 +100,3 @@ class SqliteDialect(Dialect):
         self, table: sa.Table, key: Sequence[str], columns: Sequence[str] | None = None, version: str | None = None
     ) -> Statement:
         return on_conflict_upsert(sqlite.insert(table), key, columns or table.c.keys(), table, version)
-
-    bind_classes = frozenset({float, dt.datetime})
-
-    def bind(self, value: Any) -> Any:
-        return utc_naive(refuse_nan(value, "SQLite", infinity=False))  # SQLite would store NULL

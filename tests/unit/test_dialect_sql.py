@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sink.adapters.executemany import compile_for_driver, row_binder
 from sink.dialects import Dialect, MysqlDialect, PostgresDialect, SqliteDialect, for_backend
 from sink.model import Column, ColumnType, Kind, TableSpec
+from sink.schema import Evolution
 
 INT64, STRING = ColumnType(Kind.INT64), ColumnType(Kind.STRING)
 SPEC = TableSpec(
@@ -39,11 +41,37 @@ def compiled(dialect: Dialect, statement: Any) -> Any:
     return statement.compile(dialect=dialect.sa_dialect)
 
 
+def quote(dialect: Dialect, identifier: str) -> str:
+    return str(dialect.sa_dialect.identifier_preparer.quote_identifier(identifier))
+
+
+# One change at a time, through `evolve_statements` as the store applies an evolution.
+
+
+def add_column(dialect: Dialect, spec: TableSpec, column: Column) -> Any:
+    return single_change(dialect, spec, column, Evolution(add=(column,)))
+
+
+def alter_type(dialect: Dialect, spec: TableSpec, column: Column, new_type: ColumnType) -> Any:
+    return single_change(dialect, spec, column, Evolution(widen=((column, new_type),)))
+
+
+def drop_not_null(dialect: Dialect, spec: TableSpec, column: Column) -> Any:
+    return single_change(dialect, spec, column, Evolution(drop_not_null=(column.name,)))
+
+
+def single_change(dialect: Dialect, spec: TableSpec, column: Column, evolution: Evolution) -> Any:
+    if not evolution.add:  # the column as given, whatever the spec says of it
+        spec = dataclasses.replace(spec, columns=tuple(column if c.name == column.name else c for c in spec.columns))
+    (statement,) = dialect.evolve_statements(spec, evolution)
+    return statement
+
+
 # ------------------------------------------------------------------------------ quoting
 
 
 def test_postgres_identifiers() -> None:
-    assert [PG.quote(n) for n in ("Select", "user id", 'x"y', "Über", "order", "plain")] == [
+    assert [quote(PG, n) for n in ("Select", "user id", 'x"y', "Über", "order", "plain")] == [
         '"Select"',
         '"user id"',
         '"x""y"',
@@ -54,11 +82,11 @@ def test_postgres_identifiers() -> None:
 
 
 def test_mysql_identifiers() -> None:
-    assert [MY.quote(n) for n in ("Select", "user id", 'x"y', "a`b")] == ["`Select`", "`user id`", '`x"y`', "`a``b`"]
+    assert [quote(MY, n) for n in ("Select", "user id", 'x"y', "a`b")] == ["`Select`", "`user id`", '`x"y`', "`a``b`"]
 
 
 def test_sqlite_identifiers() -> None:
-    quoted = [LITE.quote(n) for n in ("Select", "user id", 'x"y', "Über")]
+    quoted = [quote(LITE, n) for n in ("Select", "user id", 'x"y', "Über")]
     assert quoted == ['"Select"', '"user id"', '"x""y"', '"Über"']
 
 
@@ -210,19 +238,19 @@ def test_columns_whose_names_collide_after_bind_escaping_stay_apart(dialect: Dia
     ],
 )
 def test_add_column(dialect: Dialect, expected: str) -> None:
-    assert sql(dialect, dialect.add_column(SPEC, Column("new col", STRING))) == expected
+    assert sql(dialect, add_column(dialect, SPEC, Column("new col", STRING))) == expected
 
 
 def test_postgres_alter_type_and_drop_not_null() -> None:
     column = Column('x"y', ColumnType(Kind.INT32), nullable=False)
-    assert sql(PG, PG.alter_type(SPEC, column, INT64)) == 'ALTER TABLE "Select" ALTER COLUMN "x""y" TYPE BIGINT'
-    assert sql(PG, PG.drop_not_null(SPEC, column)) == 'ALTER TABLE "Select" ALTER COLUMN "x""y" DROP NOT NULL'
+    assert sql(PG, alter_type(PG, SPEC, column, INT64)) == 'ALTER TABLE "Select" ALTER COLUMN "x""y" TYPE BIGINT'
+    assert sql(PG, drop_not_null(PG, SPEC, column)) == 'ALTER TABLE "Select" ALTER COLUMN "x""y" DROP NOT NULL'
 
 
 def test_mysql_alter_type_and_drop_not_null() -> None:
     column = Column("Über", ColumnType(Kind.INT32), nullable=False)
-    assert sql(MY, MY.alter_type(SPEC, column, INT64)) == "ALTER TABLE `Select` MODIFY COLUMN `Über` BIGINT NOT NULL"
-    assert sql(MY, MY.drop_not_null(SPEC, column)) == "ALTER TABLE `Select` MODIFY COLUMN `Über` INTEGER NULL"
+    assert sql(MY, alter_type(MY, SPEC, column, INT64)) == "ALTER TABLE `Select` MODIFY COLUMN `Über` BIGINT NOT NULL"
+    assert sql(MY, drop_not_null(MY, SPEC, column)) == "ALTER TABLE `Select` MODIFY COLUMN `Über` INTEGER NULL"
 
 
 def test_for_backend() -> None:
