@@ -29,7 +29,7 @@ from .model import CdcFormat, InsertMode, PkMode, Tolerance
 
 ENV_PREFIX = "SINK_"
 PASSTHROUGH = ("consumer", "producer", "schema_registry")  # SINK_<GROUP>__<PROP> -> librdkafka "a.b.c"
-# SINK_TRANSFORMS=a,b with SINK_TRANSFORMS__A__<OPTION>=...; SINK_PREDICATES likewise (sink/smt.py)
+# SINK_TRANSFORMS=a,b with SINK_TRANSFORMS__A__<OPTION>=...; SINK_PREDICATES likewise (sink/smt/)
 BLOCKS = ("transforms", "predicates")
 # Settings whose values may hold a credential: an error about them never quotes the value.
 SECRET_SETTINGS = (*PASSTHROUGH, "database_url", "schema_registry_url", "bootstrap_servers")
@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     cdc_add_fields_prefix: str = Field("__", pattern=r"^[A-Za-z0-9_]*$", max_length=30)
     cdc_delete_mode: Literal["hard", "soft"] = "hard"
     truncate_enabled: bool = False  # a Debezium truncate (`t`) empties the table; otherwise it is skipped
-    # Connect's SMTs (sink/smt.py): the names in order, each configured by SINK_TRANSFORMS__<NAME>__<OPTION>;
+    # Connect's SMTs (sink/smt/): the names in order, each configured by SINK_TRANSFORMS__<NAME>__<OPTION>;
     # validated into an smt.Chain (None: no transforms). Predicates first: transforms refer to them.
     predicates: Annotated[Any, NoDecode] = None
     transforms: Annotated[Any, NoDecode] = None
