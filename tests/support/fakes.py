@@ -106,7 +106,13 @@ class FakeStore:
 class FakeSource:
     """Hands out a script of polls (each advances the clock by its timeout); when the script is
     done, `when_done` runs (the harness makes it stop the worker). Polls while paused return
-    nothing. With a `store`, each commit snapshots its tables."""
+    nothing. With a `store`, each commit snapshots its tables.
+
+    It keeps the `Source` contract (tests/integration/test_source_contract.py runs the same suite
+    against it and against KafkaSource): a poll returns at most `max_records` records (the rest of
+    a step comes with the next polls); once the script assigned partitions (`assign`), records of a
+    partition not assigned are not handed out, nor those below where `start_at` started it; close
+    revokes every partition assigned."""
 
     def __init__(self, clock: Clock, store: FakeStore | None = None) -> None:
         self.clock = clock
@@ -121,7 +127,10 @@ class FakeSource:
         self.polls_while_paused = 0
         self.closed = False
         self.subscribed = False
-        self.assigned: set[TP] = set()  # the partitions records came from
+        # The partitions assigned by the script's steps, or (a script without them) those records came from.
+        self.assigned: set[TP] = set()
+        self.assigned_by_script = False
+        self.started: dict[TP, int] = {}  # exactly-once: where start_at said assigned partitions start
         self.when_done: Callable[[], None] = lambda: None
         # Served by the polls made while paused (the script waits meanwhile): rebalance steps, and
         # records fetched before the pause took effect.
@@ -138,12 +147,16 @@ class FakeSource:
         self.on_assign = on_assign
         self.on_revoke = on_revoke
         self.start_at = start_at
-        self.started: dict[TP, int] = {}  # exactly-once: where start_at said assigned partitions start
+        self.started = {}
 
     def assign(self, partitions: list[TP]) -> Callable[[], None]:
         """A script step: the group assigns `partitions` (on_assign, then start_at if given)."""
 
         def step() -> None:
+            self.assigned_by_script = True
+            self.assigned.update(partitions)
+            for tp in partitions:
+                self.started.pop(tp, None)
             self.on_assign(partitions)
             if self.start_at is not None:
                 self.started.update(self.start_at(partitions))
@@ -164,23 +177,33 @@ class FakeSource:
         self.clock.now += timeout
         if self.paused:
             self.polls_while_paused += 1
-            while self.while_paused:
-                step = self.while_paused.pop(0)
-                if callable(step):
-                    step()
-                    continue
-                self.assigned.update((r.coord.topic, r.coord.partition) for r in step)
-                return step
-            return []
-        while self.script:
-            step = self.script.pop(0)
+            return self._serve(self.while_paused, max_records)
+        if self.script:
+            return self._serve(self.script, max_records)
+        self.when_done()
+        return []
+
+    def _serve(self, steps: list[list[RawRecord] | Callable[[], None]], max_records: int) -> list[RawRecord]:
+        """Run the steps up to the next records and hand out `max_records` of them (the rest stays first)."""
+        while steps:
+            step = steps.pop(0)
             if callable(step):
                 step()
                 continue
-            self.assigned.update((r.coord.topic, r.coord.partition) for r in step)
-            return step
-        self.when_done()
+            records = [r for r in step if self._held(r)]
+            if len(records) > max_records:
+                steps.insert(0, records[max_records:])
+                records = records[:max_records]
+            if not self.assigned_by_script:
+                self.assigned.update((r.coord.topic, r.coord.partition) for r in records)
+            return records
         return []
+
+    def _held(self, record: RawRecord) -> bool:
+        tp = (record.coord.topic, record.coord.partition)
+        if self.assigned_by_script and tp not in self.assigned:
+            return False
+        return record.coord.offset >= self.started.get(tp, 0)
 
     def commit(self, offsets: Mapping[TP, int]) -> bool:
         assert not self.closed
