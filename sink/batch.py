@@ -166,17 +166,28 @@ class Batcher:
         return sum(len(b.rows) for b in self._buffers.values())
 
     def add(self, row: Row) -> list[Batch]:
+        """The batches this row closed (most often none: an empty tuple, nothing allocated)."""
+        buffer = self._buffers.get(row.table)
+        if buffer is not None and row.spec is buffer.spec and not buffer.inferred:
+            buffer.rows.append(row)  # the usual row: same table, same schema as the rows before it
+        else:
+            return self._add(row, buffer)
+        return self._after_add(row, buffer, [])
+
+    def _add(self, row: Row, buffer: _Buffer | None) -> list[Batch]:
         if row.op is Op.TRUNCATE:  # a batch of its own: the rows before it are written first
-            before = [self._close(row.table)] if row.table in self._buffers else []
+            before = [self._close(row.table)] if buffer is not None else []
             return [*before, Batch(row.table, row.spec, (row,), True)]
         closed = []
-        buffer = self._buffers.get(row.table)
         if buffer is not None and not buffer.accepts(row):
             closed.append(self._close(row.table))
             buffer = None
         if buffer is None:
             buffer = self._open(row)
         buffer.add(row)
+        return self._after_add(row, buffer, closed)
+
+    def _after_add(self, row: Row, buffer: _Buffer, closed: list[Batch]) -> list[Batch]:
         if self.max_bytes is not None:
             raw = row.raw
             self._bytes += len(raw.value or b"") + len(raw.key or b"")

@@ -82,6 +82,8 @@ class RowMapper:
         self._source_tables: dict[tuple[Any, ...], str] = {}  # (topic, source values) -> table
         self._recent: dict[str, str] = {}  # topic -> its latest source-named table (for skip reports)
         self._table_namer = getattr(self._chain, "table_namer", None)  # naming transforms on tables
+        self._plain = self._cdc is None and self._chain is None and not self._source_parts
+        self._plans_by_value_schema = rules.pk_mode in ("none", "record_value")  # see _plan_key
 
     def table_name(self, topic: str) -> str:
         """The table of a topic; a MappingError when the database cannot hold that name, or would
@@ -139,7 +141,15 @@ class RowMapper:
     def to_row(self, record: Decoded) -> Row | None:
         """The row for a record; None for a record that is not to write or delete anything (a
         tombstone without SINK_DELETE_ENABLED, a filtered record, a change event that is no row)."""
-        if self._cdc is None and self._chain is None and not self._source_parts:
+        if self._plain:
+            value = record.value
+            if self._plans_by_value_schema and value.data.__class__ is dict:
+                # The usual record: its schema's plan, found by (topic, value schema id) as
+                # _plan_key would make it for these pk modes, without working the key out.
+                plan = self._plans.get((record.raw.coord.topic, value.schema_id))
+                planned = plan.row(record) if plan is not None else None
+                if planned is not None:
+                    return planned
             return self._row(record, record.raw.coord.topic)
         change, envelope = Change.PLAIN, None
         if self._cdc is not None:
