@@ -182,7 +182,10 @@ class Status(enum.StrEnum):
     DELETED = "deleted"
     SKIPPED = "skipped"
     DEAD_LETTERED = "dead_lettered"
-    FAILED = "failed"  # record error with tolerance all and no dead-letter topic: logged and passed
+    # A record error. The preparer and the writer return it unrouted; the router then dead-letters
+    # it (DEAD_LETTERED), stops the sink (tolerance none), or logs and passes it: in a report,
+    # FAILED is that last fate (tolerance all without a dead-letter topic).
+    FAILED = "failed"
 
 
 class Stage(enum.StrEnum):

@@ -161,7 +161,7 @@ class Writer:
             committed([Outcome(r.raw, Status.DELETED, batch.table, "delete", r.key) for r in batch.rows])
             return
         try:
-            spec = self.ensure_table(batch.spec, lenient=batch.inferred)
+            spec = self.ensure_table(batch.spec, inferred=batch.inferred)
         except SchemaEvolutionRefused as refusal:
             self._write_around(batch, refusal, committed, checkpoint, hook)
             return
@@ -206,13 +206,13 @@ class Writer:
 
     # -------------------------------------------------------------- DDL
 
-    def ensure_table(self, wanted: TableSpec, lenient: bool = False) -> TableSpec:
+    def ensure_table(self, wanted: TableSpec, inferred: bool = False) -> TableSpec:
         existing = self.store.table(wanted.name)
         if existing is None:
             self._check_creatable(wanted)
             self.store.create_table(wanted)
             return self.store.table(wanted.name) or wanted
-        evolution = self.evolution(existing, wanted, lenient)
+        evolution = self.evolution(existing, wanted, inferred)
         if not evolution:
             return existing
         if not self.rules.auto_evolve:
@@ -237,12 +237,12 @@ class Writer:
             )
         self._check_width(wanted.name, len(wanted.columns))
 
-    def evolution(self, existing: TableSpec, wanted: TableSpec, lenient: bool) -> Evolution:
+    def evolution(self, existing: TableSpec, wanted: TableSpec, inferred: bool) -> Evolution:
         """The safe change that lets `existing` take rows of `wanted`; SchemaEvolutionRefused when
         there is none (an unsafe type change, a name the database would take for another column,
         more columns than a table may have)."""
         self._check_names_against(existing, wanted)
-        evolution = evolve(existing, wanted, self.store.storage_type, lenient=lenient)
+        evolution = evolve(existing, wanted, self.store.storage_type, inferred=inferred)
         if evolution.add:
             self._check_width(existing.name, len(existing.columns) + len(evolution.add))
         return evolution

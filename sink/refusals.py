@@ -31,9 +31,9 @@ class Writer(Protocol):
     @property
     def rules(self) -> _Rules: ...
 
-    def ensure_table(self, wanted: TableSpec, lenient: bool = False) -> TableSpec: ...
+    def ensure_table(self, wanted: TableSpec, inferred: bool = False) -> TableSpec: ...
 
-    def evolution(self, existing: TableSpec, wanted: TableSpec, lenient: bool) -> Evolution: ...
+    def evolution(self, existing: TableSpec, wanted: TableSpec, inferred: bool) -> Evolution: ...
 
 
 def refusals(writer: Writer, batch: Batch, refusal: SchemaEvolutionRefused) -> dict[int, SchemaRefused]:
@@ -83,33 +83,33 @@ def _name_clashes(
     return verdicts
 
 
-def _tried(writer: Writer, wanted: TableSpec, lenient: bool) -> SchemaEvolutionRefused | None:
+def _tried(writer: Writer, wanted: TableSpec, inferred: bool) -> SchemaEvolutionRefused | None:
     """Make the table fit one record shape; the refusal if the sink or the database will not."""
     try:
-        writer.ensure_table(wanted, lenient)
+        writer.ensure_table(wanted, inferred)
     except SchemaEvolutionRefused as refusal:
         return refusal
     return None
 
 
 def _verdict(
-    writer: Writer, existing: TableSpec | None, wanted: TableSpec, lenient: bool
+    writer: Writer, existing: TableSpec | None, wanted: TableSpec, inferred: bool
 ) -> SchemaEvolutionRefused | None:
     """The sink's own refusal of the change `wanted` needs (no DDL)."""
     if existing is None:
         return None
     try:
-        writer.evolution(existing, wanted, lenient)
+        writer.evolution(existing, wanted, inferred)
     except SchemaEvolutionRefused as refusal:
         return refusal
     return None
 
 
-def _needs_change(writer: Writer, existing: TableSpec | None, wanted: TableSpec, lenient: bool) -> bool:
+def _needs_change(writer: Writer, existing: TableSpec | None, wanted: TableSpec, inferred: bool) -> bool:
     if existing is None:
         return True
     try:
-        return bool(writer.evolution(existing, wanted, lenient))
+        return bool(writer.evolution(existing, wanted, inferred))
     except SchemaEvolutionRefused:
         return True
 

@@ -143,18 +143,19 @@ def evolve(
     wanted: TableSpec,
     storage_type: Callable[[ColumnType], ColumnType],
     *,
-    lenient: bool = False,
+    inferred: bool = False,
 ) -> Evolution:
-    """What `existing` needs to accept rows of `wanted`. `lenient` (inferred schemas) only adds
-    columns: a type clash is then left to the database, which rejects the bad row alone (except a
-    float for an integer column, which databases round instead of rejecting: refused)."""
+    """What `existing` needs to accept rows of `wanted`. An `inferred` spec (from schemaless data,
+    like `Row.inferred` and `Batch.inferred`) only adds columns: a type clash is then left to the
+    database, which rejects the bad row alone (except a float for an integer column, which
+    databases round instead of rejecting: refused)."""
     add, widen, drop_not_null = [], [], []
     for column in wanted.columns:
         current = existing.column(column.name)
         if current is None:
-            add.append(_addable(existing.name, column, lenient))
+            add.append(_addable(existing.name, column, inferred))
             continue
-        if lenient:
+        if inferred:
             if _rounds(current.type, column.type):
                 raise _refusal(existing.name, current, column.type)
             continue
@@ -175,14 +176,14 @@ _NUMBERS = (*INTEGER_KINDS, Kind.FLOAT32, Kind.FLOAT64, Kind.DECIMAL, Kind.BOOLE
 _NOT_FROM_NUMBERS = (Kind.BYTES, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP, Kind.UUID)
 
 
-def _rounds(existing: ColumnType, inferred: ColumnType) -> bool:
+def _rounds(existing: ColumnType, incoming: ColumnType) -> bool:
     """The clashes a database does not reject but silently converts: a float into an integer column
     (1.5 into BIGINT stores 2 on PostgreSQL and MySQL), a number into a date, time, bytes or uuid
     column. Refused like any incompatible change instead of left to the database. (Text into any
     column stays the database's to parse or reject: schemaless dates and uuids arrive as text.)"""
-    if existing.kind in INTEGER_KINDS and inferred.kind in (Kind.FLOAT32, Kind.FLOAT64):
+    if existing.kind in INTEGER_KINDS and incoming.kind in (Kind.FLOAT32, Kind.FLOAT64):
         return True
-    return existing.kind in _NOT_FROM_NUMBERS and inferred.kind in _NUMBERS
+    return existing.kind in _NOT_FROM_NUMBERS and incoming.kind in _NUMBERS
 
 
 def _keeps_key_bound(existing: TableSpec, current: Column, wanted: ColumnType) -> bool:
@@ -191,10 +192,10 @@ def _keeps_key_bound(existing: TableSpec, current: Column, wanted: ColumnType) -
     return current.name in existing.primary_key and current.type.length is not None and wanted.length is None
 
 
-def _addable(table: str, column: Column, lenient: bool) -> Column:
+def _addable(table: str, column: Column, inferred: bool) -> Column:
     if column.nullable or column.has_default:
         return column
-    if lenient:
+    if inferred:
         return replace(column, nullable=True)
     raise SchemaEvolutionRefused(
         f"table {table!r}: new column {column.name!r} ({column.type}) is required and has no default, "

@@ -172,7 +172,7 @@ def test_pg_a_boolean_into_an_existing_text_column_is_stored_alike_on_both_paths
     pg_url: str, unique_name: str, bulk_min_rows: int | None
 ) -> None:
     """Schemaless: `flag` was a string, a later record sends true. Inferred batches leave the type clash
-    to the database (schema.evolve, lenient). executemany binds a boolean cast to the column type:
+    to the database (schema.evolve, inferred). executemany binds a boolean cast to the column type:
     'true'; COPY text writes psycopg's text dump of True: 't'. The stored value depends on batch size."""
     from tests.support.db import drop_table
 

@@ -167,10 +167,10 @@ def test_new_required_column_without_default_is_refused() -> None:
     assert "new column 'sku' (string) is required and has no default" in message
 
 
-def test_lenient_only_adds_columns_as_nullable() -> None:
+def test_inferred_only_adds_columns_as_nullable() -> None:
     existing = table(Column("a", INT64))
     wanted = table(Column("a", STRING), Column("b", STRING, nullable=False))
-    evolution = evolve(existing, wanted, identity, lenient=True)
+    evolution = evolve(existing, wanted, identity, inferred=True)
     assert evolution == Evolution(add=(Column("b", STRING),))
 
 
@@ -202,17 +202,17 @@ def test_a_type_stored_as_another_is_not_a_change(dialect: object, kind: Kind) -
 
 
 @pytest.mark.parametrize("have", [INT64, INT32, ColumnType(Kind.INT16)])
-def test_lenient_refuses_a_float_for_an_integer_column_instead_of_rounding(have: ColumnType) -> None:
+def test_inferred_refuses_a_float_for_an_integer_column_instead_of_rounding(have: ColumnType) -> None:
     # PostgreSQL and MySQL store 1.5 into BIGINT as 2 without an error: never leave that to them.
     with pytest.raises(SchemaEvolutionRefused) as caught:
-        evolve(table(Column("v", have)), table(Column("v", ColumnType(Kind.FLOAT64))), identity, lenient=True)
+        evolve(table(Column("v", have)), table(Column("v", ColumnType(Kind.FLOAT64))), identity, inferred=True)
     assert f"table 'orders': column 'v' is {have} but records now carry float64" in str(caught.value)
 
 
-def test_lenient_leaves_other_clashes_to_the_database() -> None:
+def test_inferred_leaves_other_clashes_to_the_database() -> None:
     existing = table(Column("v", INT64), Column("s", STRING), Column("f", ColumnType(Kind.FLOAT64)))
     wanted = table(Column("v", STRING), Column("s", INT64), Column("f", INT64))
-    assert not evolve(existing, wanted, identity, lenient=True)
+    assert not evolve(existing, wanted, identity, inferred=True)
 
 
 @pytest.mark.parametrize(
@@ -226,9 +226,9 @@ def test_a_schemaless_number_for_a_date_bytes_or_uuid_column_is_refused(column_k
     existing = TableSpec("t", (key, Column("c", ColumnType(column_kind))), ("id",))
     wanted = TableSpec("t", (key, Column("c", ColumnType(value_kind))), ("id",))
     with pytest.raises(SchemaEvolutionRefused, match="column 'c'"):
-        evolve(existing, wanted, lambda t: t, lenient=True)
+        evolve(existing, wanted, lambda t: t, inferred=True)
 
 
 def test_schemaless_text_for_a_date_column_is_left_to_the_database() -> None:
     existing = TableSpec("t", (Column("c", ColumnType(Kind.DATE)),))
-    assert not evolve(existing, TableSpec("t", (Column("c", ColumnType(Kind.STRING)),)), lambda t: t, lenient=True)
+    assert not evolve(existing, TableSpec("t", (Column("c", ColumnType(Kind.STRING)),)), lambda t: t, inferred=True)
