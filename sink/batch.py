@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Batch, Op, Row, TableSpec
+from .model import Batch, Op, Row, SchemaId, TableSpec
 from .schema import merge_inferred
 
 
@@ -123,7 +123,7 @@ def _unit_key(row: Row) -> Any:
 @dataclass(slots=True)
 class _Buffer:
     spec: TableSpec
-    schema_id: Any
+    schema_id: SchemaId
     inferred: bool
     opened_at: float
     rows: list[Row] = field(default_factory=list)

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import MappingError
 from .formats import Struct
-from .model import Column, ColumnType, Decoded, Kind, Payload, Shape
+from .model import Column, ColumnType, Decoded, Kind, Payload, SchemaId, Shape
 
 DELETED_FIELD = "__deleted"  # ExtractNewRecordState's delete.handling.mode=rewrite
 # Debezium's records that are no rows: value schema names (prefix match for the connector's own).
@@ -50,13 +50,13 @@ class _Layout:
 
     __slots__ = ("after", "before")
 
-    def __init__(self, shape: tuple[Column, ...], schema_id: Any) -> None:
+    def __init__(self, shape: tuple[Column, ...], schema_id: SchemaId) -> None:
         nested = shape.nested if isinstance(shape, Struct) else {}
         self.after = _part(nested.get("after"), ("debezium.after", schema_id))
         self.before = _part(nested.get("before"), ("debezium.before", schema_id))
 
 
-def _part(shape: Shape, schema_id: Any) -> tuple[Shape, Any]:
+def _part(shape: Shape, schema_id: SchemaId) -> tuple[Shape, SchemaId]:
     # A part without a struct shape of its own (a format that keeps none) is typed from its values.
     return (shape, schema_id) if isinstance(shape, tuple) else (None, None)
 
@@ -66,10 +66,10 @@ class _Flattened:
 
     __slots__ = ("schema_id", "shape")
 
-    def __init__(self, shape: Shape, schema_id: Any) -> None:
+    def __init__(self, shape: Shape, schema_id: SchemaId) -> None:
         if isinstance(shape, tuple):
             self.shape: Shape = tuple(c for c in shape if c.name != DELETED_FIELD)
-            self.schema_id = ("debezium.flattened", schema_id)
+            self.schema_id: SchemaId = ("debezium.flattened", schema_id)
         else:
             self.shape, self.schema_id = shape, schema_id
 

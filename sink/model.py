@@ -109,6 +109,12 @@ class TableSpec:
 # ---------------------------------------------------------------------------- records
 
 
+# Which writer schema a key or value was read with; compared for equality only (specs and row
+# plans are cached by it). A registry id (int) or schema GUID (str); Connect JSON's schema text;
+# Protobuf's (id, message indexes); what a Debezium envelope or a transform chain derives from
+# one, tagged: ("debezium.after", id), ("smt", ...). None: schemaless.
+SchemaId = int | str | tuple[Any, ...] | None
+
 # What a format knows of a key or value: a struct (its columns), a primitive (one type), or nothing
 # (schemaless data, whose columns schema.py infers from the values).
 Shape = tuple[Column, ...] | ColumnType | None
@@ -119,7 +125,7 @@ class Payload(NamedTuple):
 
     data: Any
     shape: Shape = None
-    schema_id: Any = None
+    schema_id: SchemaId = None
 
 
 class Decoded(NamedTuple):
@@ -156,7 +162,7 @@ class Row(NamedTuple):
     key: Mapping[str, Any]
     values: Mapping[str, Any]
     spec: TableSpec
-    schema_id: Any = None
+    schema_id: SchemaId = None
     inferred: bool = False  # spec inferred from schemaless data: merge, never alter existing columns
 
     @property

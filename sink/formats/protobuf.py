@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message_factory import GetMessageClass
 
 from ..errors import DecodeError
-from ..model import Column, ColumnType, Kind, Payload, Shape
+from ..model import Column, ColumnType, Kind, Payload, SchemaId, Shape
 from ..ports import SchemaRef, SchemaSource
 from . import HEADER_SIZE, MAGIC_BYTE, describe_ref, identity, logical, prefix
 
@@ -94,7 +94,7 @@ class Compiled:
     message_class: Any
     shape: Shape
     convert: Convert
-    schema_id: Any
+    schema_id: SchemaId  # (id, message indexes)
 
 
 def read_indexes(data: bytes, start: int = HEADER_SIZE) -> tuple[tuple[int, ...], int]:
