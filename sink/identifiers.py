@@ -10,6 +10,7 @@ the name and the rule. Never a silent truncation or merge.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -31,6 +32,8 @@ class IdentifierRules:
     basic_plane_only: bool = False  # MariaDB/MySQL's identifier charset is 3-byte utf8
     no_trailing_space: bool = False  # MariaDB/MySQL refuse names ending in a space
     reserved_table_prefix: str | None = None  # SQLite keeps sqlite_* for itself
+    # PostgreSQL keeps pg_* schemas for itself (pg_temp.x would be a table that vanishes with the session)
+    reserved_schema_prefix: str | None = None
     reserved_columns: frozenset[str] = frozenset()  # PostgreSQL's system columns (xmin, ctid, ...)
     no_control_characters: bool = False  # MariaDB keeps them, but its catalogue reads them back changed
 
@@ -96,6 +99,17 @@ def check_table(rules: IdentifierRules, table: str) -> None:
         raise MappingError(f"table name {_shown(table)} cannot be used: {problem}")
 
 
+def check_schema(rules: IdentifierRules, schema: str) -> None:
+    """The schema part of a schema-qualified table name (a MariaDB/MySQL database) fits the
+    database's rules for names, as a table name does."""
+    problem = rules.problem(schema)
+    prefix = rules.reserved_schema_prefix
+    if not problem and prefix and schema.startswith(prefix):
+        problem = f"{rules.database} reserves schema names starting with {prefix!r}"
+    if problem:
+        raise MappingError(f"schema name {_shown(schema)} cannot be used: {problem}")
+
+
 def check_columns(rules: IdentifierRules, table: str, names: Iterable[str]) -> None:
     """Every name fits, and no two are one column under the database's comparison."""
     names = list(names)
@@ -117,10 +131,35 @@ def check_columns(rules: IdentifierRules, table: str, names: Iterable[str]) -> N
         )
 
 
+_PLACEHOLDER_OR_DOT = re.compile(r"\$\{[^}]*\}|\.")
+
+
+def split_table_name_format(table_name_format: str) -> tuple[str | None, str]:
+    """SINK_TABLE_NAME_FORMAT as (schema part, table part): a dot written in the format itself,
+    outside `${...}`, separates the schema from the table (`replica.${source.table}`); a dot that a
+    placeholder's value brings stays in its name. ValueError for more than one such dot or an empty
+    part (the message completes "SINK_TABLE_NAME_FORMAT: ...")."""
+    dots = [m.start() for m in _PLACEHOLDER_OR_DOT.finditer(table_name_format) if m.group() == "."]
+    if not dots:
+        return None, table_name_format
+    if len(dots) > 1:
+        raise ValueError(
+            f"{table_name_format!r} has {len(dots)} dots outside ${{...}}; at most one, between schema and "
+            "table (schema.table, e.g. replica.${source.table})"
+        )
+    schema, table = table_name_format[: dots[0]], table_name_format[dots[0] + 1 :]
+    if not schema.strip() or not table.strip():
+        raise ValueError(
+            f"{table_name_format!r}: a dot outside ${{...}} separates schema and table, and neither may be "
+            "empty (e.g. replica.${source.table})"
+        )
+    return schema, table
+
+
 def _shown(name: str) -> str:
     """A name for a message: quoted, escaped, and cut (with its full length said) when very long."""
     text = ascii(name) if len(name) <= 80 else ascii(name[:60]) + f"... ({len(name)} characters)"
     return text
 
 
-__all__ = ["IdentifierRules", "check_columns", "check_table"]
+__all__ = ["IdentifierRules", "check_columns", "check_schema", "check_table", "split_table_name_format"]

@@ -94,9 +94,14 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class TableSpec:
+    """A table: its bare `name` and, from a schema-qualified SINK_TABLE_NAME_FORMAT, its `schema`
+    (PostgreSQL schema, MariaDB/MySQL database; None: the connection's default). The dialect
+    quotes each part; `qualified` is how rows, batches, logs and metrics name it."""
+
     name: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
+    schema: str | None = None
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -104,6 +109,19 @@ class TableSpec:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def qualified(self) -> str:
+        return self.qualify(self.schema, self.name)
+
+    @staticmethod
+    def qualify(schema: str | None, name: str) -> str:
+        """`schema.name` (the bare name without a schema). A part holding a dot or a double quote
+        is double-quoted, quotes doubled, so two tables never share the form: `replica."a.b"`."""
+        if schema is None:
+            return name
+        parts = ('"' + p.replace('"', '""') + '"' if "." in p or '"' in p else p for p in (schema, name))
+        return ".".join(parts)
 
 
 # ---------------------------------------------------------------------------- records
