@@ -144,7 +144,7 @@ class _Buffer:
         self.rows.append(row)
 
     def close(self) -> Batch:
-        return Batch(self.spec.name, self.spec, tuple(self.rows), self.inferred)
+        return Batch(self.spec.qualified, self.spec, tuple(self.rows), self.inferred)
 
 
 class Batcher:

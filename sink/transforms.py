@@ -10,6 +10,7 @@ SMTs, compiled once per schema). Without either, records take the mapping direct
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from .cdc import Change, ChangeFields, ChangeReader, source_block
 from .errors import MappingError
 from .formats import Struct
-from .identifiers import IdentifierRules, check_columns, check_table
+from .identifiers import IdentifierRules, check_columns, check_schema, check_table, split_table_name_format
 from .model import CdcFormat, Column, ColumnType, Decoded, Kind, Op, Payload, PkMode, Row, Stage, TableSpec
 from .schema import infer_columns, infer_type
 
@@ -28,6 +29,7 @@ DEFAULT_VALUE_FIELD = "__connect_value"
 MAX_INFERRED_SHAPES = 10_000  # distinct schemaless record shapes remembered
 # SINK_TABLE_NAME_FORMAT placeholders filled from a Debezium event's `source` block.
 SOURCE_PLACEHOLDERS = ("source.db", "source.schema", "source.table")
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 
 
 def source_placeholders(table_name_format: str) -> tuple[str, ...]:
@@ -69,7 +71,11 @@ class RowMapper:
         self._inferred: dict[tuple[Any, ...], TableSpec] = {}
         self._key_columns: dict[tuple[Any, ...], tuple[Column, ...]] = {}  # by key shape
         self._tables: dict[str, str] = {}  # topic -> its table, once checked
-        self._table_keys: dict[str, str] = {}  # a table name as the database compares it -> the name
+        # (schema, table) as the database compares them -> the table's qualified name
+        self._table_keys: dict[tuple[str | None, str], str] = {}
+        # SINK_TABLE_NAME_FORMAT's schema part (None: unqualified) and table part
+        self._schema_format, self._name_format = split_table_name_format(rules.table_name_format)
+        self._targets: dict[str, tuple[str, str]] = {}  # a qualified name -> (bare name, schema)
         self._plans: dict[tuple[Any, ...], _RowPlan] = {}  # by topic and schema ids, see _plan_key
         self._cdc = ChangeReader(rules.cdc_format) if rules.cdc_format != "none" else None
         self._chain = rules.transforms if rules.transforms else None
@@ -93,7 +99,7 @@ class RowMapper:
         if table is None:
             if self._source_parts:
                 return self._recent.get(topic, topic)
-            table = self._checked(self.rules.table_name_format.replace("${topic}", topic), f"topic {topic!r}")
+            table = self._checked({"topic": topic}, f"topic {topic!r}")
             self._tables[topic] = table
         return table
 
@@ -110,33 +116,53 @@ class RowMapper:
         cache_key = (topic, *values)
         table = self._source_tables.get(cache_key)
         if table is None:
-            name = self.rules.table_name_format.replace("${topic}", topic)
+            filled = {"topic": topic}
             for placeholder, value in zip(parts, values, strict=True):
                 if value is None or value.__class__ is not str or not value:
                     raise MappingError(
                         f"SINK_TABLE_NAME_FORMAT uses ${{{placeholder}}} but the event's source block has no "
                         f"{placeholder[7:]!r} value"
                     )
-                name = name.replace("${" + placeholder + "}", value)
-            table = self._checked(name, f"topic {topic!r}")
+                filled[placeholder] = value
+            table = self._checked(filled, f"topic {topic!r}")
             if len(self._source_tables) >= MAX_INFERRED_SHAPES:
                 self._source_tables.clear()
             self._source_tables[cache_key] = table
         self._recent[topic] = table
         return table
 
-    def _checked(self, table: str, origin: str) -> str:
-        """A derived table name after the naming transforms, checked against the database's rules."""
+    def _checked(self, values: Mapping[str, str], origin: str) -> str:
+        """The table SINK_TABLE_NAME_FORMAT names with these placeholder values, after the naming
+        transforms (on the table, not its schema), each part checked against the database's rules;
+        its qualified name (`TableSpec.qualify`), which `_target` splits again. Each value is put in
+        whole: a dot it holds stays part of its name."""
+        name = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self._name_format)
+        schema = None
+        if self._schema_format is not None:
+            schema = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), self._schema_format)
+            check_schema(self.identifiers, schema)
         if self._table_namer is not None:
-            table = self._table_namer(table)
-        check_table(self.identifiers, table)
-        other = self._table_keys.setdefault(self.identifiers.table_key(table), table)
+            name = self._table_namer(name)
+        check_table(self.identifiers, name)
+        table = TableSpec.qualify(schema, name)
+        keys = self.identifiers.table_key
+        other = self._table_keys.setdefault((None if schema is None else keys(schema), keys(name)), table)
         if other != table:
             raise MappingError(
                 f"table name {table!r} ({origin}) is the same table as {other!r} for "
                 f"{self.identifiers.database}, which compares table names without regard to case"
             )
+        if schema is not None:
+            self._targets[table] = (name, schema)
         return table
+
+    def _spec_of(self, table: str, columns: tuple[Column, ...], primary_key: tuple[str, ...]) -> TableSpec:
+        """A spec of a table this mapper named: a qualified one's schema travels apart from its name."""
+        name, schema = self._target(table)
+        return TableSpec(name, columns, primary_key, schema)
+
+    def _target(self, table: str) -> tuple[str, str | None]:
+        return self._targets.get(table) or (table, None)
 
     def to_row(self, record: Decoded) -> Row | None:
         """The row for a record; None for a record that is not to write or delete anything (a
@@ -174,7 +200,7 @@ class RowMapper:
         table = self.source_table_name(topic, source_block(envelope)) if self._source_parts else None
         if change is Change.TRUNCATE:
             name = table or self.table_name(topic)
-            return Row(raw, name, Op.TRUNCATE, {}, {}, TableSpec(name, (), ()), None, True)
+            return Row(raw, name, Op.TRUNCATE, {}, {}, self._spec_of(name, (), ()), None, True)
         if change is Change.DELETE:
             row: Row | None = self._delete(record, table or self.table_name(topic), envelope)
         else:
@@ -216,7 +242,7 @@ class RowMapper:
 
     def _delete(self, record: Decoded, table: str, envelope: Payload | None = None) -> Row:
         key_values, key_columns = self._key(record)
-        spec = TableSpec(table, key_columns, tuple(key_values))
+        spec = self._spec_of(table, key_columns, tuple(key_values))
         values = key_values
         version = self.rules.version_field
         if version is not None:
@@ -391,7 +417,7 @@ class RowMapper:
 
     def _build(self, table: str, key_columns: tuple[Column, ...], value_columns: tuple[Column, ...]) -> TableSpec:
         """A new spec, its names checked against the database's rules (once per spec: specs are cached)."""
-        spec = _build(table, key_columns, value_columns)
+        spec = _build(*self._target(table), key_columns, value_columns)
         check_columns(self.identifiers, table, spec.column_names)
         return spec
 
@@ -474,7 +500,9 @@ def _key_type(column_type: ColumnType | None) -> ColumnType:
     return column_type
 
 
-def _build(table: str, key_columns: tuple[Column, ...], value_columns: tuple[Column, ...]) -> TableSpec:
+def _build(
+    table: str, schema: str | None, key_columns: tuple[Column, ...], value_columns: tuple[Column, ...]
+) -> TableSpec:
     key_names = {c.name for c in key_columns}
     columns = key_columns + tuple(c for c in value_columns if c.name not in key_names)
-    return TableSpec(table, columns, tuple(c.name for c in key_columns))
+    return TableSpec(table, columns, tuple(c.name for c in key_columns), schema)

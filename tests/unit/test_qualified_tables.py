@@ -4,16 +4,25 @@ against the database's rules; the qualified form names a table unambiguously."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from sqlalchemy.dialects import mysql, postgresql
 
 from sink.dialects import MysqlDialect, PostgresDialect
 from sink.errors import MappingError
-from sink.identifiers import check_schema, split_table_name_format
-from sink.model import TableSpec
+from sink.formats.connect_json import ConnectJsonDecoder
+from sink.identifiers import IdentifierRules, check_schema, split_table_name_format
+from sink.model import Coord, Decoded, Op, Payload, RawRecord, Row, TableSpec
+from sink.pipeline import Preparer
+from sink.smt import build_chain
+from sink.transforms import MappingRules, RowMapper
+from tests.support.debezium import SourceTable, customer
 
 PG = PostgresDialect(postgresql.psycopg.dialect()).identifiers
 MY = MysqlDialect(mysql.pymysql.dialect()).identifiers
+TOPIC = "dbserver1.inventory.customers"
 
 
 @pytest.mark.parametrize(
@@ -73,3 +82,105 @@ def test_postgresql_keeps_pg_schemas_for_itself() -> None:
     with pytest.raises(MappingError, match="PostgreSQL reserves schema names starting with 'pg_'"):
         check_schema(PG, "pg_temp")
     check_schema(MY, "pg_temp")  # an ordinary database name on MariaDB
+
+
+# ------------------------------------------------------------------------------ the mapping
+
+
+def _rows(table_name_format: str, source: SourceTable, rules: IdentifierRules = PG, **extra: Any) -> list[Any]:
+    mapping = MappingRules(
+        table_name_format=table_name_format, pk_mode="record_key", cdc_format="debezium", delete_enabled=True, **extra
+    )
+    preparer = Preparer(ConnectJsonDecoder(), ConnectJsonDecoder(), RowMapper(mapping, rules))
+    records = source.connect_json()
+    return [
+        preparer.prepare(RawRecord(Coord(TOPIC, 0, n), r["key"].encode(), r["value"] and r["value"].encode()))
+        for n, r in enumerate(records)
+    ]
+
+
+def test_a_change_event_lands_in_the_formats_schema_with_its_source_table_as_the_name() -> None:
+    source = SourceTable("customers")
+    source.insert(customer(1))
+    source.delete(1)
+    upsert, delete, _tombstone = _rows("replica.${source.table}", source, truncate_enabled=True)
+    assert isinstance(upsert, Row) and isinstance(delete, Row)
+    assert (upsert.spec.schema, upsert.spec.name, upsert.table) == ("replica", "customers", "replica.customers")
+    assert (delete.op, delete.spec.schema, delete.spec.name, delete.table) == (
+        Op.DELETE,
+        "replica",
+        "customers",
+        "replica.customers",
+    )
+    truncate = json.loads(source.connect_json()[0]["value"])
+    truncate["payload"].update(op="t", before=None, after=None)
+    source_key = source.connect_json()[0]["key"]
+    mapper = RowMapper(
+        MappingRules("replica.${source.table}", "record_key", cdc_format="debezium", truncate_enabled=True)
+    )
+    decoder = ConnectJsonDecoder()
+    raw = RawRecord(Coord(TOPIC, 0, 9), source_key.encode(), json.dumps(truncate).encode())
+    row = Preparer(decoder, decoder, mapper).prepare(raw)
+    assert isinstance(row, Row) and (row.op, row.spec.schema, row.spec.name) == (Op.TRUNCATE, "replica", "customers")
+
+
+def test_a_dot_or_quote_in_the_source_table_stays_in_the_table_name() -> None:
+    hostile = 'we"ird.`t`'
+    source = SourceTable(hostile)
+    source.insert(customer(1))
+    (row,) = _rows("replica.${source.table}", source)
+    assert isinstance(row, Row)
+    assert (row.spec.schema, row.spec.name) == ("replica", hostile)
+    assert row.table == 'replica."we""ird.`t`"'
+
+
+def test_the_schema_part_may_come_from_the_source_too() -> None:
+    source = SourceTable("customers")
+    source.insert(customer(1))
+    (row,) = _rows("${source.db}_copy.${source.table}", source)
+    assert isinstance(row, Row) and (row.spec.schema, row.spec.name) == ("inventory_copy", "customers")
+
+
+def test_a_topic_with_dots_is_one_table_name_in_the_schema() -> None:
+    mapper = RowMapper(MappingRules(table_name_format="archive.${topic}"), PG)
+    row = mapper.to_row(_decoded({"id": 1}, topic="shop.orders.v1"))
+    assert row is not None and (row.spec.schema, row.spec.name) == ("archive", "shop.orders.v1")
+    assert row.table == 'archive."shop.orders.v1"'
+    plain = RowMapper(MappingRules(table_name_format="${topic}"), PG).to_row(_decoded({"id": 1}, "shop.orders"))
+    assert plain is not None and (plain.spec.schema, plain.spec.name, plain.table) == (
+        None,
+        "shop.orders",
+        "shop.orders",
+    )
+
+
+def test_the_naming_transform_names_the_table_not_its_schema() -> None:
+    chain = build_chain(("n",), {"n": {"type": "table_name_case", "case": "upper", "prefix": "t_"}}, {})
+    mapper = RowMapper(MappingRules(table_name_format="replica.${topic}", transforms=chain), PG)
+    row = mapper.to_row(_decoded({"id": 1}))
+    assert row is not None and (row.spec.schema, row.spec.name, row.table) == (
+        "replica",
+        "t_ORDERS",
+        "replica.t_ORDERS",
+    )
+
+
+def test_each_part_is_checked_against_the_databases_rules() -> None:
+    with pytest.raises(MappingError, match="schema name 'pg_temp' cannot be used"):
+        RowMapper(MappingRules(table_name_format="pg_temp.${topic}"), PG).to_row(_decoded({"id": 1}))
+    with pytest.raises(MappingError, match=r"table name 'o{64}' cannot be used: 64 bytes"):
+        RowMapper(MappingRules(table_name_format="replica.${topic}"), PG).to_row(_decoded({"id": 1}, "o" * 64))
+
+
+def test_tables_are_compared_schema_qualified_where_the_database_ignores_case() -> None:
+    folding = IdentifierRules("a case-blind database", table_folding="ascii")
+    mapper = RowMapper(MappingRules(table_name_format="${topic}.orders"), folding)
+    assert mapper.table_name("a") == "a.orders"
+    assert mapper.table_name("b") == "b.orders"  # another schema: another table
+    with pytest.raises(MappingError, match=r"'A\.orders' .* is the same table as 'a\.orders'"):
+        mapper.table_name("A")
+
+
+def _decoded(value: dict[str, Any], topic: str = "orders") -> Decoded:
+    raw = RawRecord(Coord(topic, 0, 7), None, json.dumps(value).encode())
+    return Decoded(raw, Payload(None), Payload(value))
