@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.kafka import committed_offsets, wait_for
 from tests.support.runner import sink_env
 
 SINK = Path(sys.executable).with_name("sink")
@@ -74,6 +76,27 @@ class SinkRunner:
     def run(self, *env_files: Path, timeout: float = 60.0) -> SinkProcess:
         sink = self.start(*env_files)
         sink.wait(timeout)
+        return sink
+
+    def run_until_committed(
+        self, env_file: Path, bootstrap: str, group: str, topic: str, ends: Mapping[int, int], timeout: float = 90.0
+    ) -> SinkProcess:
+        """Start the sink, wait until `group` committed `ends[partition]` (the offset after the last
+        record) on each partition of `topic`, stop it with SIGTERM and check it exited 0."""
+        sink = self.start(env_file)
+        try:
+            wait_for(
+                lambda: all(
+                    (committed_offsets(bootstrap, group, topic, list(ends)).get(p) or 0) >= end
+                    for p, end in ends.items()
+                ),
+                timeout,
+                interval=0.3,
+                message=f"the sink did not commit {dict(ends)} on {topic}",
+            )
+        finally:
+            sink.process.send_signal(signal.SIGTERM)
+        assert sink.wait(20) == 0, sink.stderr[-3000:]
         return sink
 
 

@@ -6,7 +6,6 @@ table, every column typed from its JSON values."""
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from tests.e2e.conftest import SinkRunner, write_env
 from tests.support.db import drop_table, fetch_rows, primary_key
 from tests.support.debezium import SourceTable, standard_history
-from tests.support.kafka import committed_offsets, create_topic, produce, wait_for
+from tests.support.kafka import create_topic, produce
 
 pytestmark = pytest.mark.e2e
 
@@ -67,17 +66,7 @@ def test_schemaless_change_events_make_an_exact_replica(
         delete_enabled="true",
         table_name_format=unique_name,
     )
-    sink = sink_runner.start(env)
-    try:
-        wait_for(
-            lambda: (committed_offsets(bootstrap_servers, unique_name, topic, [0]).get(0) or 0) >= len(records),
-            90,
-            interval=0.3,
-            message="the sink did not commit every record",
-        )
-    finally:
-        sink.process.send_signal(signal.SIGTERM)
-    assert sink.wait(20) == 0, sink.stderr[-3000:]
+    sink_runner.run_until_committed(env, bootstrap_servers, unique_name, topic, {0: len(records)}, timeout=90)
 
     try:
         rows = fetch_rows(pg_url, unique_name, order_by="id")

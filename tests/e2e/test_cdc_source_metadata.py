@@ -6,7 +6,6 @@ table plus its deleted rows, flagged, each row carrying the metadata of its last
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from tests.e2e.conftest import SinkRunner, write_env
 from tests.support.db import drop_table, fetch_rows
 from tests.support.debezium import SourceTable, customer, standard_history
-from tests.support.kafka import committed_offsets, create_topic, produce, wait_for
+from tests.support.kafka import create_topic, produce
 
 pytestmark = pytest.mark.e2e
 
@@ -77,17 +76,7 @@ def test_source_names_metadata_columns_soft_deletes_and_header_transforms(
         predicates__noisy__type="has_header_key",
         predicates__noisy__name="noise",
     )
-    sink = sink_runner.start(env)
-    try:
-        wait_for(
-            lambda: (committed_offsets(bootstrap_servers, unique_name, topic, [0]).get(0) or 0) >= len(records),
-            90,
-            interval=0.3,
-            message="the sink did not commit every record",
-        )
-    finally:
-        sink.process.send_signal(signal.SIGTERM)
-    assert sink.wait(20) == 0, sink.stderr[-3000:]
+    sink_runner.run_until_committed(env, bootstrap_servers, unique_name, topic, {0: len(records)}, timeout=90)
 
     live = {row["id"]: row for row in [*source.state(), customer(8)]}
     expected = []

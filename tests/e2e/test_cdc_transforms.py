@@ -7,7 +7,6 @@ variable."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from tests.e2e.conftest import SINK, SinkRunner, _clean_environ, write_env
 from tests.support.db import drop_table, fetch_rows
 from tests.support.debezium import SourceTable, customer, standard_history
-from tests.support.kafka import committed_offsets, create_topic, produce, wait_for
+from tests.support.kafka import create_topic, produce
 
 pytestmark = pytest.mark.e2e
 
@@ -67,17 +66,7 @@ def test_debezium_events_through_a_transform_chain(
         predicates__replayed__type="has_header_key",
         predicates__replayed__name="replay",
     )
-    sink = sink_runner.start(env)
-    try:
-        wait_for(
-            lambda: (committed_offsets(bootstrap_servers, unique_name, topic, [0]).get(0) or 0) >= len(records),
-            90,
-            interval=0.3,
-            message="the sink did not commit every record",
-        )
-    finally:
-        sink.process.send_signal(signal.SIGTERM)
-    assert sink.wait(20) == 0, sink.stderr[-3000:]
+    sink_runner.run_until_committed(env, bootstrap_servers, unique_name, topic, {0: len(records)}, timeout=90)
 
     expected = []
     for row in source.state():

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import SinkRunner, write_env
 from tests.support.db import drop_table, fetch_rows, primary_key
-from tests.support.kafka import committed_offsets, create_topic, produce, wait_for
+from tests.support.kafka import create_topic, produce
 
 pytestmark = pytest.mark.e2e
 
@@ -59,17 +58,7 @@ def test_key_variants_shape_the_primary_key(
         transforms__part__type="insert_field_key",
         transforms__part__partition_field="part",
     )
-    sink = sink_runner.start(env)
-    try:
-        wait_for(
-            lambda: (committed_offsets(bootstrap_servers, unique_name, topic, [0]).get(0) or 0) >= len(records),
-            60,
-            interval=0.3,
-            message="the sink did not commit every record",
-        )
-    finally:
-        sink.process.send_signal(signal.SIGTERM)
-    assert sink.wait(20) == 0, sink.stderr[-3000:]
+    sink_runner.run_until_committed(env, bootstrap_servers, unique_name, topic, {0: len(records)}, timeout=60)
 
     try:
         assert primary_key(pg_url, table) == ["id", "day", "part"]
