@@ -147,13 +147,18 @@ class KafkaSource:
         """With `start_at` (exactly-once), each assignment asks it where the partitions start and
         assigns them itself from there, inside the callback (confluent-kafka then does not assign
         them again; librdkafka fetches from the given offsets, or from the committed offset, then
-        auto.offset.reset, for a partition left at OFFSET_INVALID)."""
+        auto.offset.reset, for a partition left at OFFSET_INVALID). While paused, the callback
+        assigns the partitions itself too and pauses them before it returns: librdkafka pauses
+        only assigned partitions, and the `consume` the callback runs in already returns records
+        of partitions assigned and started in it."""
 
         def assigned(consumer: Consumer, partitions: list[KafkaPartition]) -> None:
             names = [(p.topic, p.partition) for p in partitions]
             on_assign(names)
-            if start_at is not None:
-                self._assign_from(consumer, partitions, start_at(names))
+            if start_at is not None or self._paused:
+                self._assign_from(consumer, partitions, {} if start_at is None else start_at(names))
+            if self._paused:
+                self._pause_newly_assigned(partitions)
 
         def revoked(_consumer: Consumer, partitions: list[KafkaPartition]) -> None:
             on_revoke([(p.topic, p.partition) for p in partitions])
@@ -172,6 +177,12 @@ class KafkaSource:
         else:
             consumer.assign(partitions)
 
+    def _pause_newly_assigned(self, partitions: list[KafkaPartition]) -> None:
+        try:
+            self._remember_and_pause(partitions)
+        except KafkaException as exc:
+            log.warning("pausing the partitions assigned: %s", exc.args[0].str())
+
     def poll(self, max_records: int, timeout: float) -> list[RawRecord]:
         """What the consumer holds now, up to `max_records`; only when it holds nothing, wait up to
         `timeout`. librdkafka's batch consume waits for all `max_records` until the timeout, which
@@ -180,8 +191,6 @@ class KafkaSource:
         messages = self._consumer.consume(num_messages=max_records, timeout=0)
         if not messages and timeout > 0:
             messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
-        if self._paused:
-            self._pause_assigned()  # a rebalance during the pause may have assigned new partitions
         for message in messages:
             error = message.error()
             if error is None:
@@ -216,7 +225,7 @@ class KafkaSource:
 
     def pause(self) -> None:
         """Stop fetching from every assigned partition (polling goes on, so we stay in the group).
-        Partitions assigned while paused are paused too (see `poll`)."""
+        Partitions assigned while paused are paused too, in the rebalance callback (see `subscribe`)."""
         self._paused = True
         self._pause_assigned()
 

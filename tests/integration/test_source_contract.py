@@ -5,13 +5,13 @@ drift from what the worker really meets (Arroyo runs one suite against its local
 What the port promises, and so what is checked here: `poll` returns at most `max_records` records,
 each once and in offset order per partition, with the key, value, headers and timestamp produced,
 after `on_assign` heard of their partitions; `commit` is synchronous and says it committed; `pause`
-stops records coming while polling goes on, and `resume` goes on exactly where they stopped;
-`start_at` is asked after `on_assign` and the partitions it names start there; `lag` is None or
-exact; `close` revokes every partition assigned.
+stops records coming while polling goes on (also of partitions assigned during the pause), and
+`resume` goes on exactly where they stopped; `start_at` is asked after `on_assign` and the
+partitions it names start there; `lag` is None or exact; `close` revokes every partition assigned.
 
 A backend is driven through what a test can do to a consumer from outside: produce records, let the
 group assign or move partitions, read the group's committed offsets. For the fake, that is its
-script (the group's steps and the polls' records); for Kafka, the broker.
+script (the group's steps and the polls' records); for Kafka, the broker and a second group member.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ class Backend(Protocol):
     def subscribe(self, source: Source, group: Group, start_at: Assignments | None = None) -> None: ...
     def produce(self, partition: int, count: int) -> list[RawRecord]: ...
     def committed(self) -> dict[TopicPartition, int | None]: ...
+    def another_member_joins(self, source: Source, group: Group) -> None: ...
+    def the_other_member_leaves(self, source: Source, group: Group) -> None: ...
 
 
 def record(topic: str, partition: int, offset: int) -> RawRecord:
@@ -107,6 +109,16 @@ class FakeBackend:
 
     def committed(self) -> dict[TopicPartition, int | None]:
         return {tp: self.source.committed.get(tp) for tp in self.partitions()}
+
+    def another_member_joins(self, source: Source, group: Group) -> None:
+        """An eager rebalance takes everything back and gives the first partition back."""
+        self.source.script += [self.source.revoke(self.partitions()), self.source.assign(self.partitions()[:1])]
+        assert source.poll(100, 0.1) == []
+
+    def the_other_member_leaves(self, source: Source, group: Group) -> None:
+        """(While paused) an eager rebalance takes the partition back and gives both."""
+        self.source.while_paused += [self.source.revoke(self.partitions()[:1]), self.source.assign(self.partitions())]
+        assert source.poll(100, 0.1) == []
 
 
 class KafkaBackend:
@@ -152,6 +164,32 @@ class KafkaBackend:
         offsets = committed_offsets(self.bootstrap, self.group_id, self.topic, PARTITIONS)
         return {(self.topic, p): offset for p, offset in offsets.items()}
 
+    def another_member_joins(self, source: Source, group: Group) -> None:
+        """A second member joins (paused: it takes no record); `source` polls until it holds one
+        partition."""
+        self.newcomer, newcomer_group = self.member(), Group()
+        self.newcomer.subscribe(newcomer_group.on_assign, newcomer_group.on_revoke)
+        self.newcomer.pause()
+
+        def moved() -> bool:
+            self.newcomer.poll(100, 0.05)
+            assert source.poll(100, 0.05) == [], "records before anything was produced"
+            return len(group.assigned()) == 1 and len(newcomer_group.assigned()) == 1
+
+        wait_for(moved, 30, interval=0, message="the second member did not join")
+
+    def the_other_member_leaves(self, source: Source, group: Group) -> None:
+        """The second member leaves; `source` (paused) polls, as long as the worker's polls wait,
+        until it holds both partitions, and nothing may come meanwhile."""
+        self.newcomer.close()
+
+        def moved() -> bool:
+            polled = source.poll(100, 0.5)
+            assert polled == [], f"paused, yet polled {[r.coord for r in polled]}"
+            return len(group.assigned()) == PARTITIONS
+
+        wait_for(moved, 30, interval=0, message="the partition of the member that left was not given")
+
     def close(self) -> None:
         for source in self.members:
             source.close()
@@ -196,6 +234,16 @@ def by_partition(records: list[RawRecord]) -> dict[int, list[int]]:
     for r in records:
         offsets.setdefault(r.coord.partition, []).append(r.coord.offset)
     return offsets
+
+
+def joined(backend: Backend, group: Group, source: Source) -> None:
+    """Until the group assigned something (on Kafka, the first join of a group takes seconds)."""
+
+    def assigned() -> bool:
+        assert source.poll(100, 0.1) == [], "records before any was to come"
+        return bool(group.assigned())
+
+    wait_for(assigned, backend.patience, interval=0, message="nothing assigned")
 
 
 # ------------------------------------------------------------------------------ poll
@@ -255,6 +303,28 @@ def test_pause_holds_records_back_and_resume_goes_on_where_they_stopped(backend:
     source.resume()
     after = poll_until(backend, source, 12 - len(before))
     assert by_partition(before + after) == {0: list(range(9)), 1: list(range(3))}, "no gap, nothing twice"
+
+
+def test_a_partition_assigned_during_a_pause_stays_paused_until_resume(backend: Backend) -> None:
+    """A partition this member never held before its pause is given to it during the pause (the
+    other member left). Under exactly-once: `start_at` names every partition's position, so that
+    fetching starts at once, with no committed offset to look up first; and that position holds
+    though the partition is paused as soon as it is assigned (offset 1, not the log's start:
+    librdkafka once lost an assigned offset to a pause that followed it, librdkafka#2190)."""
+    source, group = backend.member(), Group()
+    backend.produce(0, 1)
+    backend.produce(1, 1)
+    backend.subscribe(source, group, start_at=lambda partitions: dict.fromkeys(partitions, 1))
+    joined(backend, group, source)
+    assert poll_for(backend, source, 0.5) == [], "polled below where start_at started"
+    backend.another_member_joins(source, group)
+    source.pause()
+    backend.produce(0, 3)
+    backend.produce(1, 3)
+    backend.the_other_member_leaves(source, group)  # asserts that nothing is polled meanwhile
+    assert poll_for(backend, source, 1.5) == [], "polled while paused"
+    source.resume()
+    assert by_partition(poll_until(backend, source, 6)) == {0: [1, 2, 3], 1: [1, 2, 3]}
 
 
 # ------------------------------------------------------------------------------ start_at (exactly-once)
