@@ -120,7 +120,19 @@ def compare(existing: ColumnType, wanted: ColumnType) -> str:
         return _compare_decimal(existing, wanted)
     if existing.kind is Kind.ARRAY:
         return compare(existing.item, wanted.item) if existing.item and wanted.item else Compare.FITS
-    return Compare.FITS  # same kind, differing only in fractional-second digits
+    if existing.kind in _FRACTIONAL_SECONDS:
+        # Fewer digits fit; more would be rounded (PostgreSQL) or cut (MariaDB) by the column:
+        # widened, like a longer string. None: no digits named, the microseconds every value has.
+        have, need = _second_digits(existing), _second_digits(wanted)
+        return Compare.FITS if have >= need else Compare.WIDEN
+    return Compare.FITS
+
+
+_FRACTIONAL_SECONDS = (Kind.TIME, Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP)
+
+
+def _second_digits(column_type: ColumnType) -> int:
+    return 6 if column_type.precision is None else column_type.precision
 
 
 def _ranks(have: Kind, want: Kind) -> tuple[int, int] | None:

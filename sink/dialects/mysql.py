@@ -7,6 +7,7 @@ that check with `json_checks` so the column reads back as json, not as a string.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,19 +28,24 @@ from .type_registry import (
     SaType,
     TypeEntry,
     TypeRegistry,
+    decimal_bounds,
     decimal_digits,
     double_precision,
     length,
     plain,
+    second_digits,
+    second_digits_of,
     single_precision,
     uuid_text,
 )
-from .types import UuidText, refuse_nan, utc_naive
+from .types import UuidText, refuse_inexact_decimal, refuse_nan, utc_naive
 
 VARCHAR_MAX = 768  # utf8mb4 characters that still fit an InnoDB index key (3072 bytes)
 VARBINARY_MAX = 3072
 KEY_LENGTH = 255  # an unbounded string or bytes key column
-DECIMAL_MAX = (65, 30)  # MySQL's largest DECIMAL: the home of variable-scale decimals
+# MySQL's largest DECIMAL (MariaDB takes a scale up to 38; 30 is what both do): the home of
+# variable-scale decimals, and the bound of every other.
+DECIMAL_MAX_PRECISION, DECIMAL_MAX_SCALE = DECIMAL_MAX = (65, 30)
 
 
 def _string(ct: ColumnType) -> SaType:
@@ -60,11 +66,35 @@ def _key_bytes(ct: ColumnType) -> SaType:
 
 
 def _decimal(ct: ColumnType) -> SaType:
-    return mysql.DECIMAL(*DECIMAL_MAX) if ct.scale is None else mysql.DECIMAL(ct.precision, ct.scale)
+    """DECIMAL(p, s) within MySQL's 65 digits and 30 decimals. A larger precision is cut to 65, as
+    Debezium's JDBC sink cuts it to the dialect's maximum (a value that needs more digits fails
+    alone: 1264 out of range, in the sink's strict sql_mode); a larger scale is cut to 30 with the
+    same whole digits, and a value with a digit past the 30th decimal is refused when bound
+    (`refuse_inexact_decimal`): the server would round it without an error."""
+    bounds = decimal_bounds(ct)
+    if bounds is None:
+        return mysql.DECIMAL(*DECIMAL_MAX)
+    precision, scale = bounds
+    if precision is None:
+        return mysql.DECIMAL(DECIMAL_MAX_PRECISION, min(scale, DECIMAL_MAX_SCALE))
+    cut = max(scale - DECIMAL_MAX_SCALE, 0)
+    return mysql.DECIMAL(min(precision - cut, DECIMAL_MAX_PRECISION), scale - cut)
 
 
-def _datetime(_ct: ColumnType) -> SaType:
-    return mysql.DATETIME(fsp=6)  # both timestamp kinds: DATETIME has no zone, instants are stored as UTC
+def _exact_decimal(value: Any) -> Any:
+    return refuse_inexact_decimal(value, "MariaDB/MySQL", DECIMAL_MAX_SCALE)
+
+
+def _time(ct: ColumnType) -> SaType:
+    return mysql.TIME(fsp=second_digits(ct))
+
+
+def _datetime(ct: ColumnType) -> SaType:
+    # Both timestamp kinds: DATETIME has no zone, instants are stored as UTC. (TIMESTAMP ends in 2038.)
+    return mysql.DATETIME(fsp=second_digits(ct))
+
+
+_digits = second_digits_of("fsp", undeclared=0)  # TIME, DATETIME without (n): whole seconds
 
 
 def _document(_ct: ColumnType) -> SaType:
@@ -111,12 +141,18 @@ TYPES = TypeRegistry(
         # VARBINARY(n) and BINARY(n) keep their length; TINYBLOB .. LONGBLOB hold any bytes.
         reads=(Reads(sa.VARBINARY, keeps=length), Reads(sa.BINARY, keeps=length), Reads(sa.types._Binary)),
     ),
-    TypeEntry(Kind.DECIMAL, _decimal, reads=(Reads(sa.Numeric, keeps=decimal_digits),)),
+    TypeEntry(
+        Kind.DECIMAL,
+        _decimal,
+        reads=(Reads(sa.Numeric, keeps=decimal_digits),),
+        bind=Binding(decimal.Decimal, _exact_decimal),
+    ),
     TypeEntry(Kind.DATE, plain(sa.Date), reads=(Reads(sa.Date),)),
-    TypeEntry(Kind.TIME, plain(lambda: mysql.TIME(fsp=6)), reads=(Reads(sa.Time),)),
+    # TIME(n), DATETIME(n): the type's fractional-second digits (6 when it names none).
+    TypeEntry(Kind.TIME, _time, reads=(Reads(sa.Time, keeps=_digits),)),
     # An instant is written as naive UTC (DATETIME has no zone), so it reads back as local_timestamp.
     TypeEntry(Kind.TIMESTAMP, _datetime, bind=Binding(dt.datetime, utc_naive)),
-    TypeEntry(Kind.LOCAL_TIMESTAMP, _datetime, reads=(Reads(sa.DateTime),)),  # DATETIME, TIMESTAMP
+    TypeEntry(Kind.LOCAL_TIMESTAMP, _datetime, reads=(Reads(sa.DateTime, keeps=_digits),)),  # DATETIME, TIMESTAMP
     # CHAR(36) in the dashed form; a native MariaDB UUID column made by hand reads back as uuid too.
     TypeEntry(Kind.UUID, plain(UuidText), reads=(Reads(UuidText), Reads(sa.Uuid), Reads(sa.CHAR, when=uuid_text))),
     # MariaDB's JSON is LONGTEXT with a json_valid CHECK: reflection finds the check (adapters/reflection.py).
@@ -179,9 +215,9 @@ class MysqlDialect(Dialect):
         )
 
 
-def json_checks(table_name: str) -> Statement:
-    """The CHECK clauses of a table of the current database (MariaDB adds `json_valid` to a JSON
-    column), to compare with `json_check_clause`."""
+def json_checks(table_name: str, schema: str | None = None) -> Statement:
+    """The CHECK clauses of a table of database `schema` (None: the current one; MariaDB adds
+    `json_valid` to a JSON column), to compare with `json_check_clause`."""
     checks = sa.table(
         "CHECK_CONSTRAINTS",
         sa.column("CONSTRAINT_SCHEMA"),
@@ -189,8 +225,9 @@ def json_checks(table_name: str) -> Statement:
         sa.column("CHECK_CLAUSE"),
         schema="information_schema",
     )
-    schema, table = checks.c["CONSTRAINT_SCHEMA"], checks.c["TABLE_NAME"]
-    return sa.select(checks.c["CHECK_CLAUSE"]).where(schema == sa.func.database(), table == table_name)
+    database = sa.func.database() if schema is None else sa.literal(schema)
+    in_schema, table = checks.c["CONSTRAINT_SCHEMA"], checks.c["TABLE_NAME"]
+    return sa.select(checks.c["CHECK_CLAUSE"]).where(in_schema == database, table == table_name)
 
 
 def json_check_clause(column: str) -> str:

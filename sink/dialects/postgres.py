@@ -20,10 +20,13 @@ from .type_registry import (
     SaType,
     TypeEntry,
     TypeRegistry,
+    decimal_bounds,
     decimal_digits,
     double_precision,
     length,
     plain,
+    second_digits,
+    second_digits_of,
     single_precision,
     unzoned,
     zoned,
@@ -39,12 +42,26 @@ def _string(ct: ColumnType) -> SaType:
     return sa.String(ct.length) if ct.length else sa.Text()
 
 
+NUMERIC_MAX_PRECISION = 1000  # NUMERIC(p, s): 1 <= p <= 1000, and (portably) 0 <= s <= p
+
+
 def _decimal(ct: ColumnType) -> SaType:
-    return sa.Numeric(ct.precision, ct.scale) if ct.scale is not None else sa.Numeric()
+    """NUMERIC(p, s); past 1000 digits the precision is cut to 1000, as Debezium's JDBC sink cuts
+    it to the dialect's maximum: a value that needs more digits fails alone (SQLSTATE 22003),
+    never rounded. Without a scale (or one past 1000), NUMERIC: every decimal, exactly."""
+    bounds = decimal_bounds(ct)
+    if bounds is None or bounds[1] > NUMERIC_MAX_PRECISION:
+        return sa.Numeric()
+    precision, scale = bounds
+    return sa.Numeric(min(precision or NUMERIC_MAX_PRECISION, NUMERIC_MAX_PRECISION), scale)
+
+
+def _time(ct: ColumnType) -> SaType:
+    return postgresql.TIME(precision=second_digits(ct))
 
 
 def _timestamp(ct: ColumnType) -> SaType:
-    return postgresql.TIMESTAMP(timezone=ct.kind is Kind.TIMESTAMP, precision=6)
+    return postgresql.TIMESTAMP(timezone=ct.kind is Kind.TIMESTAMP, precision=second_digits(ct))
 
 
 def _document(_ct: ColumnType) -> SaType:
@@ -62,6 +79,8 @@ def _item(t: Any) -> dict[str, Any]:
     return {"item": TYPES.neutral_type(t.item_type)}
 
 
+_digits = second_digits_of("precision", undeclared=6)
+
 # Every type of PostgreSQL: the column each kind becomes, and the columns that read back as it.
 TYPES = TypeRegistry(
     "PostgreSQL",
@@ -76,9 +95,11 @@ TYPES = TypeRegistry(
     TypeEntry(Kind.BYTES, plain(postgresql.BYTEA), reads=(Reads(sa.LargeBinary),)),  # bytes(n) unbounded
     TypeEntry(Kind.DECIMAL, _decimal, reads=(Reads(sa.Numeric, keeps=decimal_digits),)),
     TypeEntry(Kind.DATE, plain(sa.Date), reads=(Reads(sa.Date),)),
-    TypeEntry(Kind.TIME, plain(lambda: postgresql.TIME(precision=6)), reads=(Reads(sa.Time),)),
-    TypeEntry(Kind.TIMESTAMP, _timestamp, reads=(Reads(sa.DateTime, when=zoned),)),  # timestamptz
-    TypeEntry(Kind.LOCAL_TIMESTAMP, _timestamp, reads=(Reads(sa.DateTime, when=unzoned),)),
+    # TIME(p), TIMESTAMP(p): the type's fractional-second digits (6 when it names none, as a column
+    # declared without any has).
+    TypeEntry(Kind.TIME, _time, reads=(Reads(sa.Time, keeps=_digits),)),
+    TypeEntry(Kind.TIMESTAMP, _timestamp, reads=(Reads(sa.DateTime, when=zoned, keeps=_digits),)),  # timestamptz
+    TypeEntry(Kind.LOCAL_TIMESTAMP, _timestamp, reads=(Reads(sa.DateTime, when=unzoned, keeps=_digits),)),
     TypeEntry(Kind.UUID, plain(postgresql.UUID), reads=(Reads(sa.Uuid),)),
     TypeEntry(Kind.JSON, _document, reads=(Reads(sa.JSON),)),  # JSONB, and JSON made by hand
     TypeEntry(Kind.ARRAY, _array, reads=(Reads(postgresql.ARRAY, keeps=_item),)),
@@ -119,9 +140,10 @@ class PostgresDialect(Dialect):
 
     def stage(self, spec: TableSpec, names: Sequence[str], ordinal: bool = False) -> sa.TableClause:
         """The temporary staging table for rows of `spec` that carry `names` (and, `ordinal`, their
-        positions as a last column). Its name is derived from the table, the columns and their
-        types, so a table that evolved gets a fresh stage."""
-        shape = repr((spec.name, [(n, str(c.type) if (c := spec.column(n)) else "None") for n in names]))
+        positions as a last column), in the session's temporary schema. Its name is derived from the
+        table (schema and name: tables of one name in two schemas get two stages), the columns and
+        their types, so a table that evolved gets a fresh stage."""
+        shape = repr((spec.schema, spec.name, [(n, str(c.type) if (c := spec.column(n)) else "None") for n in names]))
         shape += " ordinal" if ordinal else ""
         name = STAGE_PREFIX + hashlib.sha1(shape.encode()).hexdigest()[:24]
         return sa.table(name, *(sa.column(n) for n in (*names, *((STAGE_ORDINAL,) if ordinal else ()))))

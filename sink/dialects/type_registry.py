@@ -154,6 +154,44 @@ def decimal_digits(t: Any) -> dict[str, Any]:
     return {} if t.scale is None else {"precision": t.precision, "scale": t.scale}
 
 
+def second_digits_of(attribute: str, undeclared: int) -> Callable[[Any], dict[str, Any]]:
+    """What a reflected TIME or TIMESTAMP column keeps: its fractional-second digits, read from
+    `attribute` (`precision` on PostgreSQL, `fsp` on MariaDB/MySQL); a column declared without any
+    has the database's own default, `undeclared` (PostgreSQL 6, MariaDB/MySQL 0)."""
+
+    def keeps(t: Any) -> dict[str, Any]:
+        digits = getattr(t, attribute, None)
+        return {"precision": undeclared if digits is None else digits}
+
+    return keeps
+
+
+# ------------------------------------------------------------------------------ what columns declare
+
+MAX_SECOND_DIGITS = 6  # values are kept to the microsecond
+
+
+def second_digits(ct: ColumnType) -> int:
+    """The fractional-second digits a TIME or TIMESTAMP column of `ct` declares: the type's own
+    (Debezium's propagated source precision, 3 for a millisecond type), 6 when it names none."""
+    if ct.precision is None:
+        return MAX_SECOND_DIGITS
+    return min(max(ct.precision, 0), MAX_SECOND_DIGITS)
+
+
+def decimal_bounds(ct: ColumnType) -> tuple[int | None, int] | None:
+    """(precision, scale) of the DECIMAL that holds every value of `ct` exactly, in the form every
+    database declares (0 <= scale <= precision): a negative scale (Oracle's NUMBER(5,-2), whole
+    hundreds) is whole numbers of p - s digits, a scale past the precision (NUMBER(3,5)) needs s
+    digits. None: no fixed scale (a variable-scale decimal); precision None: not given."""
+    if ct.scale is None:
+        return None
+    scale = max(ct.scale, 0)
+    if ct.precision is None or ct.precision < 1:
+        return None, scale
+    return max(ct.precision - min(ct.scale, 0), scale), scale
+
+
 def single_precision(t: Any) -> bool:
     """FLOAT(p) with p <= 24 is a 4-byte float; without p, an 8-byte one."""
     return (t.precision or 53) <= 24
@@ -182,10 +220,13 @@ __all__ = [
     "SaType",
     "TypeEntry",
     "TypeRegistry",
+    "decimal_bounds",
     "decimal_digits",
     "double_precision",
     "length",
     "plain",
+    "second_digits",
+    "second_digits_of",
     "single_precision",
     "unzoned",
     "uuid_text",

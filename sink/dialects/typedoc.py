@@ -32,11 +32,17 @@ DOC_TYPES: tuple[tuple[str, ColumnType], ...] = (
     ("bytes", ColumnType(Kind.BYTES)),
     ("bytes(16) (fixed)", ColumnType(Kind.BYTES, length=16)),
     ("decimal(10,2)", ColumnType(Kind.DECIMAL, precision=10, scale=2)),
+    ("decimal(80,10)", ColumnType(Kind.DECIMAL, precision=80, scale=10)),
+    ("decimal(40,35)", ColumnType(Kind.DECIMAL, precision=40, scale=35)),
+    ("decimal(1200,10)", ColumnType(Kind.DECIMAL, precision=1200, scale=10)),
     ("decimal (variable scale)", ColumnType(Kind.DECIMAL, precision=38)),
     ("date", ColumnType(Kind.DATE)),
-    ("time", ColumnType(Kind.TIME, precision=6)),
-    ("timestamp", ColumnType(Kind.TIMESTAMP, precision=6)),
-    ("local_timestamp", ColumnType(Kind.LOCAL_TIMESTAMP, precision=6)),
+    ("time", ColumnType(Kind.TIME)),
+    ("time(3)", ColumnType(Kind.TIME, precision=3)),
+    ("timestamp", ColumnType(Kind.TIMESTAMP)),
+    ("timestamp(3)", ColumnType(Kind.TIMESTAMP, precision=3)),
+    ("local_timestamp", ColumnType(Kind.LOCAL_TIMESTAMP)),
+    ("local_timestamp(0)", ColumnType(Kind.LOCAL_TIMESTAMP, precision=0)),
     ("uuid", ColumnType(Kind.UUID)),
     ("json", ColumnType(Kind.JSON)),
     ("array<int64>", ColumnType(Kind.ARRAY, item=ColumnType(Kind.INT64))),
@@ -75,7 +81,11 @@ def regenerate(text: str) -> str:
 
 
 def _label(ct: ColumnType) -> str:
-    return "decimal" if ct.kind is Kind.DECIMAL and ct.scale is None else str(ct)
+    if ct.kind is Kind.DECIMAL and ct.scale is None:
+        return "decimal"
+    if ct.kind in (Kind.TIME, Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP) and ct.precision is not None:
+        return f"{ct}({ct.precision})"  # fractional-second digits
+    return str(ct)
 
 
 def main(argv: list[str]) -> int:

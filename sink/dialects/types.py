@@ -88,6 +88,26 @@ def refuse_nan(value: Any, database: str, infinity: bool) -> Any:
 _INF = float("inf")
 
 
+def refuse_inexact_decimal(value: decimal.Decimal, database: str, max_scale: int) -> decimal.Decimal:
+    """A decimal no DECIMAL column of the database holds exactly: a digit past the `max_scale`th
+    decimal (trailing zeros are no digits), which the server would round with a note, not an
+    error; or NaN / infinity. The row's own error instead, like a value the database rejects."""
+    _sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # 'n', 'N', 'F'
+        raise RecordRejected(f"{database} cannot store the decimal {value}", code="not a finite number")
+    if exponent >= -max_scale:  # the common case: nothing to count
+        return value
+    significant = "".join(map(str, digits)).rstrip("0")
+    decimals = -exponent - (len(digits) - len(significant))
+    if not significant or decimals <= max_scale:  # zero, or only zeros past the last place
+        return value
+    raise RecordRejected(
+        f"{database} cannot store the decimal {value} exactly: it has {decimals} digits after the point, "
+        f"a DECIMAL column at most {max_scale}",
+        code="decimal out of range",
+    )
+
+
 def utc_naive(value: Any) -> Any:
     """Aware datetimes as naive UTC, for columns without a zone."""
     if isinstance(value, dt.datetime) and value.tzinfo is not None:

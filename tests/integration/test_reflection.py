@@ -97,9 +97,11 @@ HAND_MADE = {
         ("integer[]", ColumnType(Kind.ARRAY, item=ColumnType(Kind.INT32))),
         ("jsonb[]", ColumnType(Kind.ARRAY, item=ColumnType(Kind.JSON))),
         ("json", ColumnType(Kind.JSON)),
-        ("timestamptz", ColumnType(Kind.TIMESTAMP)),
-        ("timestamp", ColumnType(Kind.LOCAL_TIMESTAMP)),
-        ("time with time zone", ColumnType(Kind.TIME)),
+        ("timestamptz", ColumnType(Kind.TIMESTAMP, precision=6)),  # no (n): PostgreSQL's 6 digits
+        ("timestamp", ColumnType(Kind.LOCAL_TIMESTAMP, precision=6)),
+        ("timestamp(3)", ColumnType(Kind.LOCAL_TIMESTAMP, precision=3)),
+        ("time with time zone", ColumnType(Kind.TIME, precision=6)),
+        ("time(0)", ColumnType(Kind.TIME, precision=0)),
         ("interval", ColumnType(Kind.STRING)),
     ],
     "mysql": [
@@ -115,7 +117,10 @@ HAND_MADE = {
         ("longtext", ColumnType(Kind.STRING)),
         ("tinyblob", ColumnType(Kind.BYTES)),
         ("binary(16)", ColumnType(Kind.BYTES, length=16)),
-        ("timestamp(6) NULL", ColumnType(Kind.LOCAL_TIMESTAMP)),
+        ("timestamp(6) NULL", ColumnType(Kind.LOCAL_TIMESTAMP, precision=6)),
+        ("datetime", ColumnType(Kind.LOCAL_TIMESTAMP, precision=0)),  # no (n): whole seconds
+        ("datetime(3)", ColumnType(Kind.LOCAL_TIMESTAMP, precision=3)),
+        ("time(2)", ColumnType(Kind.TIME, precision=2)),
         ("enum('a','bb')", ColumnType(Kind.STRING, length=2)),
     ],
     "sqlite": [

@@ -137,7 +137,7 @@ def test_sqlite_upsert_is_on_conflict_do_update_never_replace() -> None:
 
 def test_mysql_upsert_is_on_duplicate_key_update() -> None:
     text = sql(MY, MY.upsert(MY.table(SPEC), SPEC.primary_key))
-    assert text.startswith("INSERT INTO `Select` (`user id`, `x\"y`, `Über`, `order`) VALUES (%s, %s, %s, %s)")
+    assert text.startswith('INSERT INTO `Select` (`user id`, `x"y`, `Über`, `order`) VALUES (%s, %s, %s, %s)')
     assert "ON DUPLICATE KEY UPDATE" in text
     for name in ('`x"y`', "`Über`", "`order`"):
         assert f"{name} = VALUES({name})" in text or f"{name} = new.{name}" in text
@@ -147,8 +147,9 @@ def test_mysql_upsert_is_on_duplicate_key_update() -> None:
 
 @pytest.mark.parametrize("dialect", [PG, LITE, MY], ids=lambda d: d.name)
 def test_upsert_of_key_only_table_does_nothing_on_conflict(dialect: Dialect) -> None:
-    spec = TableSpec("k", (Column("user id", INT64, nullable=False), Column("Über", STRING, nullable=False)),
-                     ("user id", "Über"))
+    spec = TableSpec(
+        "k", (Column("user id", INT64, nullable=False), Column("Über", STRING, nullable=False)), ("user id", "Über")
+    )
     text = sql(dialect, dialect.upsert(dialect.table(spec), spec.primary_key))
     if dialect is MY:
         assert text.startswith("INSERT INTO `k` (`user id`, `Über`) VALUES (%s, %s) ON DUPLICATE KEY UPDATE ")
@@ -259,3 +260,98 @@ def test_for_backend() -> None:
     assert isinstance(for_backend("sqlite", sqlite.dialect()), SqliteDialect)
     with pytest.raises(ValueError, match="unsupported database 'oracle'"):
         for_backend("oracle", sa.engine.default.DefaultDialect())
+
+
+# ------------------------------------------------------------------------------ declared digits
+
+TEMPORAL = TableSpec(
+    "t",
+    (
+        Column("id", INT64, nullable=False),
+        Column("at_time", ColumnType(Kind.TIME, precision=3)),
+        Column("at", ColumnType(Kind.TIMESTAMP, precision=0)),
+        Column("local", ColumnType(Kind.LOCAL_TIMESTAMP, precision=3)),
+        Column("unnamed", ColumnType(Kind.LOCAL_TIMESTAMP)),  # no digits named: microseconds
+        Column("wide", ColumnType(Kind.TIMESTAMP, precision=9)),  # past microseconds: what values keep
+    ),
+    ("id",),
+)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        (
+            PG,
+            '"at_time" TIME(3) WITHOUT TIME ZONE, "at" TIMESTAMP(0) WITH TIME ZONE, '
+            '"local" TIMESTAMP(3) WITHOUT TIME ZONE, "unnamed" TIMESTAMP(6) WITHOUT TIME ZONE, '
+            '"wide" TIMESTAMP(6) WITH TIME ZONE',
+        ),
+        (MY, "`at_time` TIME(3), `at` DATETIME, `local` DATETIME(3), `unnamed` DATETIME(6), `wide` DATETIME(6)"),
+        (LITE, '"at_time" TIME, "at" TIMESTAMP, "local" DATETIME, "unnamed" DATETIME, "wide" TIMESTAMP'),
+    ],
+    ids=lambda v: v.name if isinstance(v, Dialect) else None,
+)
+def test_time_columns_declare_the_types_fractional_second_digits(dialect: Dialect, expected: str) -> None:
+    text = sql(dialect, dialect.create_table(TEMPORAL))
+    assert expected in text, text
+
+
+@pytest.mark.parametrize(
+    ("dialect", "expected"),
+    [
+        (PG, 'ALTER TABLE "t" ALTER COLUMN "local" TYPE TIMESTAMP(6) WITHOUT TIME ZONE'),
+        (MY, "ALTER TABLE `t` MODIFY COLUMN `local` DATETIME(6) NULL"),
+    ],
+    ids=lambda v: v.name if isinstance(v, Dialect) else None,
+)
+def test_more_fractional_second_digits_widen_the_column(dialect: Dialect, expected: str) -> None:
+    column = TEMPORAL.columns[3]
+    wider = dialect.storage_type(ColumnType(Kind.LOCAL_TIMESTAMP, precision=6))
+    assert sql(dialect, alter_type(dialect, TEMPORAL, column, wider)) == expected
+
+
+def decimal_column(precision: int | None, scale: int | None) -> ColumnType:
+    return ColumnType(Kind.DECIMAL, precision=precision, scale=scale)
+
+
+# (precision, scale) -> the column each database declares. Past the maximum the precision is cut as
+# Debezium's JDBC sink cuts it (PostgreSQL 1000 digits, MariaDB/MySQL 65); MariaDB/MySQL cut a
+# scale past 30 keeping the whole digits; a negative scale is whole numbers, a scale past the
+# precision needs that many digits.
+DECIMALS = [
+    ((10, 2), "NUMERIC(10, 2)", "DECIMAL(10, 2)"),
+    ((65, 30), "NUMERIC(65, 30)", "DECIMAL(65, 30)"),
+    ((80, 10), "NUMERIC(80, 10)", "DECIMAL(65, 10)"),
+    ((40, 35), "NUMERIC(40, 35)", "DECIMAL(35, 30)"),
+    ((100, 40), "NUMERIC(100, 40)", "DECIMAL(65, 30)"),
+    ((1000, 2), "NUMERIC(1000, 2)", "DECIMAL(65, 2)"),
+    ((1200, 10), "NUMERIC(1000, 10)", "DECIMAL(65, 10)"),
+    ((2000, 1500), "NUMERIC", "DECIMAL(65, 30)"),  # no NUMERIC(p, s) holds 1500 decimals: unconstrained
+    ((5, -2), "NUMERIC(7, 0)", "DECIMAL(7, 0)"),
+    ((3, 5), "NUMERIC(5, 5)", "DECIMAL(5, 5)"),
+    ((38, None), "NUMERIC", "DECIMAL(65, 30)"),  # variable scale
+    ((None, 4), "NUMERIC(1000, 4)", "DECIMAL(65, 4)"),  # no precision given: the maximum
+    ((0, 0), "NUMERIC(1000, 0)", "DECIMAL(65, 0)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("digits", "postgres", "mysql_"), DECIMALS, ids=lambda v: str(v) if isinstance(v, tuple) else None
+)
+def test_decimal_columns_within_each_databases_limits(
+    digits: tuple[int | None, int | None], postgres: str, mysql_: str
+) -> None:
+    column_type = decimal_column(*digits)
+    assert str(PG.sa_type(column_type).compile(dialect=PG.sa_dialect)) == postgres
+    assert str(MY.sa_type(column_type).compile(dialect=MY.sa_dialect)) == mysql_
+    assert str(LITE.sa_type(column_type).compile(dialect=LITE.sa_dialect)) == "DECIMAL_TEXT"
+
+
+@pytest.mark.parametrize("dialect", [PG, MY], ids=lambda d: d.name)
+@pytest.mark.parametrize("digits", [d for d, _, _ in DECIMALS], ids=str)
+def test_a_cut_decimal_reads_back_as_what_was_declared(dialect: Dialect, digits: tuple[int, int]) -> None:
+    """So a table created from a cut type needs no evolution for the next record of that type."""
+    stored = dialect.storage_type(decimal_column(*digits))
+    assert dialect.storage_type(stored) == stored
+    assert repr(dialect.sa_type(stored)) == repr(dialect.sa_type(decimal_column(*digits)))

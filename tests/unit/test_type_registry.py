@@ -4,7 +4,9 @@ specific SQLAlchemy class decides), key-column variants, and the value bindings.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import math
+import re
 from typing import Any
 
 import pytest
@@ -44,15 +46,23 @@ REFLECTED: dict[str, list[tuple[sa.types.TypeEngine[Any], ColumnType]]] = {
         (postgresql.CHAR(36), ct(Kind.STRING, length=36)),  # PostgreSQL has a UUID type: CHAR(36) is text
         (postgresql.BYTEA(), ct(Kind.BYTES)),
         (postgresql.DATE(), ct(Kind.DATE)),
-        (postgresql.TIME(timezone=True), ct(Kind.TIME)),
-        (postgresql.TIMESTAMP(), ct(Kind.LOCAL_TIMESTAMP)),
-        (postgresql.TIMESTAMP(timezone=True), ct(Kind.TIMESTAMP)),
+        # Fractional-second digits are kept; a column declared without has PostgreSQL's 6.
+        (postgresql.TIME(timezone=True), ct(Kind.TIME, precision=6)),
+        (postgresql.TIME(precision=3), ct(Kind.TIME, precision=3)),
+        (postgresql.TIMESTAMP(), ct(Kind.LOCAL_TIMESTAMP, precision=6)),
+        (postgresql.TIMESTAMP(precision=0), ct(Kind.LOCAL_TIMESTAMP, precision=0)),
+        (postgresql.TIMESTAMP(timezone=True), ct(Kind.TIMESTAMP, precision=6)),
+        (postgresql.TIMESTAMP(timezone=True, precision=3), ct(Kind.TIMESTAMP, precision=3)),
         (postgresql.UUID(), ct(Kind.UUID)),
         (postgresql.JSON(), ct(Kind.JSON)),
         (postgresql.JSONB(), ct(Kind.JSON)),
         (postgresql.ARRAY(postgresql.INTEGER()), ct(Kind.ARRAY, item=ct(Kind.INT32))),
         (postgresql.ARRAY(postgresql.NUMERIC(5, 2)), ct(Kind.ARRAY, item=ct(Kind.DECIMAL, precision=5, scale=2))),
         (postgresql.ARRAY(postgresql.JSONB()), ct(Kind.ARRAY, item=ct(Kind.JSON))),
+        (
+            postgresql.ARRAY(postgresql.TIMESTAMP(precision=3)),
+            ct(Kind.ARRAY, item=ct(Kind.LOCAL_TIMESTAMP, precision=3)),
+        ),
         (postgresql.INTERVAL(), ct(Kind.STRING)),  # nothing reads it: text
         (postgresql.MONEY(), ct(Kind.STRING)),
     ],
@@ -80,9 +90,13 @@ REFLECTED: dict[str, list[tuple[sa.types.TypeEngine[Any], ColumnType]]] = {
         (mysql.BINARY(16), ct(Kind.BYTES, length=16)),
         (mysql.JSON(), ct(Kind.JSON)),
         (mysql.DATE(), ct(Kind.DATE)),
-        (mysql.TIME(fsp=6), ct(Kind.TIME)),
-        (mysql.DATETIME(fsp=6), ct(Kind.LOCAL_TIMESTAMP)),
-        (mysql.TIMESTAMP(fsp=6), ct(Kind.LOCAL_TIMESTAMP)),
+        # Fractional-second digits are kept; a column declared without has none (MySQL's default).
+        (mysql.TIME(fsp=6), ct(Kind.TIME, precision=6)),
+        (mysql.TIME(), ct(Kind.TIME, precision=0)),
+        (mysql.DATETIME(fsp=6), ct(Kind.LOCAL_TIMESTAMP, precision=6)),
+        (mysql.DATETIME(fsp=3), ct(Kind.LOCAL_TIMESTAMP, precision=3)),
+        (mysql.DATETIME(), ct(Kind.LOCAL_TIMESTAMP, precision=0)),
+        (mysql.TIMESTAMP(fsp=6), ct(Kind.LOCAL_TIMESTAMP, precision=6)),
         (sa.Uuid(), ct(Kind.UUID)),  # MariaDB's native UUID
         (mysql.ENUM("a", "bb"), ct(Kind.STRING, length=2)),
         (mysql.BIT(3), ct(Kind.STRING)),
@@ -176,13 +190,44 @@ def test_postgres_key_columns_are_the_column_types() -> None:
 
 def test_mysql_binding_refuses_nan_and_infinity_and_makes_instants_naive_utc() -> None:
     dialect = offline("mysql")
-    assert dialect.bind_classes == {float, dt.datetime}
+    assert dialect.bind_classes == {float, dt.datetime, decimal.Decimal}
     for value in (math.nan, math.inf, -math.inf):
         with pytest.raises(RecordRejected, match="MariaDB/MySQL cannot store the float"):
             dialect.bind(value)
     zoned = dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert dialect.bind(zoned) == dt.datetime(2024, 1, 1, 10)
     assert dialect.bind(1.5) == 1.5 and dialect.bind("x") == "x" and dialect.bind(None) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1.5",
+        "-12345678901234567890123456789012345.123456789012345678901234567890",  # 65 digits, 30 decimals
+        "1." + "0" * 40,  # zeros past the 30th decimal are no digits lost
+        "0E-40",
+        "1.23E+40",
+    ],
+)
+def test_mysql_binds_decimals_it_holds_exactly_as_they_are(value: str) -> None:
+    number = decimal.Decimal(value)
+    assert offline("mysql").bind(number) is number
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("0." + "0" * 30 + "1", "it has 31 digits after the point, a DECIMAL column at most 30"),
+        ("1." + "3" * 38 + "000", "it has 38 digits after the point"),
+        ("NaN", "cannot store the decimal NaN"),
+        ("-Infinity", "cannot store the decimal -Infinity"),
+    ],
+)
+def test_mysql_refuses_a_decimal_the_server_would_round(value: str, reason: str) -> None:
+    """MariaDB rounds a decimal past the column's scale with a note, not an error, even in strict
+    mode, and no DECIMAL column of the sink has more than 30 decimals: the row fails instead."""
+    with pytest.raises(RecordRejected, match=re.escape(reason)):
+        offline("mysql").bind(decimal.Decimal(value))
 
 
 def test_sqlite_binding_refuses_nan_only() -> None:
