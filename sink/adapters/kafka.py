@@ -38,6 +38,14 @@ _COMMIT_REBALANCED = (
     KafkaError.UNKNOWN_MEMBER_ID,
 )
 
+# Where librdkafka starts a partition with no valid start offset (auto.offset.reset's synonyms).
+_RESET_TO_START = frozenset({"smallest", "earliest", "beginning"})
+_RESET_TO_END = frozenset({"largest", "latest", "end"})
+# The lag of a partition nothing came from needs its committed offset: one request per assignment
+# (on the loop's thread, so briefly), asked again no sooner than this after it failed.
+COMMITTED_TIMEOUT_S = 1.0
+COMMITTED_RETRY_S = 30.0
+
 
 def consumer_config(bootstrap: str, group_id: str, overrides: Mapping[str, str]) -> dict[str, Any]:
     config: dict[str, Any] = {
@@ -136,6 +144,11 @@ class KafkaSource:
         self._cooperative = "cooperative" in str(config.get("partition.assignment.strategy", ""))
         self._paused = False
         self._paused_partitions: dict[TopicPartition, KafkaPartition] = {}  # paused, maybe revoked since
+        self._reset = str(config.get("auto.offset.reset", "largest")).lower()  # librdkafka's default
+        # Where each assigned partition started (start_at's offset, else the committed one; None:
+        # none committed), for the lag of a partition nothing came from yet. Missing: not known yet.
+        self._starts: dict[TopicPartition, int | None] = {}
+        self._ask_committed_after = 0.0  # monotonic time
 
     def subscribe(
         self,
@@ -154,6 +167,8 @@ class KafkaSource:
 
         def assigned(consumer: Consumer, partitions: list[KafkaPartition]) -> None:
             names = [(p.topic, p.partition) for p in partitions]
+            for name in names:
+                self._starts.pop(name, None)
             on_assign(names)
             if start_at is not None or self._paused:
                 self._assign_from(consumer, partitions, {} if start_at is None else start_at(names))
@@ -161,7 +176,10 @@ class KafkaSource:
                 self._pause_newly_assigned(partitions)
 
         def revoked(_consumer: Consumer, partitions: list[KafkaPartition]) -> None:
-            on_revoke([(p.topic, p.partition) for p in partitions])
+            names = [(p.topic, p.partition) for p in partitions]
+            for name in names:
+                self._starts.pop(name, None)
+            on_revoke(names)
 
         self._consumer.subscribe(self._topics, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
@@ -172,6 +190,7 @@ class KafkaSource:
             offset = start.get((p.topic, p.partition))
             if offset is not None:
                 p.offset = offset
+                self._starts[(p.topic, p.partition)] = offset
         if self._cooperative:
             consumer.incremental_assign(partitions)
         else:
@@ -262,22 +281,66 @@ class KafkaSource:
         return None if per_partition is None else sum(per_partition.values())
 
     def lag_by_partition(self) -> dict[TopicPartition, int] | None:
-        """Records behind the end of the log per assigned partition, from the high watermarks
-        cached from fetches (no request to the broker); None while any of them is unknown (not in
-        the group yet, nothing fetched yet, the broker unreachable)."""
+        """Records behind the end of the log per assigned partition, from the watermarks cached
+        from fetches (no request to the broker); None while any of them is unknown (not in the
+        group yet, nothing fetched yet, the broker unreachable). A partition nothing came from
+        yet has no position: its lag counts from where it starts (`_lag_from_start`)."""
         try:
             assignment = self._consumer.assignment()
             if not assignment:
                 return None
+            positions = self._consumer.position(assignment)
+            if not self._starts_known([p for p in positions if p.offset < 0]):
+                return None
             lags: dict[TopicPartition, int] = {}
-            for position in self._consumer.position(assignment):
-                _low, high = self._consumer.get_watermark_offsets(position, cached=True)
-                if high < 0 or position.offset < 0 or position.topic is None:
+            for position in positions:
+                low, high = self._consumer.get_watermark_offsets(position, cached=True)
+                if high < 0 or position.topic is None:
                     return None
-                lags[(position.topic, position.partition)] = max(0, high - position.offset)
+                name = (position.topic, position.partition)
+                lag = max(0, high - position.offset) if position.offset >= 0 else self._lag_from_start(name, low, high)
+                if lag is None:
+                    return None
+                lags[name] = lag
             return lags
         except (KafkaException, RuntimeError):
             return None
+
+    def _lag_from_start(self, name: TopicPartition, low: int, high: int) -> int | None:
+        """A partition nothing came from: behind by what lies from its start to the end of the
+        log. A start outside the log (or none) is where auto.offset.reset puts the fetcher: the
+        log's start or its end; None with `error` (no start at all) or the log's start unknown."""
+        start = self._starts.get(name)
+        if low < 0:
+            return None
+        if start is not None and low <= start <= high:
+            return high - start
+        if self._reset in _RESET_TO_START:
+            return high - low
+        if self._reset in _RESET_TO_END:
+            return 0
+        return None
+
+    def _starts_known(self, idle: list[KafkaPartition]) -> bool:
+        """Look up, once per assignment, the committed offsets of the partitions nothing came
+        from whose start is not known yet; False while any start is unknown (the lookup failed,
+        or failed less than COMMITTED_RETRY_S ago)."""
+        unknown = [KafkaPartition(p.topic, p.partition) for p in idle if (p.topic, p.partition) not in self._starts]
+        if not unknown:
+            return True
+        if time.monotonic() < self._ask_committed_after:
+            return False
+        try:
+            committed = self._consumer.committed(unknown, timeout=COMMITTED_TIMEOUT_S)
+        except KafkaException:
+            committed = []
+        for p in committed:
+            if p.error is None and p.topic is not None:
+                self._starts[(p.topic, p.partition)] = p.offset if p.offset >= 0 else None
+        if all((p.topic, p.partition) in self._starts for p in unknown):
+            return True
+        self._ask_committed_after = time.monotonic() + COMMITTED_RETRY_S
+        return False
 
     def close(self) -> None:
         try:

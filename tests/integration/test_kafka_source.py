@@ -48,3 +48,21 @@ def test_lag_per_partition_from_the_fetched_watermarks(bootstrap_servers: str, u
         assert consumer.lag() == sum(expected.values())
     finally:
         consumer.close()
+
+
+def test_the_lag_of_a_partition_nothing_came_from_is_known(bootstrap_servers: str, unique_name: str) -> None:
+    """An idle partition (no record yet, nothing committed) has a position librdkafka calls
+    invalid, but its high watermark (0) is fetched like the others': the lag is known, and 0."""
+    create_topic(bootstrap_servers, unique_name, 2)
+    produce(bootstrap_servers, unique_name, [{"value": "x", "partition": 0} for _ in range(6)])
+    consumer = source(bootstrap_servers, unique_name)
+    try:
+        consumer.subscribe(lambda _: None, lambda _: None)
+        polled: list[RawRecord] = []
+        deadline = time.monotonic() + 20
+        while len(polled) < 2 and time.monotonic() < deadline:
+            polled += consumer.poll(2 - len(polled), 0.2)
+        expected = {(unique_name, 0): 4, (unique_name, 1): 0}
+        wait_for(lambda: consumer.lag_by_partition() == expected, 10, message=f"lag per partition not {expected}")
+    finally:
+        consumer.close()
