@@ -77,7 +77,6 @@ class Preparer:
         return row
 
 
-
 def _raise_decode_error(exc: Exception, stage: Stage) -> NoReturn:
     """A decoder's exception as the record error of its stage; outages and operator problems
     (other SinkErrors) pass through."""
@@ -155,7 +154,10 @@ class Writer:
         if batch.rows[0].op is Op.TRUNCATE:  # the Batcher gives a truncate a batch of its own
             self._truncate(batch, committed, hook)
             return
-        if all(row.op is Op.DELETE for row in batch.rows) and self.store.table(batch.spec.name) is None:
+        if (
+            all(row.op is Op.DELETE for row in batch.rows)
+            and self.store.table(batch.spec.name, batch.spec.schema) is None
+        ):
             # Nothing to delete from a table that does not exist; creating it from the key alone
             # would shape it without the columns of the records that follow.
             committed([Outcome(r.raw, Status.DELETED, batch.table, "delete", r.key) for r in batch.rows])
@@ -169,7 +171,7 @@ class Writer:
         version = self.rules.version_field
         if version is not None and spec.column(version) is None:
             missing = RecordRejected(
-                f"SINK_UPSERT_VERSION_FIELD {version!r} is no column of table {spec.name!r}: the records "
+                f"SINK_UPSERT_VERSION_FIELD {version!r} is no column of table {spec.qualified!r}: the records "
                 "carry no such field, so their version cannot be compared",
                 code="version field missing",
                 column=version,
@@ -194,7 +196,7 @@ class Writer:
         settled when it committed."""
         (row,) = batch.rows
         outcome = Outcome(row.raw, Status.DELETED, batch.table, "truncate")
-        if self.store.table(batch.spec.name) is None:
+        if self.store.table(batch.spec.name, batch.spec.schema) is None:
             committed([outcome])
             return
         try:
@@ -207,35 +209,38 @@ class Writer:
     # -------------------------------------------------------------- DDL
 
     def ensure_table(self, wanted: TableSpec, inferred: bool = False) -> TableSpec:
-        existing = self.store.table(wanted.name)
+        existing = self.store.table(wanted.name, wanted.schema)
         if existing is None:
             self._check_creatable(wanted)
             self.store.create_table(wanted)
-            return self.store.table(wanted.name) or wanted
+            return self.store.table(wanted.name, wanted.schema) or wanted
         evolution = self.evolution(existing, wanted, inferred)
         if not evolution:
             return existing
         if not self.rules.auto_evolve:
             raise SchemaEvolutionRefused(
-                f"table {wanted.name!r} needs {_describe(evolution)} to take these records; "
+                f"table {wanted.qualified!r} needs {_describe(evolution)} to take these records; "
                 "set SINK_AUTO_EVOLVE=true or change the table yourself",
                 fix=evolution,
             )
         self.store.alter_table(existing, evolution)
-        return self.store.table(wanted.name) or wanted
+        return self.store.table(wanted.name, wanted.schema) or wanted
 
     def _check_creatable(self, wanted: TableSpec) -> None:
         if not self.rules.auto_create:
+            # The sink creates no schema either (as Debezium's JDBC sink), unless it may create tables.
+            where = "" if wanted.schema is None else f" (and schema {wanted.schema!r} if that is missing too)"
             raise SchemaEvolutionRefused(
-                f"table {wanted.name!r} does not exist; create it or set SINK_AUTO_CREATE=true", fix=wanted
+                f"table {wanted.qualified!r} does not exist; create it{where} or set SINK_AUTO_CREATE=true",
+                fix=wanted,
             )
         self._check_names_against(None, wanted)
         if not wanted.columns:
             raise SchemaEvolutionRefused(
-                f"table {wanted.name!r} cannot be created from records whose fields are all null "
+                f"table {wanted.qualified!r} cannot be created from records whose fields are all null "
                 "(no column type to give them)"
             )
-        self._check_width(wanted.name, len(wanted.columns))
+        self._check_width(wanted.qualified, len(wanted.columns))
 
     def evolution(self, existing: TableSpec, wanted: TableSpec, inferred: bool) -> Evolution:
         """The safe change that lets `existing` take rows of `wanted`; SchemaEvolutionRefused when
@@ -244,7 +249,7 @@ class Writer:
         self._check_names_against(existing, wanted)
         evolution = evolve(existing, wanted, self.store.storage_type, inferred=inferred)
         if evolution.add:
-            self._check_width(existing.name, len(existing.columns) + len(evolution.add))
+            self._check_width(existing.qualified, len(existing.columns) + len(evolution.add))
         return evolution
 
     def _check_names_against(self, existing: TableSpec | None, wanted: TableSpec) -> None:
@@ -258,11 +263,11 @@ class Writer:
         name, other = clash
         if existing is None or existing.column(other) is None:
             raise SchemaEvolutionRefused(
-                f"table {wanted.name!r}: fields {other!r} and {name!r} would be one column for "
+                f"table {wanted.qualified!r}: fields {other!r} and {name!r} would be one column for "
                 f"{identifiers.database}, which compares column names without regard to case"
             )
         raise SchemaEvolutionRefused(
-            f"table {wanted.name!r}: field {name!r} would be column {other!r}, which "
+            f"table {wanted.qualified!r}: field {name!r} would be column {other!r}, which "
             f"{identifiers.database} takes for the same name (it compares column names without "
             "regard to case); rename the field, e.g. with SINK_FIELDS_EXCLUDE or a transform"
         )
@@ -371,7 +376,7 @@ class Writer:
             with tx.savepoint():
                 for units in parts:
                     operations = tx.apply(spec, write_plan(units, spec, self.rules.version_field), mode)
-                    outcomes += self._outcomes(spec.name, units, operations, mode)
+                    outcomes += self._outcomes(spec.qualified, units, operations, mode)
         except RecordRejected:
             txs.savepoint_taken()
             return False
@@ -397,7 +402,7 @@ class Writer:
                 # Too many locks for one transaction: fewer savepoints each when the batch is retried.
                 self.max_savepoints = max(1, self.max_savepoints // 2)
             raise
-        txs.settle(self._outcomes(spec.name, chunk, operations, self.rules.insert_mode))
+        txs.settle(self._outcomes(spec.qualified, chunk, operations, self.rules.insert_mode))
         txs.savepoint_taken()
         return None
 

@@ -46,19 +46,19 @@ def refusals(writer: Writer, batch: Batch, refusal: SchemaEvolutionRefused) -> d
     for row in batch.rows:
         if row.op is not Op.DELETE:
             shapes.setdefault(id(row.spec), []).append(row)
-    existing = writer.store.table(batch.spec.name)
+    existing = writer.store.table(batch.spec.name, batch.spec.schema)
     verdicts = {shape: _verdict(writer, existing, rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
     if not any(verdicts.values()):
         verdicts = _name_clashes(writer, existing, shapes)
     if not any(verdicts.values()) and len(shapes) > 1:
         verdicts = {shape: _tried(writer, rows[0].spec, batch.inferred) for shape, rows in shapes.items()}
-        existing = writer.store.table(batch.spec.name)
+        existing = writer.store.table(batch.spec.name, batch.spec.schema)
     if not any(verdicts.values()):
         verdicts = {
             shape: refusal if _needs_change(writer, existing, rows[0].spec, batch.inferred) else None
             for shape, rows in shapes.items()
         }
-    table = writer.store.table(batch.spec.name)
+    table = writer.store.table(batch.spec.name, batch.spec.schema)
     errors = {shape: _record_error(writer, v, table) for shape, v in verdicts.items() if v is not None}
     return {id(row): errors[shape] for shape, rows in shapes.items() if shape in errors for row in rows}
 
@@ -74,9 +74,13 @@ def _name_clashes(
     for shape, rows in shapes.items():
         spec = rows[0].spec
         clash = identifiers.column_clash(spec.column_names, seen)
-        verdicts[shape] = None if clash is None else SchemaEvolutionRefused(
-            f"table {spec.name!r}: field {clash[0]!r} would be the same column as {clash[1]!r} for "
-            f"{identifiers.database}, which compares column names without regard to case"
+        verdicts[shape] = (
+            None
+            if clash is None
+            else SchemaEvolutionRefused(
+                f"table {spec.qualified!r}: field {clash[0]!r} would be the same column as {clash[1]!r} for "
+                f"{identifiers.database}, which compares column names without regard to case"
+            )
         )
         if clash is None:
             seen.update(identifiers.column_keys(spec.column_names))

@@ -297,28 +297,29 @@ class SqlStore:
         # from batching the upsert (about 4x slower on PostgreSQL): only when a report wants it.
         self.report_operations = report_operations
         self.dialect = for_backend(engine.dialect.name, engine.dialect)
-        self._tables: dict[str, TableSpec | None] = {}
+        self._tables: dict[tuple[str | None, str], TableSpec | None] = {}  # by (schema, name)
         self._sa_tables: dict[tuple[Any, ...], sa.Table] = {}
         self._driver_statements: dict[tuple[Any, ...], DriverStatement] = {}
         self._row_binders: dict[tuple[Any, ...], Callable[[Mapping[str, Any]], Parameters]] = {}
 
     # -------------------------------------------------------------- reflection
 
-    def table(self, name: str) -> TableSpec | None:
-        if name not in self._tables:
-            self._tables[name] = self._reflect(name)
-        return self._tables[name]
+    def table(self, name: str, schema: str | None = None) -> TableSpec | None:
+        key = (schema, name)
+        if key not in self._tables:
+            self._tables[key] = self._reflect(name, schema)
+        return self._tables[key]
 
-    def _reflect(self, name: str) -> TableSpec | None:
+    def _reflect(self, name: str, schema: str | None) -> TableSpec | None:
         with classified(), self.engine.connect() as connection:
-            return reflect_table(connection, self.dialect, name)
+            return reflect_table(connection, self.dialect, name, schema)
 
     def storage_type(self, column_type: ColumnType) -> ColumnType:
         return self.dialect.storage_type(column_type)
 
     def sa_table(self, spec: TableSpec) -> sa.Table:
         # Keyed without defaults: DML does not need them, and a record default may be a dict.
-        shape = (spec.name, spec.primary_key, tuple((c.name, c.type, c.nullable) for c in spec.columns))
+        shape = (spec.schema, spec.name, spec.primary_key, tuple((c.name, c.type, c.nullable) for c in spec.columns))
         table = self._sa_tables.get(shape)
         if table is None:
             table = self._sa_tables[shape] = self.dialect.table(spec)
@@ -347,27 +348,33 @@ class SqlStore:
     def create_table(self, spec: TableSpec) -> None:
         log.info(
             "creating table %s with %d columns, primary key %s",
-            spec.name,
+            spec.qualified,
             len(spec.columns),
             spec.primary_key,
         )
-        self._ddl([self.dialect.create_table(spec)], spec.name)
+        self._ddl(self._creation(spec), spec)
+
+    def _creation(self, spec: TableSpec) -> list[Any]:
+        """CREATE TABLE, after CREATE SCHEMA IF NOT EXISTS for a table of a schema: the sink creates
+        a table's schema only where it may create the table (SINK_AUTO_CREATE)."""
+        schema = [] if spec.schema is None else [self.dialect.create_schema(spec.schema)]
+        return [*schema, self.dialect.create_table(spec)]
 
     def alter_table(self, existing: TableSpec, evolution: Evolution) -> None:
-        log.info("evolving table %s: %s", existing.name, evolution)
-        self._ddl(self.dialect.evolve_statements(existing, evolution), existing.name)
+        log.info("evolving table %s: %s", existing.qualified, evolution)
+        self._ddl(self.dialect.evolve_statements(existing, evolution), existing)
 
-    def _ddl(self, statements: Sequence[Any], table: str) -> None:
+    def _ddl(self, statements: Sequence[Any], table: TableSpec) -> None:
         try:
-            with ddl_classified(table), self.engine.begin() as connection:
+            with ddl_classified(table.qualified), self.engine.begin() as connection:
                 for statement in statements:
                     connection.execute(statement)
         finally:
-            self._tables.pop(table, None)
+            self._tables.pop((table.schema, table.name), None)
 
     def ddl_text(self, existing: TableSpec | None, wanted: TableSpec, evolution: Evolution | None) -> str:
         if existing is None or evolution is None:
-            statements: Sequence[Any] = [self.dialect.create_table(wanted)]
+            statements: Sequence[Any] = self._creation(wanted)
         else:
             statements = self.dialect.evolve_statements(existing, evolution)
         return "; ".join(" ".join(str(s.compile(dialect=self.engine.dialect)).split()) for s in statements)

@@ -17,14 +17,15 @@ from ..dialects.type_registry import TypeRegistry
 from ..model import Column, ColumnType, Kind, TableSpec
 
 
-def reflect_table(connection: Connection, dialect: Dialect, name: str) -> TableSpec | None:
-    """The table as it exists; None when there is none."""
+def reflect_table(connection: Connection, dialect: Dialect, name: str, schema: str | None = None) -> TableSpec | None:
+    """Table `name` of `schema` (None: the connection's default) as it exists; None when there is
+    none (nor, then, when its schema is missing)."""
     inspector = sa.inspect(connection)
-    if not inspector.has_table(name):
+    if not inspector.has_table(name, schema=schema):
         return None
-    key = inspector.get_pk_constraint(name).get("constrained_columns") or []
-    columns = tuple(_column(info, dialect.types) for info in inspector.get_columns(name))
-    spec = TableSpec(name, columns, tuple(key))
+    key = inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []
+    columns = tuple(_column(info, dialect.types) for info in inspector.get_columns(name, schema=schema))
+    spec = TableSpec(name, columns, tuple(key), schema)
     if isinstance(dialect, MysqlDialect):
         spec = _unescaped(spec)
         if getattr(dialect.sa_dialect, "is_mariadb", False):
@@ -46,7 +47,7 @@ def _column(info: Mapping[str, Any], types: TypeRegistry) -> Column:
 def _unescaped(spec: TableSpec) -> TableSpec:
     """SQLAlchemy reads MySQL names from SHOW CREATE TABLE without undoubling an escaped backtick."""
     columns = tuple(dataclasses.replace(c, name=_unescape(c.name)) for c in spec.columns)
-    return TableSpec(spec.name, columns, tuple(_unescape(k) for k in spec.primary_key))
+    return dataclasses.replace(spec, columns=columns, primary_key=tuple(_unescape(k) for k in spec.primary_key))
 
 
 def _unescape(name: str) -> str:
@@ -55,7 +56,7 @@ def _unescape(name: str) -> str:
 
 def _mariadb_json(connection: Connection, spec: TableSpec) -> TableSpec:
     """MariaDB's JSON is LONGTEXT with a `json_valid` CHECK: columns with that check are json."""
-    clauses = set(connection.execute(json_checks(spec.name)).scalars())
+    clauses = set(connection.execute(json_checks(spec.name, spec.schema)).scalars())
     json_columns = {c.name for c in spec.columns if json_check_clause(c.name) in clauses}
     columns = tuple(
         dataclasses.replace(c, type=ColumnType(Kind.JSON)) if c.name in json_columns else c for c in spec.columns

@@ -76,8 +76,11 @@ class Dialect:
     # -------------------------------------------------------------- tables
 
     def table(self, spec: TableSpec) -> sa.Table:
+        """The table as SQLAlchemy's, schema and name each quoted (a dot inside either stays a
+        character of that name)."""
         metadata = sa.MetaData()
-        return sa.Table(spec.name, metadata, *(self._column(c, spec) for c in spec.columns), quote=True)
+        columns = (self._column(c, spec) for c in spec.columns)
+        return sa.Table(spec.name, metadata, *columns, schema=spec.schema, quote=True, quote_schema=True)
 
     def _column(self, column: Column, spec: TableSpec) -> sa.Column[Any]:
         in_key = column.name in spec.primary_key
@@ -115,6 +118,10 @@ class Dialect:
 
     def create_table(self, spec: TableSpec) -> ExecutableDDLElement:
         return sa.schema.CreateTable(self.table(spec), if_not_exists=True)
+
+    def create_schema(self, schema: str) -> ExecutableDDLElement:
+        """CREATE SCHEMA IF NOT EXISTS, the name quoted (MariaDB/MySQL: a database)."""
+        return sa.schema.CreateSchema(sa.sql.quoted_name(schema, quote=True), if_not_exists=True)
 
     def evolve_statements(self, existing: TableSpec, evolution: Evolution) -> list[Executable]:
         """The DDL that turns `existing` into `evolution.apply(existing)`, in order. Every statement

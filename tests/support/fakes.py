@@ -69,18 +69,20 @@ class FakeStore:
         self.transactions = 0  # committed ones
         self.statements = 0  # for the transaction's `apply` to count
 
-    def table(self, name: str) -> TableSpec | None:
-        return self.specs.get(name)
+    def table(self, name: str, schema: str | None = None) -> TableSpec | None:
+        return self.specs.get(TableSpec.qualify(schema, name))
 
     def storage_type(self, column_type: ColumnType) -> ColumnType:
         return column_type
 
     def create_table(self, spec: TableSpec) -> None:
-        self.specs[spec.name] = spec
+        self.specs[spec.qualified] = spec
 
     def alter_table(self, existing: TableSpec, evolution: Evolution) -> None:
-        spec = self.specs[existing.name]
-        self.specs[existing.name] = TableSpec(spec.name, spec.columns + evolution.add, spec.primary_key)
+        spec = self.specs[existing.qualified]
+        self.specs[existing.qualified] = TableSpec(
+            spec.name, spec.columns + evolution.add, spec.primary_key, spec.schema
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[FakeTx]:
