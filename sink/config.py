@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import ConfigError
+from .identifiers import split_table_name_format
 from .model import CdcFormat, InsertMode, PkMode, Tolerance
 
 ENV_PREFIX = "SINK_"
@@ -214,13 +215,7 @@ class Settings(BaseSettings):
             if placeholder not in TABLE_PLACEHOLDERS:
                 known = ", ".join("${" + p + "}" for p in TABLE_PLACEHOLDERS)
                 raise ValueError(f"unknown placeholder ${{{placeholder}}} (known: {known})")
-        if any("${" + p + "}" in value for p in TABLE_PLACEHOLDERS[1:]):
-            literal = re.sub(r"\$\{[^}]*\}", "", value)
-            if "." in literal:
-                raise ValueError(
-                    "a schema-qualified table (schema.${source.table}) is not supported yet; "
-                    "give a table name without a schema, e.g. replica_${source.table}"
-                )
+        split_table_name_format(value)  # schema.table: at most one dot outside ${...}
         return value
 
     @field_validator("cdc_add_fields")
@@ -355,6 +350,12 @@ def _contradictions(s: Settings) -> list[str]:
     ):
         if used and s.cdc_format == "none":
             problems.append(f"{variable}: reads Debezium change events; set SINK_CDC_FORMAT=debezium or auto")
+    backend = make_url(s.database_url.get_secret_value()).get_backend_name()
+    if split_table_name_format(s.table_name_format)[0] is not None and backend == "sqlite":
+        problems.append(
+            f"SINK_TABLE_NAME_FORMAT: {s.table_name_format!r} names a schema (the dot outside ${{...}}), and SQLite "
+            "has none (an attached database is not supported); give a table name without a dot, e.g. replica_${topic}"
+        )
     if s.delete_enabled and s.pk_mode != "record_key":
         problems.append(f"SINK_DELETE_ENABLED: true requires SINK_PK_MODE=record_key (got {s.pk_mode})")
     if s.insert_mode != "insert" and s.pk_mode == "none":

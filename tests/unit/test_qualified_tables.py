@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy.dialects import mysql, postgresql
 
-from sink.dialects import MysqlDialect, PostgresDialect
-from sink.errors import MappingError
+from sink.config import load_settings
+from sink.dialects import MysqlDialect, PostgresDialect, offline
+from sink.errors import ConfigError, MappingError
 from sink.formats.connect_json import ConnectJsonDecoder
 from sink.identifiers import IdentifierRules, check_schema, split_table_name_format
-from sink.model import Coord, Decoded, Op, Payload, RawRecord, Row, TableSpec
+from sink.model import Column, ColumnType, Coord, Decoded, Kind, Op, Payload, RawRecord, Row, TableSpec
 from sink.pipeline import Preparer
+from sink.schema import Evolution
 from sink.smt import build_chain
 from sink.transforms import MappingRules, RowMapper
 from tests.support.debezium import SourceTable, customer
@@ -184,3 +186,71 @@ def test_tables_are_compared_schema_qualified_where_the_database_ignores_case() 
 def _decoded(value: dict[str, Any], topic: str = "orders") -> Decoded:
     raw = RawRecord(Coord(topic, 0, 7), None, json.dumps(value).encode())
     return Decoded(raw, Payload(None), Payload(value))
+
+
+# ------------------------------------------------------------------------------ start-up
+
+
+PG_ENV = {
+    "SINK_BOOTSTRAP_SERVERS": "k:9092",
+    "SINK_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "SINK_TOPICS": "t",
+}
+CDC = {"SINK_CDC_FORMAT": "debezium", "SINK_INSERT_MODE": "upsert", "SINK_PK_MODE": "record_key"}
+
+
+@pytest.mark.parametrize("fmt", ["replica.${source.table}", "${source.db}.${source.table}", "archive.${topic}"])
+def test_a_schema_qualified_format_is_accepted_where_the_database_has_schemas(fmt: str) -> None:
+    settings = load_settings([], environ={**PG_ENV, **CDC, "SINK_TABLE_NAME_FORMAT": fmt})
+    assert settings.table_name_format == fmt
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"SINK_TABLE_NAME_FORMAT": "a.b.${topic}"}, "has 2 dots outside ${...}; at most one"),
+        ({"SINK_TABLE_NAME_FORMAT": "replica."}, "neither may be empty"),
+        (
+            {"SINK_TABLE_NAME_FORMAT": "replica.${topic}", "SINK_DATABASE_URL": "sqlite:///:memory:"},
+            "names a schema (the dot outside ${...}), and SQLite has none",
+        ),
+    ],
+)
+def test_a_format_the_database_cannot_follow_is_refused_at_start(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings([], environ={**PG_ENV, **env})
+    message = str(caught.value)
+    assert message.startswith("SINK_TABLE_NAME_FORMAT: ") and words in message, message
+    assert "\n" not in message and caught.value.exit_code == 2
+
+
+# ------------------------------------------------------------------------------ SQL
+
+
+def _sql(statement: Any, dialect: Any) -> str:
+    return " ".join(str(statement.compile(dialect=dialect.sa_dialect)).split())
+
+
+HOSTILE = TableSpec('we"ird.`t`', (Column("id", ColumnType(Kind.INT64), nullable=False),), ("id",), 'sch"e.m`a')
+
+
+def test_schema_and_table_are_quoted_part_by_part() -> None:
+    pg, my = offline("postgresql"), offline("mysql")
+    assert _sql(pg.create_schema('sch"e.m`a'), pg) == 'CREATE SCHEMA IF NOT EXISTS "sch""e.m`a"'
+    assert _sql(my.create_schema('sch"e.m`a'), my) == 'CREATE SCHEMA IF NOT EXISTS `sch"e.m``a`'
+    assert _sql(pg.create_schema("replica"), pg) == 'CREATE SCHEMA IF NOT EXISTS "replica"'
+    assert _sql(pg.create_table(HOSTILE), pg).startswith('CREATE TABLE IF NOT EXISTS "sch""e.m`a"."we""ird.`t`" (')
+    assert _sql(my.create_table(HOSTILE), my).startswith('CREATE TABLE IF NOT EXISTS `sch"e.m``a`.`we"ird.``t``` (')
+    upsert = _sql(pg.upsert(pg.table(HOSTILE), ("id",)), pg)
+    assert upsert.startswith('INSERT INTO "sch""e.m`a"."we""ird.`t`" ("id")')
+    evolution = Evolution(add=(Column("v", ColumnType(Kind.STRING)),))
+    (alter,) = pg.evolve_statements(HOSTILE, evolution)
+    assert _sql(alter, pg) == 'ALTER TABLE "sch""e.m`a"."we""ird.`t`" ADD COLUMN "v" TEXT'
+
+
+def test_tables_of_one_name_in_two_schemas_get_two_stages() -> None:
+    pg = offline("postgresql")
+    assert isinstance(pg, PostgresDialect)
+    one, two = (TableSpec("items", HOSTILE.columns, ("id",), schema) for schema in ("a", "b"))
+    assert pg.stage(one, ["id"]).name != pg.stage(two, ["id"]).name
+    assert pg.stage(one, ["id"]).schema is None  # the session's temporary schema
