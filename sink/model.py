@@ -80,6 +80,9 @@ class ColumnType:
             return f"array<{self.item}>"
         if self.length:
             return f"{self.kind}({self.length})"
+        if self.precision is not None and self.kind in (Kind.TIME, Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP):
+            # Fractional-second digits: part of the column (PostgreSQL's stage is named by this text).
+            return f"{self.kind}({self.precision})"
         return str(self.kind)
 
 

@@ -56,13 +56,17 @@ def _bytes(ct: ColumnType) -> SaType:
     return mysql.VARBINARY(ct.length) if ct.length and ct.length <= VARBINARY_MAX else mysql.LONGBLOB()
 
 
-# InnoDB cannot index TEXT/BLOB: key strings and bytes are always VARCHAR/VARBINARY.
+# InnoDB cannot index TEXT/BLOB: key strings and bytes are always VARCHAR/VARBINARY. A key column
+# differs from the column of its type only where that column is LONGTEXT/LONGBLOB, which reads back
+# unbounded: evolution never widens a bounded key to unbounded, so a key column created from a type
+# never looks narrower than that type (a VARBINARY(768) key for bytes(1000) would, and be altered
+# to itself on every batch).
 def _key_string(ct: ColumnType) -> SaType:
     return mysql.VARCHAR(min(ct.length or KEY_LENGTH, VARCHAR_MAX))
 
 
 def _key_bytes(ct: ColumnType) -> SaType:
-    return mysql.VARBINARY(min(ct.length or KEY_LENGTH, VARCHAR_MAX))
+    return mysql.VARBINARY(min(ct.length or KEY_LENGTH, VARBINARY_MAX))
 
 
 def _decimal(ct: ColumnType) -> SaType:

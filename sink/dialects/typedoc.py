@@ -81,11 +81,7 @@ def regenerate(text: str) -> str:
 
 
 def _label(ct: ColumnType) -> str:
-    if ct.kind is Kind.DECIMAL and ct.scale is None:
-        return "decimal"
-    if ct.kind in (Kind.TIME, Kind.TIMESTAMP, Kind.LOCAL_TIMESTAMP) and ct.precision is not None:
-        return f"{ct}({ct.precision})"  # fractional-second digits
-    return str(ct)
+    return "decimal" if ct.kind is Kind.DECIMAL and ct.scale is None else str(ct)
 
 
 def main(argv: list[str]) -> int:

@@ -131,6 +131,7 @@ KEY_TYPES = [
     ColumnType(Kind.STRING, length=768),
     ColumnType(Kind.STRING, length=1000),  # VARCHAR(768) in the key
     ColumnType(Kind.BYTES),
+    ColumnType(Kind.BYTES, length=1000),  # VARBINARY(1000): was VARBINARY(768) in the key, altered every batch
     ColumnType(Kind.BYTES, length=4000),
 ]
 
