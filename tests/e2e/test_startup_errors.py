@@ -45,6 +45,8 @@ def _free_port() -> int:
         ("SINK_DATABASE_URL", {"database_url": "mysql+pymysql://root:wrong@127.0.0.1:3306/test"}),
         ("SINK_DATABASE_URL", {"database_url": "sqlite:////no/such/directory/sink.db"}),
         ("SINK_TABLE_NAME_FORMAT", {"table_name_format": ""}),
+        ("SINK_TABLE_NAME_FORMAT", {"table_name_format": "replica.orders", "database_url": "sqlite:///:memory:"}),
+        ("SINK_TABLE_NAME_FORMAT", {"table_name_format": "db.replica.orders"}),
     ],
 )
 def test_a_configuration_problem_is_one_line_with_exit_2(
