@@ -44,6 +44,24 @@ class OffsetTracker:
             state.settled.discard(offset)
             state.next_commit = offset + 1
 
+    def settle_all(self, coords: Iterable[Coord]) -> None:
+        """`settle` each of `coords` (what one transaction committed), each partition's settled run
+        advanced once at the end instead of once per record."""
+        partitions = self._partitions
+        touched: dict[TopicPartition, _Partition] = {}
+        for coord in coords:
+            tp = (coord.topic, coord.partition)
+            state = partitions.get(tp)
+            if state is not None:  # None: partition revoked meanwhile, the new owner re-reads it
+                state.settled.add(coord.offset)
+                touched[tp] = state
+        for state in touched.values():
+            polled, settled = state.polled, state.settled
+            while polled and polled[0] in settled:
+                offset = polled.popleft()
+                settled.discard(offset)
+                state.next_commit = offset + 1
+
     def committable(self) -> dict[TopicPartition, int]:
         """Offsets that moved since the last commit."""
         return {

@@ -24,7 +24,7 @@ from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
 from .flood import FloodLimit
 from .logs import fields
 from .metrics import Counters, Stats
-from .model import Outcome, RawRecord, Status, Tolerance
+from .model import Coord, Outcome, RawRecord, Status, Tolerance
 from .offsets import OffsetTracker
 from .ports import MessageTooLarge, Publisher
 
@@ -83,7 +83,8 @@ class OutcomeRouter:
         self._raise_if_broken()
         stop: FatalError | None = None
         per_record = self._per_record_needs()
-        counters, settle = self.counters, self.tracker.settle
+        good: list[Coord] = []  # neither a ratio window nor a result topic: counted and settled together
+        written = deleted = 0
         for outcome in outcomes:
             status = outcome.status
             if status is Status.FAILED:
@@ -93,13 +94,17 @@ class OutcomeRouter:
                     stop = stop or exc
             elif per_record:
                 self._succeeded(outcome)
-            else:  # neither a ratio window nor a result topic: a good outcome counts and settles
+            else:
                 if status is Status.WRITTEN:
-                    counters.rows_written += 1
+                    written += 1
                 elif status is Status.DELETED:
-                    counters.rows_deleted += 1
+                    deleted += 1
                 self.flood.consecutive = 0
-                settle(outcome.raw.coord)
+                good.append(outcome.raw.coord)
+        if good:
+            self.counters.rows_written += written
+            self.counters.rows_deleted += deleted
+            self.tracker.settle_all(good)
         if stop is not None:
             raise stop
 

@@ -97,3 +97,18 @@ def test_settle_order_does_not_matter() -> None:
         assert tracker.committable() == {}
     tracker.settle(c(0))
     assert tracker.committable() == {("t", 0): 100}
+
+
+def test_settle_all_is_settle_of_each_in_any_order() -> None:
+    one, many = OffsetTracker(), OffsetTracker()
+    coords = [Coord("t", p, o) for p in (0, 1) for o in range(5)]
+    for tracker in (one, many):
+        for coord in coords:
+            tracker.track(coord)
+    settled = [c for c in coords if c.offset != 3] + [Coord("gone", 0, 0)]  # a revoked partition's: ignored
+    for coord in reversed(settled):
+        one.settle(coord)
+    many.settle_all(settled)
+    assert many.committable() == one.committable() == {("t", 0): 3, ("t", 1): 3}
+    many.settle_all([Coord("t", 0, 3)])
+    assert many.committable() == {("t", 0): 5, ("t", 1): 3}
