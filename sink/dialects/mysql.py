@@ -1,4 +1,4 @@
-"""MySQL / MariaDB (PyMySQL): INSERT ... ON DUPLICATE KEY UPDATE, DATETIME(6), bounded key strings.
+"""MySQL / MariaDB (PyMySQL): INSERT ... ON DUPLICATE KEY UPDATE, DATETIME(n), bounded key strings.
 
 MariaDB's JSON is LONGTEXT with a `json_valid` CHECK; reflection (`adapters/reflection.py`) finds
 that check with `json_checks` so the column reads back as json, not as a string.
