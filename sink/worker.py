@@ -145,7 +145,9 @@ class Worker:
         self._stopping = False
         self._ready: deque[Batch] = deque()  # closed batches waiting to be written, in order
         self._held: deque[RawRecord] = deque()  # polled, not yet prepared (also during a back-off)
-        self._stale: set[TopicPartition] = set()  # revoked while a record or batch of theirs was retried
+        # Revoked (or lost) while a record or batch of theirs was written or retried: skipped by it,
+        # and cleared when it ends, never by an assignment during it (see `_on_assign`).
+        self._stale: set[TopicPartition] = set()
         self._failure: FatalError | None = None  # raised in a rebalance callback, re-raised after poll
         self._backing_off = False
         self._failed = False  # stopping after a failure: nothing more may be written
@@ -551,7 +553,13 @@ class Worker:
         return True
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
-        self._stale.difference_update(partitions)  # revoked earlier, ours again: read and settled anew
+        """Partitions revoked or lost earlier are ours again: their records are read and settled
+        anew. Except during a retry (an outage): what the retry holds of them (the batch being
+        written, the record being prepared) was read before they were revoked, and stays dropped
+        until it ends (`_written`, `_drop_if_stale`); they come again from the committed position
+        (the offsets table's under exactly-once), after the retry, since the partitions are paused."""
+        if not self._backing_off:
+            self._stale.difference_update(partitions)
         self.health.assigned(partitions)
         log.info("assigned %s", _names(partitions))
 
@@ -563,8 +571,7 @@ class Worker:
         it holds; a partition without one starts at the group's committed offset, or
         auto.offset.reset. A database that cannot be read stops the sink (it must not guess)."""
         assert self.ledger is not None
-        self._fenced.difference_update(partitions)
-        self._stale.difference_update(partitions)  # ours again: its records are read and settled anew
+        self._fenced.difference_update(partitions)  # (stale: see `_on_assign`, which came just before)
         try:
             start = self.ledger.claim(partitions)
         except (RetriableError, FatalError) as exc:
