@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..dialects import Dialect, PostgresDialect, for_backend
 from ..dialects.offsets import offset_statements
+from ..errors import FatalError, RecordRejected
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
 from ..plan import Plan, delete_slot
@@ -352,7 +353,16 @@ class SqlStore:
             len(spec.columns),
             spec.primary_key,
         )
-        self._ddl(self._creation(spec), spec)
+        for attempt in range(1, CATALOGUE_RACE_TRIES + 1):
+            try:
+                self._ddl(self._creation(spec), spec)
+                return
+            except (RecordRejected, FatalError):
+                if attempt == CATALOGUE_RACE_TRIES:
+                    raise
+                if self.table(spec.name, spec.schema) is not None:
+                    return  # another session created it meanwhile
+                log.info("creating table %s failed, maybe racing another session: again", spec.qualified)
 
     def _creation(self, spec: TableSpec) -> list[Any]:
         """CREATE TABLE, after CREATE SCHEMA IF NOT EXISTS for a table of a schema: the sink creates
@@ -396,6 +406,14 @@ class SqlStore:
         self.engine.dispose()
 
 
+# Workers started together on a new table (a first deployment of several replicas) create it at
+# the same moment. PostgreSQL's IF NOT EXISTS looks in the catalogue before it inserts there, so
+# the slower session may fail on the catalogue's own unique index (23505) or find a half-made
+# object (42710, "type ... already exists") instead of the table. A failed creation is therefore
+# tried again unless the table exists by then: never a record error, never a stop.
+CATALOGUE_RACE_TRIES = 3
+
+
 # ------------------------------------------------------------------------------ exactly-once
 
 
@@ -413,8 +431,19 @@ class SqlOffsets:
             self._create()
 
     def _create(self) -> None:
-        with ddl_classified(self.table_name), self.store.engine.begin() as connection:
-            self.statements.table.create(connection, checkfirst=True)
+        """Workers started together create the table together: one that lost the race finds it made
+        (see CATALOGUE_RACE_TRIES), whatever error the database gave it."""
+        for attempt in range(1, CATALOGUE_RACE_TRIES + 1):
+            try:
+                with ddl_classified(self.table_name), self.store.engine.begin() as connection:
+                    self.statements.table.create(connection, checkfirst=True)
+                return
+            except (RecordRejected, FatalError):
+                if attempt == CATALOGUE_RACE_TRIES:
+                    raise
+                with classified(), self.store.engine.connect() as connection:
+                    if sa.inspect(connection).has_table(self.table_name):
+                        return
 
     def transaction(self) -> AbstractContextManager[SqlTransaction]:
         return self.store.transaction()

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from sink.adapters.db import SqlStore, create_engine
+from sink.adapters.db import SqlOffsets, SqlStore, create_engine
 from sink.model import Column, ColumnType, Kind, TableSpec
 
 SESSIONS = 3
@@ -60,5 +60,32 @@ def test_sessions_creating_one_table_at_once_all_succeed(pg_url: str, in_schema:
                 else:
                     connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{spec.schema}" CASCADE'))
         engine.dispose()
+        for store in stores:
+            store.close()
+
+
+def test_workers_creating_the_offsets_table_at_once_all_succeed(pg_url: str, unique_name: str) -> None:
+    """Exactly-once workers started together each create the offsets table when it is missing."""
+    stores = [SqlStore(create_engine(pg_url)) for _ in range(SESSIONS)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(SESSIONS)
+
+    def create(store: SqlStore) -> None:
+        start.wait()
+        try:
+            SqlOffsets(store, "g", unique_name)
+        except BaseException as exc:  # every failure is the finding
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=create, args=(store,)) for store in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == []
+    finally:
+        with stores[0].engine.begin() as connection:
+            connection.execute(sa.text(f'DROP TABLE IF EXISTS "{unique_name}"'))
         for store in stores:
             store.close()
