@@ -38,6 +38,9 @@ _COMMIT_REBALANCED = (
     KafkaError.UNKNOWN_MEMBER_ID,
 )
 
+# Commit refusals no retry gets past: an operator has to grant the ACL (Read on the group, on the topic).
+_COMMIT_NOT_AUTHORIZED = (KafkaError.GROUP_AUTHORIZATION_FAILED, KafkaError.TOPIC_AUTHORIZATION_FAILED)
+
 # Where librdkafka starts a partition with no valid start offset (auto.offset.reset's synonyms).
 _RESET_TO_START = frozenset({"smallest", "earliest", "beginning"})
 _RESET_TO_END = frozenset({"largest", "latest", "end"})
@@ -139,6 +142,7 @@ class KafkaSource:
 
     def __init__(self, config: Mapping[str, Any], topics: tuple[str, ...], topics_regex: str | None) -> None:
         self._consumer = Consumer({**config, "logger": LIBRDKAFKA_LOG})
+        self._group = str(config.get("group.id"))
         self._topics = subscription(topics, topics_regex)
         # Cooperative rebalancing hands over only the partitions that move (incremental_assign).
         self._cooperative = "cooperative" in str(config.get("partition.assignment.strategy", ""))
@@ -230,7 +234,9 @@ class KafkaSource:
     def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
         """One synchronous commit; False when the group is rebalancing (nothing was committed: the
         worker commits again, in the revocation or at its next commit). A refusal that may pass is
-        BrokerUnavailable, which the worker tries again (with back-off for the final one)."""
+        BrokerUnavailable, which the worker tries again (with back-off for the final one); one that
+        never will (an ACL missing, the consumer's fatal error) is a FatalError: the sink stops
+        rather than write on with offsets that never move."""
         partitions = [KafkaPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
             self._consumer.commit(offsets=partitions, asynchronous=False)
@@ -239,8 +245,20 @@ class KafkaSource:
             if error.code() in _COMMIT_REBALANCED:
                 log.info("commit skipped, the group is rebalancing: %s", error.str())
                 return False
+            if error.fatal():
+                raise FatalError(f"offset commit failed, the Kafka consumer cannot go on: {error.str()}") from None
+            if error.code() in _COMMIT_NOT_AUTHORIZED:
+                raise FatalError(self._not_authorized(error, offsets)) from None
             raise BrokerUnavailable(f"offset commit failed: {error.str()}") from None
         return True
+
+    def _not_authorized(self, error: KafkaError, offsets: Mapping[TopicPartition, int]) -> str:
+        if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            what = f"consumer group {self._group!r} (an ACL allowing Read on the group is missing)"
+        else:
+            topics = ", ".join(sorted({topic for topic, _ in offsets}))
+            what = f"topic {topics} in consumer group {self._group!r} (an ACL allowing Read on the topic is missing)"
+        return f"not authorized to commit offsets of {what}: {error.str()}"
 
     def pause(self) -> None:
         """Stop fetching from every assigned partition (polling goes on, so we stay in the group).

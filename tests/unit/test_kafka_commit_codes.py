@@ -5,6 +5,8 @@ The rebalance codes mean the group moved on: nothing was committed, and the revo
 settled, so `commit` says False. Anything else may pass (a coordinator away, a timeout) and is a
 BrokerUnavailable the worker tries again (tests/unit/test_outcomes.py: a refused commit is tried
 again later, the final one with back-off); the adapter itself tries once, there is one retry loop.
+What never passes by itself (an ACL missing on the group or topic, a fatal consumer error) is a
+FatalError: the sink stops instead of writing on with offsets that never move.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 import sink.adapters.kafka
 from sink.adapters.kafka import KafkaSource, consumer_config
-from sink.errors import BrokerUnavailable, RetriableError
+from sink.errors import BrokerUnavailable, FatalError, RetriableError
 
 OFFSETS = {("orders", 0): 7, ("orders", 3): 12}
 
@@ -91,3 +93,34 @@ def test_any_other_refusal_is_broker_unavailable_tried_once(code: int, monkeypat
         source.commit(OFFSETS)
     assert isinstance(refused.value, RetriableError)
     assert len(consumer.commits) == 1, "tried once: the worker is the one that tries again"
+
+
+def test_a_group_the_sink_may_not_commit_for_stops_it_naming_the_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ACL missing never passes by itself: the sink stops (exit 1) rather than write on with
+    offsets that never move."""
+    source, consumer = source_answering(monkeypatch, KafkaError.GROUP_AUTHORIZATION_FAILED)
+    with pytest.raises(FatalError) as refused:
+        source.commit(OFFSETS)
+    assert not isinstance(refused.value, RetriableError) and refused.value.exit_code == 1
+    assert str(refused.value) == (
+        "not authorized to commit offsets of consumer group 'g' (an ACL allowing Read on the group is missing): "
+        f"Commit failed: code {KafkaError.GROUP_AUTHORIZATION_FAILED}"
+    )
+    assert len(consumer.commits) == 1
+
+
+def test_a_topic_the_sink_may_not_commit_for_stops_it_naming_topic_and_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    source, _consumer = source_answering(monkeypatch, KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    with pytest.raises(FatalError, match=r"^not authorized to commit offsets of topic orders in consumer group 'g' "):
+        source.commit(OFFSETS)
+
+
+def test_a_fatal_consumer_error_stops_the_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    """librdkafka's fatal errors (e.g. a static member fenced by another with its group.instance.id)
+    leave the consumer unusable: every later call fails the same way."""
+    source, consumer = source_answering(monkeypatch, None)
+    consumer.answer = KafkaError(KafkaError.FENCED_INSTANCE_ID, "Commit failed: fenced", fatal=True)
+    with pytest.raises(
+        FatalError, match=r"^offset commit failed, the Kafka consumer cannot go on: Commit failed: fenced$"
+    ):
+        source.commit(OFFSETS)
