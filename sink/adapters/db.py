@@ -181,7 +181,7 @@ class SqlTransaction:
         for write in plan.writes:
             names = write.columns
             values = pgcopy.row_values(names, pgcopy.adapters(dialect, spec, names, json_dumps))
-            rows = (values(row) for row in write.rows)
+            rows = map(values, write.rows)
             stage_and_merge(
                 self.connection, dialect, table, spec, names, rows, lambda st: dialect.merge(table, st, key, mode)
             )
