@@ -213,7 +213,11 @@ class Writer:
         if existing is None:
             self._check_creatable(wanted)
             self.store.create_table(wanted)
-            return self.store.table(wanted.name, wanted.schema) or wanted
+            existing = self.store.table(wanted.name, wanted.schema)
+            if existing is None:
+                return wanted
+            # Another worker may have created it first, from another schema (CREATE TABLE IF NOT
+            # EXISTS then leaves theirs): it takes these rows only as any existing table would.
         evolution = self.evolution(existing, wanted, inferred)
         if not evolution:
             return existing

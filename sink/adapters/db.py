@@ -306,10 +306,16 @@ class SqlStore:
     # -------------------------------------------------------------- reflection
 
     def table(self, name: str, schema: str | None = None) -> TableSpec | None:
+        """The table as it is, cached once it exists. A missing table is looked up again at each
+        ask: another worker may create it at any time, and a remembered "none" would skip deletes
+        and hide its columns from this worker's next CREATE TABLE IF NOT EXISTS."""
         key = (schema, name)
-        if key not in self._tables:
-            self._tables[key] = self._reflect(name, schema)
-        return self._tables[key]
+        found = self._tables.get(key)
+        if found is None:
+            found = self._reflect(name, schema)
+            if found is not None:
+                self._tables[key] = found
+        return found
 
     def _reflect(self, name: str, schema: str | None) -> TableSpec | None:
         with classified(), self.engine.connect() as connection:
