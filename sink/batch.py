@@ -166,7 +166,7 @@ class Batcher:
         return sum(len(b.rows) for b in self._buffers.values())
 
     def add(self, row: Row) -> list[Batch]:
-        """The batches this row closed (most often none: an empty tuple, nothing allocated)."""
+        """The batches this row closed (most often none)."""
         buffer = self._buffers.get(row.table)
         if buffer is not None and row.spec is buffer.spec and not buffer.inferred:
             buffer.rows.append(row)  # the usual row: same table, same schema as the rows before it

@@ -34,6 +34,10 @@ class OffsetTracker:
             state = self._partitions[(coord.topic, coord.partition)] = _Partition()
         state.polled.append(coord.offset)
 
+    def tracks(self, coord: Coord) -> bool:
+        """Whether the record's partition is still tracked (assigned, not forgotten since)."""
+        return (coord.topic, coord.partition) in self._partitions
+
     def settle(self, coord: Coord) -> None:
         state = self._partitions.get((coord.topic, coord.partition))
         if state is None:  # partition revoked meanwhile: the new owner re-reads it

@@ -27,9 +27,10 @@ OnCommit = Callable[[list[Outcome]], None]  # hears the outcomes of each transac
 class Source(Protocol):
     """The consumer (`sink.adapters.kafka.KafkaSource`): a group member with manual commits. `poll`
     returns what is held now (waiting up to `timeout` only when nothing is), in offset order per
-    partition; `commit` is synchronous and raises a RetriableError the worker tries again; `pause`
-    stops fetching from every assigned partition while polling goes on (the member stays in the
-    group); `lag` is None when unknown, never a guess."""
+    partition; `commit` is synchronous and raises a RetriableError the worker tries again, or a
+    FatalError for a refusal that cannot pass (an ACL missing on the group or topic); `pause`
+    stops fetching from every assigned partition, those assigned during the pause included, while
+    polling goes on (the member stays in the group); `lag` is None when unknown, never a guess."""
 
     def subscribe(
         self,

@@ -7,8 +7,14 @@ upsert hides it; insert mode stops at the duplicate key, 23505; without a key, t
 
 from __future__ import annotations
 
-from sink.errors import RecordRejected
-from sink.model import RawRecord, TableSpec
+import time
+
+import pytest
+
+import sink.worker as worker_module
+from sink.errors import RecordRejected, RegistryUnavailable
+from sink.formats.json_plain import JsonDecoder
+from sink.model import Payload, RawRecord, TableSpec
 from sink.offsets import Ledger
 from sink.pipeline import WriteRules
 from sink.plan import Plan
@@ -87,3 +93,52 @@ def test_a_record_being_prepared_through_a_registry_outage_is_dropped_though_its
     assert h.source.while_paused == [], "the rebalance came during the pause"
     assert store.values() == [0, 1, 2, 100, 101]
     assert h.source.committed == {P0: 3, P1: 2}
+
+
+class OutageFor:
+    """JSON, but decoding the value `marked` finds the registry away the first `outages` times."""
+
+    def __init__(self, marked: bytes, outages: int) -> None:
+        self.marked, self.outages = marked, outages
+        self.inner = JsonDecoder()
+
+    def decode(self, data: bytes, header: bytes | None = None) -> Payload:
+        if data == self.marked and self.outages:
+            self.outages -= 1
+            raise RegistryUnavailable("schema registry at http://registry:8081 did not answer")
+        return self.inner.decode(data)
+
+
+class SlowInsertTx(InsertTx):
+    """A write that takes long enough for the loop to wait for it polling, partitions paused."""
+
+    def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
+        time.sleep(0.2)
+        return super().apply(spec, plan, mode)
+
+
+def test_a_record_whose_partition_is_revoked_while_its_outage_waits_for_a_write_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Preparing a record finds the registry away: the loop first waits for the write in flight,
+    polling (paused) past LONG_WRITE_S. A revocation there writes and commits what was read of the
+    partition and forgets it; the record in hand is then no longer ours and must not be written
+    (its new owner, maybe us again, reads it from the committed offset)."""
+    monkeypatch.setattr(worker_module, "LONG_WRITE_S", 0.01)
+    store = FakeStore(SlowInsertTx)
+    third = record(2, {"id": 2}).value
+    assert third is not None
+    h = WorkerHarness(
+        store,
+        batch_size=2,
+        insert_mode="insert",
+        value_decoder=OutageFor(third, outages=2),
+        write_in_background=True,
+    )
+    h.then(h.source.assign([P0]), rows(0, range(3)))  # 0, 1: a batch written slowly; 2: the outage
+    h.source.while_paused = [h.source.revoke([P0]), h.source.assign([P0])]
+    h.then(rows(0, range(2, 3)))  # given back: read again from the committed offset
+    assert h.run() == 0, "insert mode: the record written for a revoked partition meets itself re-read"
+    assert h.source.while_paused == [], "the rebalance came while the write was waited for"
+    assert store.values() == [0, 1, 2]
+    assert h.source.committed == {P0: 3}
