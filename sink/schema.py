@@ -165,18 +165,18 @@ def evolve(
     for column in wanted.columns:
         current = existing.column(column.name)
         if current is None:
-            add.append(_addable(existing.name, column, inferred))
+            add.append(_addable(existing.qualified, column, inferred))
             continue
         if inferred:
             if _rounds(current.type, column.type):
-                raise _refusal(existing.name, current, column.type)
+                raise _refusal(existing.qualified, current, column.type)
             continue
         stored = storage_type(column.type)
         verdict = compare(current.type, stored)
         if verdict == Compare.WIDEN and not _keeps_key_bound(existing, current, stored):
             widen.append((current, stored))
         elif verdict == Compare.INCOMPATIBLE:
-            raise _refusal(existing.name, current, column.type)
+            raise _refusal(existing.qualified, current, column.type)
         if column.nullable and not current.nullable and column.name not in existing.primary_key:
             drop_not_null.append(column.name)
     return Evolution(tuple(add), tuple(widen), tuple(drop_not_null))

@@ -232,3 +232,10 @@ def test_a_schemaless_number_for_a_date_bytes_or_uuid_column_is_refused(column_k
 def test_schemaless_text_for_a_date_column_is_left_to_the_database() -> None:
     existing = TableSpec("t", (Column("c", ColumnType(Kind.DATE)),))
     assert not evolve(existing, TableSpec("t", (Column("c", ColumnType(Kind.STRING)),)), lambda t: t, inferred=True)
+
+
+def test_a_refusal_names_the_table_with_its_schema() -> None:
+    existing = TableSpec("t", (Column("v", ColumnType(Kind.INT64)),), (), "replica")
+    wanted = TableSpec("t", (Column("v", ColumnType(Kind.BOOLEAN)),), (), "replica")
+    with pytest.raises(SchemaEvolutionRefused, match=r"table 'replica\.t'"):
+        evolve(existing, wanted, lambda t: t)
