@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST_WORKERS ?= 2
+# Most tests wait on the broker, the databases or a sink subprocess, not the CPU: four workers on
+# two cores ran the suite in 7.5 minutes where two took 13.5 (2,146 tests, a quiet machine).
+PYTEST_WORKERS ?= 4
 
 .PHONY: install quickstart test fuzz lint services browser bench clean
 
