@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from ..dialects.offsets import offset_statements
 from ..errors import FatalError, RecordRejected
 from ..jsonvalues import json_default
 from ..model import ColumnType, Kind, TableSpec
-from ..plan import Plan, delete_slot
+from ..plan import Plan, Write, delete_slot
 from ..ports import Transaction
 from ..schema import Evolution
 from . import pgcopy
@@ -114,9 +115,8 @@ class SqlTransaction:
         if plan.version is not None:
             return self._apply_versioned(spec, table, plan)
         report = self.store.report_operations and mode == "upsert"
-        if self._bulk(plan) and not report:
-            self._apply_staged(spec, table, plan, mode)
-            return {}
+        if self._bulk(plan):
+            return self._apply_staged(spec, table, plan, mode, report)
         if plan.deletes:
             self._delete(table, key, plan.deletes)
         operations: dict[int, str] = {}
@@ -169,8 +169,10 @@ class SqlTransaction:
         threshold = self.dialect.bulk_min_rows
         return threshold is not None and len(plan) >= threshold
 
-    def _apply_staged(self, spec: TableSpec, table: sa.Table, plan: Plan, mode: str) -> None:
-        """The bulk path (PostgreSQL): per step of the plan, COPY into a stage and one merge."""
+    def _apply_staged(self, spec: TableSpec, table: sa.Table, plan: Plan, mode: str, report: bool) -> dict[int, str]:
+        """The bulk path (PostgreSQL): per step of the plan, COPY into a stage and one merge. With
+        `report` (a result topic, upsert mode) the merge also tells each unit's insert from its
+        update, so reporting costs no row-by-row statements."""
         assert isinstance(self.dialect, PostgresDialect)
         dialect, key = self.dialect, spec.primary_key
         if plan.deletes:
@@ -178,13 +180,29 @@ class SqlTransaction:
             stage_and_merge(
                 self.connection, dialect, table, spec, key, keys, lambda st: dialect.delete_staged(table, st, key)
             )
+        operations: dict[int, str] = {}
         for write in plan.writes:
             names = write.columns
             values = pgcopy.row_values(names, pgcopy.adapters(dialect, spec, names, json_dumps))
+            if report and dialect.merge_reporting(table, dialect.stage(spec, names, ordinal=True), key) is not None:
+                operations.update(self._staged_reporting(dialect, spec, table, write, values))
+                continue
             rows = map(values, write.rows)
             stage_and_merge(
                 self.connection, dialect, table, spec, names, rows, lambda st: dialect.merge(table, st, key, mode)
             )
+        return operations
+
+    def _staged_reporting(
+        self, dialect: PostgresDialect, spec: TableSpec, table: sa.Table, write: Write, values: pgcopy.Adapt
+    ) -> dict[int, str]:
+        """One upsert step staged with each row's position and merged telling, unit by unit, an
+        insert from an update (`merge_reporting`)."""
+        positioned = ([*values(row), n] for n, row in enumerate(write.rows))
+        merge = partial(dialect.merge_reporting, table, key=spec.primary_key)
+        connection = self.connection
+        inserted = pgcopy.stage_and_merge_reporting(connection, dialect, table, spec, write.columns, positioned, merge)
+        return {index: "insert" if inserted.get(n, False) else "update" for n, index in enumerate(write.units)}
 
     # -------------------------------------------------------------- versioned upserts
 

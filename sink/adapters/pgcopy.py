@@ -129,6 +129,22 @@ def stage_probe_and_merge(
     return found
 
 
+def stage_and_merge_reporting(
+    connection: Connection,
+    dialect: PostgresDialect,
+    table: sa.Table,
+    spec: TableSpec,
+    names: Sequence[str],
+    rows: Iterable[Row],
+    merge: Callable[[sa.TableClause], Any],
+) -> dict[int, bool]:
+    """`stage_and_merge` for a merge that answers (position, inserted?) per staged row: each row
+    carries its position as a last value (the stage's ordinal column). Returns the answers by
+    position."""
+    stage = staged(connection, dialect, table, spec, names, rows, ordinal=True)
+    return {int(n): bool(inserted) for n, inserted in connection.execute(merge(stage)).tuples()}
+
+
 def staged(
     connection: Connection,
     dialect: PostgresDialect,

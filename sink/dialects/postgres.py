@@ -36,6 +36,8 @@ STAGE_PREFIX = "_sink_stage_"
 # With a version field, a stage has one more column: each staged row's position in its step, so a
 # probe of the stage against the table (`probe_staged`) can say row by row what the merge will do.
 STAGE_ORDINAL = "_sink_n"
+# The names a reporting merge gives its written rows and their flag (`merge_reporting`).
+WRITTEN_CTE, INSERTED_FLAG = "_sink_written", "_sink_inserted"
 
 
 def _string(ct: ColumnType) -> SaType:
@@ -189,6 +191,19 @@ class PostgresDialect(Dialect):
             return sa.update(table).values(values).where(_joined(table, stage, key))
         insert = postgresql.insert(table).from_select(names, sa.select(*(stage.c[n] for n in names)))
         return on_conflict_upsert(insert, key, names, table, version) if mode == "upsert" else insert
+
+    def merge_reporting(self, table: sa.Table, stage: sa.TableClause, key: Sequence[str]) -> Statement | None:
+        """The upsert merge of a stage with positions (`STAGE_ORDINAL`), answering (position,
+        inserted?) for each staged row it wrote: its RETURNING (xmax = 0) (0 for a row version
+        nothing replaced yet: a fresh insert), joined back to the stage by key. None where the merge
+        cannot tell (DO NOTHING returns no row for a conflict; no key to join by)."""
+        merge = self.merge(table, stage, key, "upsert")
+        if not key or not isinstance(getattr(merge, "_post_values_clause", None), postgresql.dml.OnConflictDoUpdate):
+            return None
+        inserted = sa.literal_column("(xmax = 0)", sa.Boolean).label(INSERTED_FLAG)
+        written = merge.returning(*(table.c[k] for k in key), inserted).cte(WRITTEN_CTE)  # type: ignore[attr-defined]
+        joined = stage.join(written, sa.and_(*(stage.c[k] == written.c[k] for k in key)))
+        return sa.select(stage.c[STAGE_ORDINAL], written.c[INSERTED_FLAG]).select_from(joined)
 
     def delete_staged(
         self, table: sa.Table, stage: sa.TableClause, key: Sequence[str], version: str | None = None
