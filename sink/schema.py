@@ -170,6 +170,9 @@ def evolve(
         if inferred:
             if _rounds(current.type, column.type):
                 raise _refusal(existing.qualified, current, column.type)
+            stored = storage_type(column.type)
+            if _loses_digits(current.type, stored):  # widened like any column's, or refused: never rounded
+                widen.append((current, stored))
             continue
         stored = storage_type(column.type)
         verdict = compare(current.type, stored)
@@ -191,11 +194,22 @@ _NOT_FROM_NUMBERS = (Kind.BYTES, Kind.DATE, Kind.TIME, Kind.TIMESTAMP, Kind.LOCA
 def _rounds(existing: ColumnType, incoming: ColumnType) -> bool:
     """The clashes a database does not reject but silently converts: a float into an integer column
     (1.5 into BIGINT stores 2 on PostgreSQL and MySQL), a number into a date, time, bytes or uuid
-    column. Refused like any incompatible change instead of left to the database. (Text into any
-    column stays the database's to parse or reject: schemaless dates and uuids arrive as text.)"""
+    column, a decimal whose schema names more decimal places than the column keeps. Refused like
+    any incompatible change instead of left to the database. (Text into any column stays the
+    database's to parse or reject: schemaless dates and uuids arrive as text.)"""
     if existing.kind in INTEGER_KINDS and incoming.kind in (Kind.FLOAT32, Kind.FLOAT64):
         return True
+    if existing.kind is Kind.DECIMAL and incoming.kind is Kind.DECIMAL:
+        return existing.scale is not None and incoming.scale is not None and incoming.scale > existing.scale
     return existing.kind in _NOT_FROM_NUMBERS and incoming.kind in _NUMBERS
+
+
+def _loses_digits(existing: ColumnType, incoming: ColumnType) -> bool:
+    """A time or decimal with more digits than its column of the same kind holds, which the
+    database would round or cut without a word. Such types come from a schema (a spec is also
+    inferred when only its key is schemaless), so an inferred spec widens them too."""
+    same_kind = existing.kind is incoming.kind and existing.kind in (*_FRACTIONAL_SECONDS, Kind.DECIMAL)
+    return same_kind and compare(existing, incoming) == Compare.WIDEN
 
 
 def _keeps_key_bound(existing: TableSpec, current: Column, wanted: ColumnType) -> bool:

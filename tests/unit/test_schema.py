@@ -239,3 +239,31 @@ def test_a_refusal_names_the_table_with_its_schema() -> None:
     wanted = TableSpec("t", (Column("v", ColumnType(Kind.BOOLEAN)),), (), "replica")
     with pytest.raises(SchemaEvolutionRefused, match=r"table 'replica\.t'"):
         evolve(existing, wanted, lambda t: t)
+
+
+@pytest.mark.parametrize(
+    ("have", "incoming"),
+    [
+        (ColumnType(Kind.LOCAL_TIMESTAMP, precision=3), ColumnType(Kind.LOCAL_TIMESTAMP, precision=6)),
+        (ColumnType(Kind.TIME, precision=0), ColumnType(Kind.TIME, precision=3)),
+        (ColumnType(Kind.DECIMAL, precision=10, scale=2), ColumnType(Kind.DECIMAL, precision=12, scale=2)),
+    ],
+)
+def test_inferred_still_widens_digits_the_column_would_round(have: ColumnType, incoming: ColumnType) -> None:
+    """A spec is inferred when only its key is schemaless; its value's types come from a schema, and
+    a column with fewer digits than they carry would round them without a word."""
+    evolution = evolve(table(Column("v", have)), table(Column("v", incoming)), identity, inferred=True)
+    assert evolution.widen == ((Column("v", have), incoming),)
+
+
+def test_inferred_leaves_fewer_digits_and_other_clashes_alone() -> None:
+    at, s = ColumnType(Kind.TIMESTAMP, precision=6), ColumnType(Kind.STRING, length=5)
+    existing = table(Column("at", at), Column("s", s))
+    wanted = table(Column("at", ColumnType(Kind.TIMESTAMP, precision=3)), Column("s", ColumnType(Kind.STRING)))
+    assert not evolve(existing, wanted, identity, inferred=True)
+
+
+def test_inferred_refuses_a_decimal_with_more_places_than_its_column_keeps() -> None:
+    have, incoming = ColumnType(Kind.DECIMAL, precision=10, scale=2), ColumnType(Kind.DECIMAL, precision=12, scale=4)
+    with pytest.raises(SchemaEvolutionRefused):
+        evolve(table(Column("v", have)), table(Column("v", incoming)), identity, inferred=True)
