@@ -34,6 +34,10 @@ class IdentifierRules:
     reserved_table_prefix: str | None = None  # SQLite keeps sqlite_* for itself
     # PostgreSQL keeps pg_* schemas for itself (pg_temp.x would be a table that vanishes with the session)
     reserved_schema_prefix: str | None = None
+    # The database's own schemas (compared as it compares table names): information_schema and the
+    # catalogue on either, MariaDB/MySQL's mysql, sys, performance_schema. A `${source.db}` named
+    # like one must not write into it.
+    reserved_schemas: frozenset[str] = frozenset()
     reserved_columns: frozenset[str] = frozenset()  # PostgreSQL's system columns (xmin, ctid, ...)
     no_control_characters: bool = False  # MariaDB keeps them, but its catalogue reads them back changed
 
@@ -106,6 +110,8 @@ def check_schema(rules: IdentifierRules, schema: str) -> None:
     prefix = rules.reserved_schema_prefix
     if not problem and prefix and schema.startswith(prefix):
         problem = f"{rules.database} reserves schema names starting with {prefix!r}"
+    if not problem and rules.table_key(schema) in {rules.table_key(name) for name in rules.reserved_schemas}:
+        problem = f"{schema!r} is one of {rules.database}'s own schemas"
     if problem:
         raise MappingError(f"schema name {_shown(schema)} cannot be used: {problem}")
 

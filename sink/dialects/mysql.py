@@ -177,6 +177,7 @@ class MysqlDialect(Dialect):
         basic_plane_only=True,
         no_trailing_space=True,
         no_control_characters=True,
+        reserved_schemas=frozenset({"information_schema", "mysql", "performance_schema", "sys"}),
     )
     max_columns = 1017  # InnoDB's limit
     types = TYPES

@@ -117,6 +117,7 @@ class PostgresDialect(Dialect):
         length_unit="bytes",
         reserved_columns=frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}),
         reserved_schema_prefix="pg_",
+        reserved_schemas=frozenset({"information_schema"}),
     )
     max_columns = 1600
     bulk_min_rows = 16  # below this, one executemany is as fast as COPY + merge (benchmarks/README.md)

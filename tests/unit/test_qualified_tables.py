@@ -86,6 +86,18 @@ def test_postgresql_keeps_pg_schemas_for_itself() -> None:
     check_schema(MY, "pg_temp")  # an ordinary database name on MariaDB
 
 
+@pytest.mark.parametrize(
+    ("rules", "schema"),
+    [(PG, "information_schema"), (MY, "information_schema"), (MY, "mysql"), (MY, "performance_schema"), (MY, "sys")],
+)
+def test_the_databases_own_schemas_are_never_written_into(rules: IdentifierRules, schema: str) -> None:
+    """`${source.db}.${source.table}` with a source database named like a system one (a MySQL
+    source's `mysql`) must not write into the target's own: `mysql.user` is MariaDB's accounts."""
+    with pytest.raises(MappingError, match="own schemas"):
+        check_schema(rules, schema)
+    check_schema(PG, "mysql")  # an ordinary schema name on PostgreSQL
+
+
 # ------------------------------------------------------------------------------ the mapping
 
 
