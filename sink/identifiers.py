@@ -39,6 +39,9 @@ class IdentifierRules:
     # like one must not write into it.
     reserved_schemas: frozenset[str] = frozenset()
     reserved_columns: frozenset[str] = frozenset()  # PostgreSQL's system columns (xmin, ctid, ...)
+    # Names the sink's own statements give columns next to a table's (PostgreSQL's COPY stage and
+    # its merges): a column so named would be taken for them.
+    staging_columns: frozenset[str] = frozenset()
     no_control_characters: bool = False  # MariaDB keeps them, but its catalogue reads them back changed
 
     def problem(self, name: str) -> str | None:
@@ -127,6 +130,11 @@ def check_columns(rules: IdentifierRules, table: str, names: Iterable[str]) -> N
             raise MappingError(
                 f"field {_shown(name)} cannot be a column of table {_shown(table)}: "
                 f"{rules.database} reserves the name for a system column"
+            )
+        if name in rules.staging_columns:
+            raise MappingError(
+                f"field {_shown(name)} cannot be a column of table {_shown(table)}: the sink's staging of "
+                f"{rules.database} writes uses the name; rename the field (e.g. with a ReplaceField transform)"
             )
     clash = rules.column_clash(names, {})
     if clash is not None:

@@ -85,26 +85,28 @@ class OutcomeRouter:
         per_record = self._per_record_needs()
         good: list[Coord] = []  # neither a ratio window nor a result topic: counted and settled together
         written = deleted = 0
-        for outcome in outcomes:
-            status = outcome.status
-            if status is Status.FAILED:
-                try:
-                    self._failed(outcome)
-                except FatalError as exc:
-                    stop = stop or exc
-            elif per_record:
-                self._succeeded(outcome)
-            else:
-                if status is Status.WRITTEN:
-                    written += 1
-                elif status is Status.DELETED:
-                    deleted += 1
-                self.flood.consecutive = 0
-                good.append(outcome.raw.coord)
-        if good:
-            self.counters.rows_written += written
-            self.counters.rows_deleted += deleted
-            self.tracker.settle_all(good)
+        try:
+            for outcome in outcomes:
+                status = outcome.status
+                if status is Status.FAILED:
+                    try:
+                        self._failed(outcome)
+                    except FatalError as exc:
+                        stop = stop or exc
+                elif per_record:
+                    self._succeeded(outcome)
+                else:
+                    if status is Status.WRITTEN:
+                        written += 1
+                    elif status is Status.DELETED:
+                        deleted += 1
+                    self.flood.consecutive = 0
+                    good.append(outcome.raw.coord)
+        finally:  # whatever stops the routing (the dead-letter topic away), what committed is settled
+            if good:
+                self.counters.rows_written += written
+                self.counters.rows_deleted += deleted
+                self.tracker.settle_all(good)
         if stop is not None:
             raise stop
 

@@ -25,9 +25,11 @@ _PYTHON_KINDS: tuple[tuple[type, ColumnType], ...] = (
     (float, ColumnType(Kind.FLOAT64)),
     (str, ColumnType(Kind.STRING)),
     (decimal.Decimal, ColumnType(Kind.DECIMAL, precision=38, scale=None)),
-    (dt.datetime, ColumnType(Kind.TIMESTAMP, precision=6)),
+    # No digits named: a value's microseconds, which a column of fewer digits takes as the database
+    # does (schema-typed digits, by contrast, widen it: `_loses_digits`).
+    (dt.datetime, ColumnType(Kind.TIMESTAMP)),
     (dt.date, ColumnType(Kind.DATE)),
-    (dt.time, ColumnType(Kind.TIME, precision=6)),
+    (dt.time, ColumnType(Kind.TIME)),
     (uuid.UUID, ColumnType(Kind.UUID)),
     (bytes, ColumnType(Kind.BYTES)),
     (dict, ColumnType(Kind.JSON)),
@@ -170,9 +172,11 @@ def evolve(
         if inferred:
             if _rounds(current.type, column.type):
                 raise _refusal(existing.qualified, current, column.type)
-            stored = storage_type(column.type)
-            if _loses_digits(current.type, stored):  # widened like any column's, or refused: never rounded
-                widen.append((current, stored))
+            # Only a schema names digits: a type inferred from a value names none and is left to the
+            # database (a spec is also inferred when only its key is schemaless).
+            stored = storage_type(column.type) if column.type.precision is not None else None
+            if stored is not None and _loses_digits(current.type, stored):
+                widen.append((current, stored))  # widened like any column's, or refused: never rounded
             continue
         stored = storage_type(column.type)
         verdict = compare(current.type, stored)
@@ -204,12 +208,11 @@ def _rounds(existing: ColumnType, incoming: ColumnType) -> bool:
     return existing.kind in _NOT_FROM_NUMBERS and incoming.kind in _NUMBERS
 
 
-def _loses_digits(existing: ColumnType, incoming: ColumnType) -> bool:
+def _loses_digits(existing: ColumnType, stored: ColumnType) -> bool:
     """A time or decimal with more digits than its column of the same kind holds, which the
-    database would round or cut without a word. Such types come from a schema (a spec is also
-    inferred when only its key is schemaless), so an inferred spec widens them too."""
-    same_kind = existing.kind is incoming.kind and existing.kind in (*_FRACTIONAL_SECONDS, Kind.DECIMAL)
-    return same_kind and compare(existing, incoming) == Compare.WIDEN
+    database would round or cut without a word."""
+    digits = existing.kind in _FRACTIONAL_SECONDS or existing.kind is Kind.DECIMAL
+    return digits and existing.kind is stored.kind and compare(existing, stored) == Compare.WIDEN
 
 
 def _keeps_key_bound(existing: TableSpec, current: Column, wanted: ColumnType) -> bool:

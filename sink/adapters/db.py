@@ -115,7 +115,7 @@ class SqlTransaction:
         if plan.version is not None:
             return self._apply_versioned(spec, table, plan)
         report = self.store.report_operations and mode == "upsert"
-        if self._bulk(plan):
+        if self._bulk(plan, spec):
             return self._apply_staged(spec, table, plan, mode, report)
         if plan.deletes:
             self._delete(table, key, plan.deletes)
@@ -165,9 +165,15 @@ class SqlTransaction:
     def _insert(self, table: sa.Table, key: Sequence[str], mode: str, names: Sequence[str]) -> Any:
         return self.dialect.upsert(table, key, names) if mode == "upsert" else self.dialect.insert(table)
 
-    def _bulk(self, plan: Plan) -> bool:
+    def _bulk(self, plan: Plan, spec: TableSpec) -> bool:
+        """COPY + merge for a plan this large, unless a column of the table bears a name the
+        staging gives its own columns (the records' fields cannot: `identifiers`; a table made by
+        hand can): those tables go by the driver's executemany."""
         threshold = self.dialect.bulk_min_rows
-        return threshold is not None and len(plan) >= threshold
+        if threshold is None or len(plan) < threshold:
+            return False
+        staging = self.dialect.identifiers.staging_columns
+        return not staging or not any(name in staging for name in spec.column_names)
 
     def _apply_staged(self, spec: TableSpec, table: sa.Table, plan: Plan, mode: str, report: bool) -> dict[int, str]:
         """The bulk path (PostgreSQL): per step of the plan, COPY into a stage and one merge. With
@@ -184,7 +190,7 @@ class SqlTransaction:
         for write in plan.writes:
             names = write.columns
             values = pgcopy.row_values(names, pgcopy.adapters(dialect, spec, names, json_dumps))
-            if report and dialect.merge_reporting(table, dialect.stage(spec, names, ordinal=True), key) is not None:
+            if report and dialect.reports_merges(key, names):
                 operations.update(self._staged_reporting(dialect, spec, table, write, values))
                 continue
             rows = map(values, write.rows)
@@ -197,12 +203,13 @@ class SqlTransaction:
         self, dialect: PostgresDialect, spec: TableSpec, table: sa.Table, write: Write, values: pgcopy.Adapt
     ) -> dict[int, str]:
         """One upsert step staged with each row's position and merged telling, unit by unit, an
-        insert from an update (`merge_reporting`)."""
+        insert from an update (`merge_reporting`). A row the merge's answer does not find again (a
+        trigger that rewrote its key) is left unreported: an upsert, not a guess."""
         positioned = ([*values(row), n] for n, row in enumerate(write.rows))
         merge = partial(dialect.merge_reporting, table, key=spec.primary_key)
         connection = self.connection
         inserted = pgcopy.stage_and_merge_reporting(connection, dialect, table, spec, write.columns, positioned, merge)
-        return {index: "insert" if inserted.get(n, False) else "update" for n, index in enumerate(write.units)}
+        return {index: "insert" if inserted[n] else "update" for n, index in enumerate(write.units) if n in inserted}
 
     # -------------------------------------------------------------- versioned upserts
 
@@ -212,7 +219,7 @@ class SqlTransaction:
         transaction: "insert", "update" or "skip" (stale) for its write, "delete" or "skip" for
         its delete (under `delete_slot`). On PostgreSQL a plan as large as the bulk threshold is
         staged by COPY and probed with one join; elsewhere a probe per row."""
-        if self._bulk(plan) and isinstance(self.dialect, PostgresDialect):
+        if self._bulk(plan, spec) and isinstance(self.dialect, PostgresDialect):
             return self._apply_versioned_staged(spec, table, plan)
         version, key, bind = plan.version, spec.primary_key, self.dialect.bind
         assert version is not None and plan.delete_units is not None

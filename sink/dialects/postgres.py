@@ -118,6 +118,7 @@ class PostgresDialect(Dialect):
         reserved_columns=frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"}),
         reserved_schema_prefix="pg_",
         reserved_schemas=frozenset({"information_schema"}),
+        staging_columns=frozenset({STAGE_ORDINAL, WRITTEN_CTE, INSERTED_FLAG}),
     )
     max_columns = 1600
     bulk_min_rows = 16  # below this, one executemany is as fast as COPY + merge (benchmarks/README.md)
@@ -193,14 +194,18 @@ class PostgresDialect(Dialect):
         insert = postgresql.insert(table).from_select(names, sa.select(*(stage.c[n] for n in names)))
         return on_conflict_upsert(insert, key, names, table, version) if mode == "upsert" else insert
 
-    def merge_reporting(self, table: sa.Table, stage: sa.TableClause, key: Sequence[str]) -> Statement | None:
+    def reports_merges(self, key: Sequence[str], names: Sequence[str]) -> bool:
+        """Whether an upsert merge of `names` can tell inserts from updates (`merge_reporting`): not
+        without a key to join by, nor when every column is in the key (DO NOTHING returns no row
+        for a conflict)."""
+        return bool(key) and any(name not in key for name in names)
+
+    def merge_reporting(self, table: sa.Table, stage: sa.TableClause, key: Sequence[str]) -> Statement:
         """The upsert merge of a stage with positions (`STAGE_ORDINAL`), answering (position,
         inserted?) for each staged row it wrote: its RETURNING (xmax = 0) (0 for a row version
-        nothing replaced yet: a fresh insert), joined back to the stage by key. None where the merge
-        cannot tell (DO NOTHING returns no row for a conflict; no key to join by)."""
+        nothing replaced yet: a fresh insert), joined back to the stage by key (`reports_merges`
+        says when it can)."""
         merge = self.merge(table, stage, key, "upsert")
-        if not key or not isinstance(getattr(merge, "_post_values_clause", None), postgresql.dml.OnConflictDoUpdate):
-            return None
         inserted = sa.literal_column("(xmax = 0)", sa.Boolean).label(INSERTED_FLAG)
         written = merge.returning(*(table.c[k] for k in key), inserted).cte(WRITTEN_CTE)  # type: ignore[attr-defined]
         joined = stage.join(written, sa.and_(*(stage.c[k] == written.c[k] for k in key)))

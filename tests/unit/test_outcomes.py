@@ -612,3 +612,22 @@ def test_a_committed_part_of_a_batch_is_announced_once_even_when_a_later_part_fa
     assert len(parts) > 1, "isolation went on in new transactions"
     seen = [o.coord.offset for part in parts for o in part]
     assert sorted(seen) == list(range(200)) and len(seen) == len(set(seen))
+
+
+def test_outcomes_routed_before_an_unexpected_error_are_settled() -> None:
+    """Whatever stops the routing of a committed part (here a bug in dead-lettering), the good
+    outcomes routed before it are settled: their rows are committed."""
+    router = OutcomeRouter(RoutingRules(tolerance="all", dlq_topic="dlq"), FakePublisher())
+    first, bad, last = good(0), good(1), good(2)
+    for raw in (first, bad, last):
+        router.tracker.track(raw.coord)
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("a bug")
+
+    router._dead_letter = broken  # type: ignore[method-assign]
+    written = Outcome(first, Status.WRITTEN, "orders", "insert")
+    with pytest.raises(RuntimeError):
+        router.settled([written, _failed(bad, DecodeError("x")), Outcome(last, Status.WRITTEN, "orders", "insert")])
+    assert router.tracker.committable() == {("orders", 0): 1}
+    assert router.counters.rows_written == 1

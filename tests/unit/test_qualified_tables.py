@@ -14,7 +14,7 @@ from sink.config import load_settings
 from sink.dialects import MysqlDialect, PostgresDialect, offline
 from sink.errors import ConfigError, MappingError
 from sink.formats.connect_json import ConnectJsonDecoder
-from sink.identifiers import IdentifierRules, check_schema, split_table_name_format
+from sink.identifiers import IdentifierRules, check_columns, check_schema, split_table_name_format
 from sink.model import Column, ColumnType, Coord, Decoded, Kind, Op, Payload, RawRecord, Row, TableSpec
 from sink.pipeline import Preparer
 from sink.schema import Evolution
@@ -266,3 +266,9 @@ def test_tables_of_one_name_in_two_schemas_get_two_stages() -> None:
     one, two = (TableSpec("items", HOSTILE.columns, ("id",), schema) for schema in ("a", "b"))
     assert pg.stage(one, ["id"]).name != pg.stage(two, ["id"]).name
     assert pg.stage(one, ["id"]).schema is None  # the session's temporary schema
+
+
+def test_a_field_named_like_the_postgresql_stagings_own_columns_is_refused() -> None:
+    with pytest.raises(MappingError, match="staging"):
+        check_columns(PG, "t", ["id", "_sink_n"])
+    check_columns(MY, "t", ["id", "_sink_n"])  # MariaDB stages nothing
