@@ -137,7 +137,14 @@ TYPES = TypeRegistry(
         bind=Binding(float, _finite),
     ),
     TypeEntry(Kind.BOOLEAN, plain(sa.Boolean), reads=(Reads(sa.Boolean), Reads(mysql.TINYINT, when=_bool_width))),
-    TypeEntry(Kind.STRING, _string, key=_key_string, reads=(Reads(sa.Text), Reads(sa.String, keeps=length))),
+    # ENUM and SET are strings SQLAlchemy gives their longest member as length: read unbounded, so a
+    # Debezium Enum/EnumSet string (unbounded) fits a hand-made one instead of widening it to text.
+    TypeEntry(
+        Kind.STRING,
+        _string,
+        key=_key_string,
+        reads=(Reads(sa.Text), Reads(sa.String, keeps=length), Reads(mysql.ENUM), Reads(mysql.SET)),
+    ),
     TypeEntry(
         Kind.BYTES,
         _bytes,

@@ -98,7 +98,8 @@ REFLECTED: dict[str, list[tuple[sa.types.TypeEngine[Any], ColumnType]]] = {
         (mysql.DATETIME(), ct(Kind.LOCAL_TIMESTAMP, precision=0)),
         (mysql.TIMESTAMP(fsp=6), ct(Kind.LOCAL_TIMESTAMP, precision=6)),
         (sa.Uuid(), ct(Kind.UUID)),  # MariaDB's native UUID
-        (mysql.ENUM("a", "bb"), ct(Kind.STRING, length=2)),
+        (mysql.ENUM("a", "bb"), ct(Kind.STRING)),  # unbounded: a Debezium Enum string fits it as it is
+        (mysql.SET("a", "bb"), ct(Kind.STRING)),
         (mysql.BIT(3), ct(Kind.STRING)),
     ],
     "sqlite": [
