@@ -23,6 +23,14 @@ class _Partition:
     next_commit: int | None = None  # offset to commit (last contiguous settled + 1)
     committed: int | None = None
 
+    def advance(self) -> None:
+        """Move the commit point over the settled run at the head of what was polled."""
+        polled, settled = self.polled, self.settled
+        while polled and polled[0] in settled:
+            offset = polled.popleft()
+            settled.discard(offset)
+            self.next_commit = offset + 1
+
 
 class OffsetTracker:
     def __init__(self) -> None:
@@ -43,10 +51,7 @@ class OffsetTracker:
         if state is None:  # partition revoked meanwhile: the new owner re-reads it
             return
         state.settled.add(coord.offset)
-        while state.polled and state.polled[0] in state.settled:
-            offset = state.polled.popleft()
-            state.settled.discard(offset)
-            state.next_commit = offset + 1
+        state.advance()
 
     def settle_all(self, coords: Iterable[Coord]) -> None:
         """`settle` each of `coords` (what one transaction committed), each partition's settled run
@@ -60,11 +65,7 @@ class OffsetTracker:
                 state.settled.add(coord.offset)
                 touched[tp] = state
         for state in touched.values():
-            polled, settled = state.polled, state.settled
-            while polled and polled[0] in settled:
-                offset = polled.popleft()
-                settled.discard(offset)
-                state.next_commit = offset + 1
+            state.advance()
 
     def committable(self) -> dict[TopicPartition, int]:
         """Offsets that moved since the last commit."""
