@@ -323,7 +323,7 @@ class SqlStore:
         # from batching the upsert (about 4x slower on PostgreSQL): only when a report wants it.
         self.report_operations = report_operations
         self.dialect = for_backend(engine.dialect.name, engine.dialect)
-        self._tables: dict[tuple[str | None, str], TableSpec | None] = {}  # by (schema, name)
+        self._tables: dict[tuple[str | None, str], TableSpec] = {}  # by (schema, name): tables that exist
         self._sa_tables: dict[tuple[Any, ...], sa.Table] = {}
         self._driver_statements: dict[tuple[Any, ...], DriverStatement] = {}
         self._row_binders: dict[tuple[Any, ...], Callable[[Mapping[str, Any]], Parameters]] = {}
@@ -384,16 +384,11 @@ class SqlStore:
             len(spec.columns),
             spec.primary_key,
         )
-        for attempt in range(1, CATALOGUE_RACE_TRIES + 1):
-            try:
-                self._ddl(self._creation(spec), spec)
-                return
-            except (RecordRejected, FatalError):
-                if attempt == CATALOGUE_RACE_TRIES:
-                    raise
-                if self.table(spec.name, spec.schema) is not None:
-                    return  # another session created it meanwhile
-                log.info("creating table %s failed, maybe racing another session: again", spec.qualified)
+        create_racing(
+            lambda: self._ddl(self._creation(spec), spec),
+            lambda: self.table(spec.name, spec.schema) is not None,
+            f"table {spec.qualified}",
+        )
 
     def _creation(self, spec: TableSpec) -> list[Any]:
         """CREATE TABLE, after CREATE SCHEMA IF NOT EXISTS for a table of a schema: the sink creates
@@ -445,6 +440,21 @@ class SqlStore:
 CATALOGUE_RACE_TRIES = 3
 
 
+def create_racing(create: Callable[[], None], exists: Callable[[], bool], what: str) -> None:
+    """Run `create`; when it fails, another session may be creating the same object: done if it
+    exists by then, else tried again, CATALOGUE_RACE_TRIES times in all."""
+    for attempt in range(1, CATALOGUE_RACE_TRIES + 1):
+        try:
+            create()
+            return
+        except (RecordRejected, FatalError):
+            if attempt == CATALOGUE_RACE_TRIES:
+                raise
+            if exists():
+                return  # another session created it meanwhile
+            log.info("creating %s failed, maybe racing another session: again", what)
+
+
 # ------------------------------------------------------------------------------ exactly-once
 
 
@@ -464,17 +474,15 @@ class SqlOffsets:
     def _create(self) -> None:
         """Workers started together create the table together: one that lost the race finds it made
         (see CATALOGUE_RACE_TRIES), whatever error the database gave it."""
-        for attempt in range(1, CATALOGUE_RACE_TRIES + 1):
-            try:
-                with ddl_classified(self.table_name), self.store.engine.begin() as connection:
-                    self.statements.table.create(connection, checkfirst=True)
-                return
-            except (RecordRejected, FatalError):
-                if attempt == CATALOGUE_RACE_TRIES:
-                    raise
-                with classified(), self.store.engine.connect() as connection:
-                    if sa.inspect(connection).has_table(self.table_name):
-                        return
+        create_racing(self._create_once, self._exists, f"offsets table {self.table_name}")
+
+    def _create_once(self) -> None:
+        with ddl_classified(self.table_name), self.store.engine.begin() as connection:
+            self.statements.table.create(connection, checkfirst=True)
+
+    def _exists(self) -> bool:
+        with classified(), self.store.engine.connect() as connection:
+            return sa.inspect(connection).has_table(self.table_name)
 
     def transaction(self) -> AbstractContextManager[SqlTransaction]:
         return self.store.transaction()
