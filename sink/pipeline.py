@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from .batch import Unit, segments
+from .batch import Unit, WriteUnit, segments, unit_rows
 from .errors import (
     DatabaseUnavailable,
     DecodeError,
@@ -314,7 +314,7 @@ class Writer:
     # -------------------------------------------------------------- isolation
 
     def _write_isolated(
-        self, txs: BatchTransactions, spec: TableSpec, units: list[Unit], checkpoint: Checkpoint
+        self, txs: BatchTransactions, spec: TableSpec, units: list[WriteUnit], checkpoint: Checkpoint
     ) -> bool:
         """Write `units` in order, each rejected unit isolated as a record error. The whole list is
         tried first; when a chunk is rejected, a binary search over its prefixes finds its first
@@ -348,7 +348,7 @@ class Writer:
         self,
         txs: BatchTransactions,
         spec: TableSpec,
-        units: list[Unit],
+        units: list[WriteUnit],
         low: int,
         high: int,
         failure: RecordRejected,
@@ -371,7 +371,7 @@ class Writer:
             error = self._attempt(txs, spec, units, low, low + 1)
         return low, error
 
-    def _attempt_whole(self, txs: BatchTransactions, spec: TableSpec, parts: list[list[Unit]]) -> bool:
+    def _attempt_whole(self, txs: BatchTransactions, spec: TableSpec, parts: list[list[WriteUnit]]) -> bool:
         """Every segment under one savepoint: True and settled, or False and rolled back."""
         tx = txs.current()
         mode = self.rules.insert_mode
@@ -389,7 +389,7 @@ class Writer:
         return True
 
     def _attempt(
-        self, txs: BatchTransactions, spec: TableSpec, units: list[Unit], start: int, stop: int
+        self, txs: BatchTransactions, spec: TableSpec, units: list[WriteUnit], start: int, stop: int
     ) -> RecordRejected | None:
         """One statement (per operation) for units[start:stop] under a savepoint: their outcomes
         (settled when the transaction commits) or the database's reason for rejecting them."""
@@ -410,7 +410,7 @@ class Writer:
         txs.savepoint_taken()
         return None
 
-    def _outcomes(self, table: str, units: list[Unit], operations: dict[int, str], mode: str) -> list[Outcome]:
+    def _outcomes(self, table: str, units: list[WriteUnit], operations: dict[int, str], mode: str) -> list[Outcome]:
         if self.rules.version_field is None:
             return _outcomes(table, units, operations, mode)
         outcomes = [o for i, unit in enumerate(units) for o in _versioned(table, unit, i, operations, mode)]
@@ -426,13 +426,11 @@ def _carry_on() -> None:
     return None
 
 
-def _outcomes(table: str, units: list[Unit], operations: dict[int, str], mode: str) -> list[Outcome]:
+def _outcomes(table: str, units: list[WriteUnit], operations: dict[int, str], mode: str) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for i, unit in enumerate(units):
-        rows = unit.rows
-        if len(rows) == 1 and unit.final is not None:  # most units: one write
-            row = rows[0]
-            outcomes.append(Outcome(row.raw, Status.WRITTEN, table, operations.get(i) or mode, row.key))
+        if isinstance(unit, Row):  # most units: a write of its own
+            outcomes.append(Outcome(unit.raw, Status.WRITTEN, table, operations.get(i) or mode, unit.key))
         else:
             outcomes += _settled(table, unit, operations.get(i), mode)
     return outcomes
@@ -448,10 +446,13 @@ def _settled(table: str, unit: Unit, operation: str | None, mode: str) -> Iterat
             yield Outcome(row.raw, Status.WRITTEN, table, "skip", row.key)
 
 
-def _versioned(table: str, unit: Unit, index: int, operations: dict[int, str], mode: str) -> Iterator[Outcome]:
+def _versioned(
+    table: str, unit: WriteUnit, index: int, operations: dict[int, str], mode: str
+) -> Iterator[Outcome]:
     """A unit's outcomes under a version field: what the database did with its delete and its
     write (`Transaction.apply`: "skip" when the stored row was newer), the rows the unit found
     older than an earlier one of the batch (`Unit.stale`) and those superseded reported `skip`."""
+    assert isinstance(unit, Unit)  # segments makes Units only, under a version field
     stale = unit.stale or ()
     deleted = operations.get(delete_slot(index), "delete")
     for row in unit.rows:
@@ -466,8 +467,8 @@ def _versioned(table: str, unit: Unit, index: int, operations: dict[int, str], m
             yield Outcome(row.raw, Status.WRITTEN, table, "skip", row.key)
 
 
-def _rejected(unit: Unit, exc: RecordRejected) -> Iterator[Outcome]:
-    for row in unit.rows:
+def _rejected(unit: WriteUnit, exc: RecordRejected) -> Iterator[Outcome]:
+    for row in unit_rows(unit):
         yield from _rejected_row(row, exc)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .batch import Unit
+from .batch import Unit, WriteUnit
 from .model import TableSpec
 
 
@@ -50,14 +50,14 @@ def delete_slot(index: int) -> int:
     return -1 - index
 
 
-def write_plan(units: Sequence[Unit], table: TableSpec, version: str | None = None) -> Plan:
+def write_plan(units: Sequence[WriteUnit], table: TableSpec, version: str | None = None) -> Plan:
     """The statements that write `units` (of one segment) into `table` (as it exists); `version`:
     the version field the statements are conditional on."""
     delete_units: list[int] | None = None
     if version is None:
-        deletes = [unit.rows[-1].key for unit in units if unit.delete_first]
+        deletes = [unit.rows[-1].key for unit in units if isinstance(unit, Unit) and unit.delete_first]
     else:
-        delete_units = [i for i, unit in enumerate(units) if unit.delete_first]
+        delete_units = [i for i, unit in enumerate(units) if isinstance(unit, Unit) and unit.delete_first]
         deletes = [_versioned_key(units[i], version) for i in delete_units]
     table_columns = table.column_names
     key = set(table.primary_key)
@@ -66,7 +66,7 @@ def write_plan(units: Sequence[Unit], table: TableSpec, version: str | None = No
     rows: list[Mapping[str, Any]] = []
     indexes: list[int] = []
     for index, unit in enumerate(units):
-        if unit.final is None:
+        if isinstance(unit, Unit) and unit.final is None:  # (a Row is a unit of one write)
             continue
         values = unit.values
         fields = values.keys()
@@ -83,6 +83,7 @@ def write_plan(units: Sequence[Unit], table: TableSpec, version: str | None = No
     return Plan(deletes, writes, version, delete_units)
 
 
-def _versioned_key(unit: Unit, version: str) -> Mapping[str, Any]:
+def _versioned_key(unit: WriteUnit, version: str) -> Mapping[str, Any]:
+    assert isinstance(unit, Unit)  # deletes are always Units
     row = unit.deleted or unit.rows[-1]
     return {**row.key, version: row.values.get(version)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sink.batch import Batcher, Unit, segments
+from sink.batch import Batcher, Unit, WriteUnit, final_row, segments, unit_rows
 from sink.model import Batch, Column, ColumnType, Coord, Kind, Op, RawRecord, Row, TableSpec
 
 INT64, STRING = ColumnType(Kind.INT64), ColumnType(Kind.STRING)
@@ -44,9 +44,22 @@ def mk(
     return Row(RawRecord(Coord(table, 0, offset), None, None), table, op, keys, values, spec, schema_id, inferred)
 
 
-def describe(units: list[Unit]) -> list[tuple[Any, bool, Any, list[int]]]:
+def key_of(unit: WriteUnit) -> Any:
+    """A unit's key: a Unit's own; a Row alone in its segment goes by its key values (by its
+    coordinates without a primary key)."""
+    if isinstance(unit, Unit):
+        return unit.key
+    return tuple(unit.key.values()) if unit.key else unit.coord
+
+
+def describe(units: list[WriteUnit]) -> list[tuple[Any, bool, Any, list[int]]]:
     return [
-        (u.key, u.delete_first, None if u.final is None else u.final.values["v"], [r.coord.offset for r in u.rows])
+        (
+            key_of(u),
+            isinstance(u, Unit) and u.delete_first,
+            None if (final := final_row(u)) is None else final.values["v"],
+            [r.coord.offset for r in unit_rows(u)],
+        )
         for u in units
     ]
 
@@ -73,6 +86,16 @@ def test_unit_values_are_the_writes_since_the_last_delete_in_turn() -> None:
     assert segment[0].final is partial
     (segment,) = segments((first, mk(1, op=Op.DELETE, offset=1), partial), insert_mode=False)
     assert segment[0].values == {"id": 1, "w": 2}, "nothing survives a delete"
+
+
+def test_a_write_whose_key_comes_once_is_its_own_unit() -> None:
+    """The usual row needs no Unit: it is the unit; a key that comes again folds its rows into one."""
+    once, twice, again = mk(1, "a", offset=0), mk(2, "b", offset=1), mk(2, "c", offset=2)
+    (segment,) = segments((once, twice, again), insert_mode=False)
+    assert segment[0] is once
+    assert isinstance(segment[1], Unit) and segment[1].rows == [twice, again] and segment[1].final is again
+    (segment,) = segments((mk(3, op=Op.DELETE, offset=3),), insert_mode=False)
+    assert isinstance(segment[0], Unit) and segment[0].delete_first, "a delete is a Unit (it deletes first)"
 
 
 def test_write_then_delete_is_a_delete() -> None:
@@ -105,12 +128,12 @@ def test_insert_mode_insert_delete_insert_tries_both_inserts() -> None:
     # never folded away behind a later delete of its key.
     rows = [mk(1, "a", offset=0), mk(1, op=Op.DELETE, offset=1), mk(1, "b", offset=2)]
     result = segments(tuple(rows), insert_mode=True)
-    inserts_per_unit = [sum(r.op is Op.UPSERT for r in u.rows) for s in result for u in s]
+    inserts_per_unit = [sum(r.op is Op.UPSERT for r in unit_rows(u)) for s in result for u in s]
     assert max(inserts_per_unit) == 1
     flat = [describe(s) for s in segments(tuple(rows), insert_mode=True)]
     assert flat[0] == [((1,), False, "a", [0])]
     assert flat[-1][-1][2] == "b", "the final state is the last insert"
-    attempted = [u.final.values["v"] for s in segments(tuple(rows), insert_mode=True) for u in s if u.final]
+    attempted = [f.values["v"] for s in segments(tuple(rows), insert_mode=True) for u in s if (f := final_row(u))]
     assert attempted == ["a", "b"]
 
 
@@ -122,10 +145,10 @@ def test_insert_mode_insert_then_delete_keeps_both() -> None:
 def test_every_row_is_in_exactly_one_unit() -> None:
     rows = [mk(k % 3, str(i), Op.DELETE if i % 4 == 3 else Op.UPSERT, offset=i) for i, k in enumerate(range(20))]
     for insert_mode in (False, True):
-        seen = [r.coord.offset for s in segments(tuple(rows), insert_mode) for u in s for r in u.rows]
+        seen = [r.coord.offset for s in segments(tuple(rows), insert_mode) for u in s for r in unit_rows(u)]
         assert sorted(seen) == list(range(20))
         for segment in segments(tuple(rows), insert_mode):
-            keys = [u.key for u in segment]
+            keys = [key_of(u) for u in segment]
             assert len(keys) == len(set(keys)), "a key at most once per segment"
 
 
