@@ -205,12 +205,15 @@ class Worker:
             return 1
 
     def _step(self) -> None:
-        self._held.extend(self._poll(self.rules.poll_timeout_s))
+        polled = self._poll(self.rules.poll_timeout_s)
+        self._held.extend(polled)
         while self._held:
             self._on_record(self._held.popleft())
             if self._ready:  # a batch closed: write it before preparing more (memory stays bounded)
                 self._flush()
-        self._flush(self.batcher.due())
+        # Caught up (the poll waited and found nothing): what is buffered is written now, as Kafka
+        # Connect writes each put(); waiting out SINK_BATCH_MAX_WAIT_MS would only delay it.
+        self._flush(self.batcher.due() if polled else self.batcher.drain())
         if self.clock() - self._last_commit >= self.rules.commit_interval_s:
             self._collect(keep_polling=True)  # a commit settles what was written before it (one wait a second)
             self._commit()
@@ -389,7 +392,8 @@ class Worker:
             if isinstance(error, _HandBack) and not retry:
                 self._write(writing.batch)  # the rest of it, in the foreground
             elif isinstance(error, RetriableError | _HandBack) and retry:
-                self._retrying(lambda: self._write(writing.batch), deadline)
+                outage = error if isinstance(error, RetriableError) else None
+                self._retrying(lambda: self._write(writing.batch), deadline, failed=outage)
             elif error is not None:
                 raise error
         except RetriableError:
@@ -476,18 +480,24 @@ class Worker:
 
     # -------------------------------------------------------------- outages
 
-    def _retrying(self, attempt: Callable[[], T], deadline: float | None = None) -> T:
+    def _retrying(
+        self, attempt: Callable[[], T], deadline: float | None = None, failed: RetriableError | None = None
+    ) -> T:
         """Run `attempt`; while the world is down (RetriableError) pause the partitions, stay in the
         group by polling, back off exponentially and try again, until it works or the budget ends.
-        Never routes anything to the dead-letter queue."""
+        Never routes anything to the dead-letter queue. `failed`: the first attempt was made (on
+        the writer thread) and failed so: back off before the next."""
         delay = self.rules.retry_delay_initial_s
         started = self.clock()
         paused = False
         try:
             while True:
                 try:
+                    if failed is not None:
+                        raise failed
                     return attempt()
                 except RetriableError as exc:
+                    failed = None
                     if not paused:
                         log.warning("outage, pausing consumption and retrying: %s", exc)
                         self.source.pause()

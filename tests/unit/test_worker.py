@@ -92,29 +92,42 @@ def assert_commits_never_pass_unsettled(h: Harness, expected_ids: Callable[[TP, 
 
 def test_commits_only_up_to_contiguous_settled() -> None:
     h = Harness(max_wait_ms=5000)
-    # offset 1 is a tombstone: skipped, so settled at once, while offset 0 still waits in its batch.
+    # offset 1 is a tombstone: skipped, so settled at once, while offset 0 still waits in its batch
+    # (polls that find records leave it open; the first empty one writes it).
     h.then(
         [rec(0, {"id": 1}), rec(1, None, key=b"k"), rec(2, {"id": 2})],
         h.wait(2.0),
-        [],  # a commit is due now: offset 0 has not settled, so nothing may be committed
+        [rec(3, {"id": 3})],  # a commit is due now: offset 0 has not settled, so nothing may be committed
     )
-    h.then(lambda: commits_before_write.extend(h.source.commits), h.wait(4.0), [], [], h.wait(2.0), [])
+    h.then(lambda: commits_before_write.extend(h.source.commits), [], h.wait(2.0), [])
     commits_before_write: list[dict[TP, int]] = []
     assert h.run() == 0
     assert commits_before_write == [], "committed past an unwritten record"
+    assert h.store.values("orders") == [1, 2, 3]
+    assert h.source.commits[0] == {("orders", 0): 4}
+    assert h.source.committed == {("orders", 0): 4}
+
+
+def test_a_poll_that_finds_nothing_writes_what_is_buffered() -> None:
+    """Caught up, the sink writes what it holds at once (as Connect writes each put()), not when
+    SINK_BATCH_MAX_WAIT_MS has passed; the next commit covers it."""
+    h = Harness(max_wait_ms=600_000)
+    h.then(rows(1, 2), [], h.wait(1.5), [], lambda: early.update(h.source.committed))
+    early: dict[TP, int] = {}
+    assert h.run() == 0
+    assert early == {("orders", 0): 2}, "the rows waited for the batch's age though nothing more came"
     assert h.store.values("orders") == [1, 2]
-    assert h.source.commits[0] == {("orders", 0): 3}
-    assert h.source.committed == {("orders", 0): 3}
 
 
 def test_offsets_per_partition_move_independently() -> None:
     h = Harness(batch_size=2)
-    h.then(rows(1, 2, partition=0) + rows(3, partition=1), h.wait(1.5), [])
+    # (a poll that finds records, here of another topic, leaves partition 1's open batch waiting)
+    h.then(rows(1, 2, partition=0) + rows(3, partition=1), h.wait(1.5), rows(10, topic="other"))
     h.then(lambda: early.update(h.source.committed), rows(4, partition=1, start=1))
     early: dict[TP, int] = {}
     assert h.run() == 0
     assert early == {("orders", 0): 2}, "partition 1's record sits in an open batch"
-    assert h.source.committed == {("orders", 0): 2, ("orders", 1): 2}
+    assert h.source.committed == {("orders", 0): 2, ("orders", 1): 2, ("other", 0): 1}
     assert h.store.values("orders") == [1, 2, 3, 4]
 
 
