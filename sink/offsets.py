@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import Fenced
-from .model import Coord, Outcome, Status
+from .model import Coord, Settled, Status
 from .ports import OffsetStore, Position, TopicPartition, Transaction
 
 
@@ -190,7 +190,7 @@ class BatchPositions:
         self._settled: dict[TopicPartition, set[int]] = {}  # by the batch's committed transactions
         self._proposed: dict[TopicPartition, tuple[int | None, set[int]]] = {}
 
-    def before_commit(self, tx: Transaction, pending: list[Outcome]) -> None:
+    def before_commit(self, tx: Transaction, pending: Settled) -> None:
         touched: dict[TopicPartition, set[int]] = {}
         for outcome in pending:
             if outcome.status is not Status.FAILED:

@@ -24,7 +24,7 @@ from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
 from .flood import FloodLimit
 from .logs import fields
 from .metrics import Counters, Stats
-from .model import Coord, Outcome, RawRecord, Status, Tolerance
+from .model import Coord, Outcome, RawRecord, Settled, Status, Tolerance, WrittenRows
 from .offsets import OffsetTracker
 from .ports import MessageTooLarge, Publisher
 
@@ -85,23 +85,31 @@ class OutcomeRouter:
         per_record = self._per_record_needs()
         good: list[Coord] = []  # neither a ratio window nor a result topic: counted and settled together
         written = deleted = 0
+        # Rows written whole (`WrittenRows`) need no Outcome made, unless each is routed on its own.
+        groups = outcomes.groups if isinstance(outcomes, Settled) and not per_record else (outcomes,)
         try:
-            for outcome in outcomes:
-                status = outcome.status
-                if status is Status.FAILED:
-                    try:
-                        self._failed(outcome)
-                    except FatalError as exc:
-                        stop = stop or exc
-                elif per_record:
-                    self._succeeded(outcome)
-                else:
-                    if status is Status.WRITTEN:
-                        written += 1
-                    elif status is Status.DELETED:
-                        deleted += 1
+            for group in groups:
+                if isinstance(group, WrittenRows):
+                    written += len(group)
                     self.flood.consecutive = 0
-                    good.append(outcome.raw.coord)
+                    good += group.coords()
+                    continue
+                for outcome in group:
+                    status = outcome.status
+                    if status is Status.FAILED:
+                        try:
+                            self._failed(outcome)
+                        except FatalError as exc:
+                            stop = stop or exc
+                    elif per_record:
+                        self._succeeded(outcome)
+                    else:
+                        if status is Status.WRITTEN:
+                            written += 1
+                        elif status is Status.DELETED:
+                            deleted += 1
+                        self.flood.consecutive = 0
+                        good.append(outcome.raw.coord)
         finally:  # whatever stops the routing (the dead-letter topic away), what committed is settled
             if good:
                 self.counters.rows_written += written

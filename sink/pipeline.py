@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import NoReturn, TypeGuard
 
 from .batch import Unit, WriteUnit, segments, unit_rows
 from .errors import (
@@ -28,7 +28,7 @@ from .errors import (
 )
 from .formats import schema_id_headers
 from .identifiers import IdentifierRules
-from .model import Batch, Decoded, InsertMode, Op, Outcome, Payload, RawRecord, Row, Stage, Status, TableSpec
+from .model import Batch, Decoded, InsertMode, Op, Outcome, Payload, RawRecord, Row, Settled, Stage, Status, TableSpec
 from .plan import delete_slot, write_plan
 from .ports import CommitHook, Decoder, OnCommit, Store
 from .refusals import refusals, refused_outcome, subbatch
@@ -131,7 +131,7 @@ class Writer:
         on_commit: OnCommit | None = None,
         checkpoint: Checkpoint | None = None,
         hook: CommitHook | None = None,
-    ) -> list[Outcome]:
+    ) -> Settled:
         """Write one batch, normally in one transaction; return the outcomes of what was settled.
 
         Isolating rejected rows may take several transactions: `on_commit` hears the outcomes of
@@ -140,10 +140,10 @@ class Writer:
         `checkpoint()` raises (a shutdown deadline), the open transaction is rolled back and the
         rest of the batch left unwritten. `hook` (exactly-once) writes the positions in each
         transaction before it commits."""
-        outcomes: list[Outcome] = []
+        outcomes = Settled()
 
-        def committed(part: list[Outcome]) -> None:
-            outcomes.extend(part)
+        def committed(part: Settled) -> None:
+            outcomes.merge(part)
             if on_commit is not None:
                 on_commit(part)
 
@@ -160,7 +160,7 @@ class Writer:
         ):
             # Nothing to delete from a table that does not exist; creating it from the key alone
             # would shape it without the columns of the records that follow.
-            committed([Outcome(r.raw, Status.DELETED, batch.table, "delete", r.key) for r in batch.rows])
+            committed(Settled([Outcome(r.raw, Status.DELETED, batch.table, "delete", r.key) for r in batch.rows]))
             return
         try:
             spec = self.ensure_table(batch.spec, inferred=batch.inferred)
@@ -176,7 +176,7 @@ class Writer:
                 code="version field missing",
                 column=version,
             )
-            committed([o for row in batch.rows for o in _rejected_row(row, missing)])
+            committed(Settled([o for row in batch.rows for o in _rejected_row(row, missing)]))
             return
         parts = list(segments(batch.rows, insert_mode, version=version))
         with BatchTransactions(self.store, self.max_savepoints, committed, hook) as txs:
@@ -197,14 +197,14 @@ class Writer:
         (row,) = batch.rows
         outcome = Outcome(row.raw, Status.DELETED, batch.table, "truncate")
         if self.store.table(batch.spec.name, batch.spec.schema) is None:
-            committed([outcome])
+            committed(Settled([outcome]))
             return
         try:
             with BatchTransactions(self.store, self.max_savepoints, committed, hook) as txs:
                 txs.current().truncate(batch.spec)
                 txs.settle([outcome])
         except RecordRejected as exc:  # e.g. another table's foreign key: that record's error, rolled back
-            committed(list(_rejected_row(row, exc)))
+            committed(Settled(_rejected_row(row, exc)))
 
     # -------------------------------------------------------------- DDL
 
@@ -309,7 +309,7 @@ class Writer:
             bad = [row for row in batch.rows if id(row) in reasons]
         if good:
             self._write(subbatch(batch, good), committed, checkpoint, hook)
-        committed([refused_outcome(row, reasons[id(row)]) for row in bad])
+        committed(Settled([refused_outcome(row, reasons[id(row)]) for row in bad]))
 
     # -------------------------------------------------------------- isolation
 
@@ -406,7 +406,10 @@ class Writer:
                 # Too many locks for one transaction: fewer savepoints each when the batch is retried.
                 self.max_savepoints = max(1, self.max_savepoints // 2)
             raise
-        txs.settle(self._outcomes(spec.qualified, chunk, operations, self.rules.insert_mode))
+        if not operations and self.rules.version_field is None and _all_rows(chunk):
+            txs.settle_written(spec.qualified, self.rules.insert_mode, chunk)  # the usual chunk
+        else:
+            txs.settle(self._outcomes(spec.qualified, chunk, operations, self.rules.insert_mode))
         txs.savepoint_taken()
         return None
 
@@ -424,6 +427,11 @@ WHOLE_REST_TRIES = 3
 
 def _carry_on() -> None:
     return None
+
+
+def _all_rows(units: list[WriteUnit]) -> TypeGuard[list[Row]]:
+    """Whether every unit is a write of its own (a Row)."""
+    return all(unit.__class__ is Row for unit in units)
 
 
 def _outcomes(table: str, units: list[WriteUnit], operations: dict[int, str], mode: str) -> list[Outcome]:

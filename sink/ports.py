@@ -12,13 +12,13 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from .deadletter import Headers
-from .model import ColumnType, Outcome, Payload, RawRecord, TableSpec
+from .model import ColumnType, Payload, RawRecord, Settled, TableSpec
 from .plan import Plan
 from .schema import Evolution
 
 TopicPartition = tuple[str, int]
 SchemaRef = int | str  # a schema id (magic byte 0) or a schema GUID as text (magic byte 1)
-OnCommit = Callable[[list[Outcome]], None]  # hears the outcomes of each transaction that committed
+OnCommit = Callable[[Settled], None]  # hears the outcomes of each transaction that committed
 
 
 # ------------------------------------------------------------------------------ Kafka
@@ -164,7 +164,7 @@ class CommitHook(Protocol):
     that is about to commit, with the outcomes it settles, and writes their positions (raising
     `Fenced` rolls the transaction back); `after_commit` runs once it committed."""
 
-    def before_commit(self, tx: Transaction, pending: list[Outcome]) -> None: ...
+    def before_commit(self, tx: Transaction, pending: Settled) -> None: ...
     def after_commit(self) -> None: ...
 
 

@@ -7,9 +7,10 @@ isolating its rejected rows needs, announcing outcomes only once their transacti
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 
-from .model import Outcome
+from .model import Outcome, Row, Settled
 from .ports import CommitHook, OnCommit, Store, Transaction
 
 
@@ -26,7 +27,7 @@ class BatchTransactions:
         self._stack = ExitStack()
         self._tx: Transaction | None = None
         self._savepoints = 0
-        self._pending: list[Outcome] = []
+        self._pending = Settled()
 
     def __enter__(self) -> BatchTransactions:
         return self
@@ -46,8 +47,12 @@ class BatchTransactions:
             self._tx = self._stack.enter_context(self.store.transaction())
         return self._tx
 
-    def settle(self, outcomes: list[Outcome]) -> None:
-        self._pending.extend(outcomes)
+    def settle(self, outcomes: Iterable[Outcome]) -> None:
+        self._pending.add(outcomes)
+
+    def settle_written(self, table: str, operation: str, rows: Sequence[Row]) -> None:
+        """Rows written whole by `operation` (their Outcomes are made only if read)."""
+        self._pending.add_written(table, operation, rows)
 
     def savepoint_taken(self) -> None:
         self._savepoints += 1
@@ -62,6 +67,6 @@ class BatchTransactions:
         if hook is not None:
             hook.after_commit()
         self._tx, self._savepoints = None, 0
-        pending, self._pending = self._pending, []
+        pending, self._pending = self._pending, Settled()
         if pending:
             self.committed(pending)

@@ -30,7 +30,7 @@ from .batch import Batcher
 from .errors import FatalError, Fenced, RecordError, RecordStop, RetriableError
 from .health import Health
 from .logs import fields
-from .model import Batch, Coord, Outcome, RawRecord, Row, Status
+from .model import Batch, Coord, Outcome, RawRecord, Row, Settled, Status
 from .offsets import BatchPositions, Ledger
 from .outcomes import OutcomeRouter
 from .pipeline import Preparer, Writer
@@ -57,7 +57,7 @@ T = TypeVar("T")
 
 
 class TracedWrite(Protocol):
-    def committed(self, on_commit: Callable[[list[Outcome]], None]) -> Callable[[list[Outcome]], None]: ...
+    def committed(self, on_commit: Callable[[Settled], None]) -> Callable[[Settled], None]: ...
 
 
 class BatchTracer(Protocol):
@@ -79,7 +79,7 @@ class _NoTracing:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def committed(self, on_commit: Callable[[list[Outcome]], None]) -> Callable[[list[Outcome]], None]:
+    def committed(self, on_commit: Callable[[Settled], None]) -> Callable[[Settled], None]:
         return on_commit
 
 
@@ -109,7 +109,7 @@ class _InFlight:
 
     batch: Batch
     future: Future[None]
-    parts: deque[list[Outcome]]  # appended by the writer thread, settled by the loop
+    parts: deque[Settled]  # appended by the writer thread, settled by the loop
 
 
 class Worker:
@@ -355,11 +355,11 @@ class Worker:
     def _write_in_background(self, batch: Batch) -> None:
         assert self._writer_thread is not None
         self._parts_done.clear()
-        parts: deque[list[Outcome]] = deque()
+        parts: deque[Settled] = deque()
 
-        def committed(part: list[Outcome]) -> None:
+        def committed(part: Settled) -> None:
             parts.append(part)
-            if any(outcome.status is Status.FAILED for outcome in part):
+            if part.failed:
                 raise _HandBack  # routing it may stop the sink: nothing more is written meanwhile
 
         future = self._writer_thread.submit(self._write, batch, committed, self._positions(batch))
@@ -423,7 +423,7 @@ class Worker:
     def _write(
         self,
         batch: Batch,
-        on_commit: Callable[[list[Outcome]], None] | None = None,
+        on_commit: Callable[[Settled], None] | None = None,
         positions: BatchPositions | None = None,
     ) -> None:
         """Write (what is left of) a batch. A retry after an outage skips the records a committed
@@ -452,7 +452,7 @@ class Worker:
         return _only(batch, lambda r: r.coord not in done and (r.coord.topic, r.coord.partition) not in stale)
 
     def _write_once(
-        self, batch: Batch, on_commit: Callable[[list[Outcome]], None], positions: BatchPositions | None
+        self, batch: Batch, on_commit: Callable[[Settled], None], positions: BatchPositions | None
     ) -> None:
         started = self.clock()
         try:
@@ -464,9 +464,9 @@ class Worker:
             ) from exc
         self.stats.observe_batch(batch.table, len(batch.rows), self.clock() - started)
 
-    def _settle_part(self, outcomes: list[Outcome], remember: bool = True) -> None:
+    def _settle_part(self, outcomes: Settled, remember: bool = True) -> None:
         if remember:  # a retry of this batch skips them
-            self._parts_done.update(outcome.coord for outcome in outcomes)
+            self._parts_done.update(outcomes.coords())
         self.router.settled(outcomes)
 
     def _check_stop_deadline(self) -> None:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, Fenced, RecordError, SinkError
-from ..model import Batch, Outcome, RawRecord, Status
+from ..model import Batch, RawRecord, Settled, Status
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -170,8 +170,8 @@ class BatchSpan:
         self.span = span
         self.written = self.deleted = self.failed = 0
 
-    def committed(self, on_commit: Callable[[list[Outcome]], None]) -> Callable[[list[Outcome]], None]:
-        def counted(part: list[Outcome]) -> None:
+    def committed(self, on_commit: Callable[[Settled], None]) -> Callable[[Settled], None]:
+        def counted(part: Settled) -> None:
             for outcome in part:
                 status = outcome.status
                 if status is Status.WRITTEN:
