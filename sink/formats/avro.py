@@ -5,13 +5,18 @@ A writer schema is fetched once per id (or GUID) through the `SchemaSource` port
 fastavro parses it (the schemas it references first, depth first, so named types of other subjects
 resolve), and the sink derives the neutral shape and a converter for what fastavro leaves raw
 (Connect/Debezium names in `connect.name`, nanosecond timestamps).
-fastavro itself returns Decimal, date, time, UTC datetimes, naive datetimes and UUIDs for the Avro
-logical types. Per record: the header, one dict lookup, fastavro's schemaless reader on the parsed
-schema, and the converter (nothing at all for schemas without Connect names).
+fastavro returns Decimal, date, time, UTC datetimes, naive datetimes and UUIDs for the Avro logical
+types, but its timestamp, date and uuid readers cost two to three times the same conversion in the
+converter. So fastavro is given the schema with those logical types renamed (`READERS`, `MARK`): it
+reads their base long, int or string, and the converter makes the very value fastavro would have
+made, or raises the error fastavro would have raised. Per record: the header, one dict lookup,
+fastavro's schemaless reader on the parsed schema, and the converter (nothing at all for schemas
+without such logical types or Connect names).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import uuid
@@ -77,6 +82,65 @@ DEFAULT_LOGICAL: dict[tuple[str, str], Convert] = {
     ("string", "uuid"): lambda v: uuid.UUID(str(v)),
 }
 
+# The logical types whose value the converter makes instead of fastavro (the same value, the same
+# error: fastavro's own expression, see fastavro._logical_readers); fastavro is given them as
+# {"type": base, MARK: logicalType}. time-* (fastavro's arithmetic costs about as much in Python)
+# and decimal (its context rounding) stay fastavro's.
+MARK = "sink.logicalType"
+DAYS_SHIFT = dt.date(1970, 1, 1).toordinal()
+
+
+class _ReadError(Exception):
+    """A value fastavro would have refused while reading: reported as fastavro's error is."""
+
+
+def _millis(epoch: dt.datetime) -> Convert:
+    timedelta = dt.timedelta
+
+    def convert(value: int) -> dt.datetime:
+        try:
+            return epoch + timedelta(0, 0, value * 1000)  # positional: a third cheaper than microseconds=
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise _ReadError(exc) from None
+
+    return convert
+
+
+def _micros(epoch: dt.datetime) -> Convert:
+    timedelta = dt.timedelta
+
+    def convert(value: int) -> dt.datetime:
+        try:
+            return epoch + timedelta(0, 0, value)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise _ReadError(exc) from None
+
+    return convert
+
+
+def _date(value: int) -> dt.date:
+    try:
+        return dt.date.fromordinal(value + DAYS_SHIFT)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise _ReadError(exc) from None
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError) as exc:
+        raise _ReadError(exc) from None
+
+
+READERS: dict[tuple[str, str], Convert] = {
+    ("long", "timestamp-millis"): _millis(logical.EPOCH),
+    ("long", "timestamp-micros"): _micros(logical.EPOCH),
+    ("long", "local-timestamp-millis"): _millis(logical.EPOCH_LOCAL),
+    ("long", "local-timestamp-micros"): _micros(logical.EPOCH_LOCAL),
+    ("int", "date"): _date,
+    ("string", "uuid"): _uuid,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
@@ -109,9 +173,7 @@ class AvroDecoder:
                 f"record of {describe_ref(schema_id)} was read"
             ) from None
         except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-            raise DecodeError(
-                f"Avro: body does not match writer {describe_ref(schema_id)}", detail=f"{type(exc).__name__}: {exc}"
-            ) from None
+            raise _mismatch(schema_id, exc) from None
         end = stream.tell()
         if end != len(data):
             raise DecodeError(
@@ -123,6 +185,8 @@ class AvroDecoder:
                 value = compiled.convert(value)
             except DecodeError:
                 raise
+            except _ReadError as exc:  # a value fastavro's own logical reader would have refused
+                raise _mismatch(schema_id, exc.args[0]) from None
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 raise DecodeError(f"Avro ({describe_ref(schema_id)})", detail=reason) from None
@@ -132,13 +196,26 @@ class AvroDecoder:
         text, references = writer_schema(self._registry, schema_id, "AVRO", "Avro")
         where = f"Avro {describe_ref(schema_id)}"
         named: dict[str, Any] = {}
-        self._add_references(references, named, set(), where)
+        marked = _MarkedSchemas()
+        self._add_references(references, named, set(), where, marked)
         parsed = _parse(text, named, where)
         compiler = _Compiler(named, where)
-        return Compiled(parsed, compiler.shape(parsed), compiler.converter(parsed, ""))
+        shape = compiler.shape(parsed)
+        marked_parsed = marked.parse(text)
+        if marked.usable:
+            try:
+                return Compiled(marked_parsed, shape, _Compiler(marked.named, where, True).converter(marked_parsed, ""))
+            except _Unconverted:
+                pass  # a renamed logical type the converter would not reach: fastavro converts them all
+        return Compiled(parsed, shape, compiler.converter(parsed, ""))
 
     def _add_references(
-        self, references: list[dict[str, Any]], named: dict[str, Any], seen: set[tuple[str, int]], where: str
+        self,
+        references: list[dict[str, Any]],
+        named: dict[str, Any],
+        seen: set[tuple[str, int]],
+        where: str,
+        marked: _MarkedSchemas,
     ) -> None:
         """Parse referenced schemas (depth first) into `named`, so the main schema can use their names."""
         for ref in references:
@@ -152,8 +229,15 @@ class AvroDecoder:
                 raise DecodeError(f"{where}: referenced schema {ref.get('name')!r} is missing: {exc}") from None
             if (schema_type or "AVRO").upper() != "AVRO":
                 raise DecodeError(f"{where}: referenced schema {ref.get('name')!r} is a {schema_type} schema")
-            self._add_references(list(nested or []), named, seen, where)
+            self._add_references(list(nested or []), named, seen, where, marked)
             _parse(text, named, f"{where}, reference {ref.get('name')!r}")
+            marked.parse(text)
+
+
+def _mismatch(schema_id: SchemaRef, exc: BaseException) -> DecodeError:
+    return DecodeError(
+        f"Avro: body does not match writer {describe_ref(schema_id)}", detail=f"{type(exc).__name__}: {exc}"
+    )
 
 
 def _parse(text: str, named: dict[str, Any], where: str) -> Any:
@@ -163,12 +247,95 @@ def _parse(text: str, named: dict[str, Any], where: str) -> Any:
         raise DecodeError(f"{where} cannot be parsed: {type(exc).__name__}: {exc}") from None
 
 
+class _MarkedSchemas:
+    """The writer schema and its references as fastavro is given them: the `READERS` logical types
+    renamed to `MARK`, in named types of their own. Parsed after the originals, which report errors."""
+
+    def __init__(self) -> None:
+        self.named: dict[str, Any] = {}
+        self.renamed = False  # whether any schema had a logical type to rename
+        self.failed = False  # a renamed schema fastavro refused (never seen): fastavro converts
+
+    @property
+    def usable(self) -> bool:
+        return self.renamed and not self.failed
+
+    def parse(self, text: str) -> Any:
+        if self.failed:
+            return None
+        try:
+            schema, renamed = _mark(json.loads(text))
+            self.renamed |= renamed
+            return parse_schema(schema, self.named)
+        except Exception:  # the original parsed: keep it, and fastavro's conversions
+            self.failed = True
+            return None
+
+
+def _mark(schema: Any) -> tuple[Any, bool]:
+    """(a copy of a JSON schema with its `READERS` logical types renamed to MARK, whether any was).
+    Not inside a union of several types: which branch was read is not known after reading."""
+    if isinstance(schema, list):
+        if len([b for b in schema if b != "null"]) != 1:
+            return schema, False
+        branches = [_mark(b) for b in schema]
+        return [b for b, _ in branches], any(r for _, r in branches)
+    if not isinstance(schema, dict):
+        return schema, False
+    kind, lt = schema.get("type"), schema.get("logicalType")
+    if isinstance(kind, str) and isinstance(lt, str) and (kind, lt) in READERS:
+        copy = {k: v for k, v in schema.items() if k != "logicalType"}
+        copy[MARK] = lt
+        return copy, True
+    copy = dict(schema)
+    renamed = False
+    if kind in ("record", "error") and isinstance(schema.get("fields"), list):
+        copy["fields"] = []
+        for field in schema["fields"]:
+            if isinstance(field, dict) and "type" in field:
+                field_type, field_renamed = _mark(field["type"])
+                field = {**field, "type": field_type}
+                renamed |= field_renamed
+            copy["fields"].append(field)
+    for key in ("items", "values"):
+        if kind == ("array" if key == "items" else "map") and key in schema:
+            copy[key], child_renamed = _mark(schema[key])
+            renamed |= child_renamed
+    return copy, renamed
+
+
+class _Unconverted(Exception):
+    """A renamed logical type sits where the converter does not go (a union of several types, a
+    Connect-named struct): the schema is read with fastavro's conversions instead."""
+
+
+def _has_mark(schema: Any, named: dict[str, Any], seen: set[str]) -> bool:
+    """Whether a renamed logical type is anywhere in `schema` (named types followed once)."""
+    if isinstance(schema, str):
+        if schema in seen or schema not in named:
+            return False
+        seen.add(schema)
+        return _has_mark(named[schema], named, seen)
+    if isinstance(schema, list):
+        return any(_has_mark(b, named, seen) for b in schema)
+    if not isinstance(schema, dict):
+        return False
+    if MARK in schema:
+        return True
+    if isinstance(schema.get("name"), str):
+        seen.add(schema["name"])
+    children = [f.get("type") for f in schema.get("fields") or [] if isinstance(f, dict)]
+    children += [schema.get("type"), schema.get("items"), schema.get("values")]
+    return any(_has_mark(c, named, seen) for c in children if c is not None)
+
+
 class _Compiler:
     """Walks a parsed schema once: shape, converter, defaults. Named types resolve through `named`."""
 
-    def __init__(self, named: dict[str, Any], where: str) -> None:
+    def __init__(self, named: dict[str, Any], where: str, marked: bool = False) -> None:
         self.named = named
         self.where = where
+        self.marked = marked  # the schema fastavro reads: renamed logical types (MARK) are the converter's
         self._records: dict[str, Convert | None] = {}  # compiled record converters by full name
         self._building: set[str] = set()  # records being compiled (recursive types)
         self._shaping: set[str] = set()  # records whose shape is being built (recursive types)
@@ -285,17 +452,21 @@ class _Compiler:
         if isinstance(schema, list):
             branches = [b for b in schema if b != "null"]
             if len(branches) != 1:
+                self._opaque(schema)
                 return None
             inner = self.converter(branches[0], path)
             return None if inner is None else nullable(inner)
         if isinstance(schema, str):
             return None
         kind = schema["type"]
+        if MARK in schema:
+            return READERS[kind, schema[MARK]]
         lt = schema.get("logicalType")
         if (kind, lt) in NANOS:
             return NANOS[kind, lt][1]
         name = self._logical_name(schema)
         if name:
+            self._opaque(schema)
             return logical.converter(name, schema.get("connect.parameters"))
         if kind in ("record", "error"):
             return self._record(schema, path)
@@ -305,7 +476,14 @@ class _Compiler:
         if kind == "map":
             values = self.converter(schema["values"], path + "{}")
             return None if values is None else (lambda v: {k: values(x) for k, x in v.items()})
+        self._opaque(schema)
         return None
+
+    def _opaque(self, schema: Any) -> None:
+        """For a schema the converter does not look into: refuse the marked schema if fastavro was
+        told to leave a logical type inside it raw."""
+        if self.marked and _has_mark(schema, self.named, set()):
+            raise _Unconverted
 
     def _late(self, name: str) -> Convert | None:
         if name not in self._building:
