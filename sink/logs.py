@@ -30,9 +30,10 @@ from typing import Any
 
 from .model import Coord
 
-# httpx/httpcore log every request URL at INFO (a registry URL may carry user:password@);
+# httpx/httpcore log every request URL at INFO (a registry URL may carry user:password@); the
+# registry client uses httpx2/httpcore2 under those names when installed (confluent_shim).
 # SQLAlchemy logs statements with their parameters (record values) once the root is at DEBUG.
-QUIET_LOGGERS = ("httpx", "httpcore", "sqlalchemy", "urllib3")
+QUIET_LOGGERS = ("httpx", "httpcore", "httpx2", "httpcore2", "sqlalchemy", "urllib3")
 # librdkafka's lines, one logger per kind of client: `sink.librdkafka`, `sink.librdkafka.check`...
 LIBRDKAFKA = "sink.librdkafka"
 # Loggers (and their children) whose lines repeat many times a second while a broker is unreachable.

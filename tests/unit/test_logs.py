@@ -132,6 +132,24 @@ def test_setup_logging_holds_back_librdkafka_repeats_but_never_the_sinks_own_lin
     assert logging.getLogger("sink.worker").filters == []
 
 
+def test_the_registry_clients_request_lines_stay_out_of_the_log(
+    restore_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry client logs every request, URL and all, at INFO through the HTTP library it
+    uses (httpx2 and httpcore2 when installed, else httpx and httpcore): held at WARNING."""
+    from sink.adapters.confluent_shim import TransportError
+
+    library = TransportError.__module__.split(".")[0]
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", out)
+    setup_logging("INFO", "text")
+    logging.getLogger(library).info("HTTP Request: GET http://registry:8081/schemas/ids/1")
+    logging.getLogger(library.replace("httpx", "httpcore") + ".connection").info("connect_tcp.started")
+    logging.getLogger(library).warning("a warning passes")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "a warning passes" in lines[0]
+
+
 # ------------------------------------------------------------------------------ fields
 
 
