@@ -39,7 +39,7 @@ class Versioned:
             assert isinstance(row, Row)
             assert batcher.add(row) == []
         (batch,) = batcher.drain()
-        return self.writer.write(batch)
+        return list(self.writer.write(batch))
 
 
 def test_shuffled_versions_in_one_batch_and_across_batches_end_newest(store: SqlStore, name: str, url: str) -> None:
