@@ -8,6 +8,7 @@ here asserts a time. See benchmarks/README.md for what each line means.
 from __future__ import annotations
 
 import argparse
+import compileall
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     shown = ", ".join(plan[name] for name in SECTIONS if name in args.only)
     progress.line(f"kafka-sql-sink benchmarks: {shown}; work dir {workdir}")
+    # The sink's bytecode, as an installed image has it (pip compiles what it installs; the
+    # editable checkout is compiled by each `sink` process again when PYTHONDONTWRITEBYTECODE is set).
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "sink"), quiet=1)
     for db in args.databases:
         if db not in available:
             progress.line(f"skipping {db}: cannot connect to {urls[db]}")
