@@ -33,7 +33,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--records", type=int, help="records per end-to-end topic (default 100,000); avro: the dataset (1,000,000)"
     )
-    parser.add_argument("--batch-size", type=int, default=3000, help="rows per batch (default 3000, the sink's)")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="rows per batch (default 10000, the sink's)")
     parser.add_argument("--keys", type=int, help="distinct keys in the upsert topic (default records / 10)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {', '.join(SECTIONS)}")
     parser.add_argument("--databases", default=",".join(DATABASES), help=f"comma list of {', '.join(DATABASES)}")

@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     record_max_depth: int = Field(100, ge=1, le=500)
     table_max_columns: int | None = Field(None, ge=1)  # default: the database's own limit
 
-    batch_size: int = Field(3000, ge=1, le=1_000_000)
+    batch_size: int = Field(10_000, ge=1, le=1_000_000)
     batch_max_wait_ms: int = Field(500, ge=0)
     buffer_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)  # records' bytes buffered before a write
 
