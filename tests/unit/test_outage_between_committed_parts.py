@@ -1,4 +1,6 @@
-"""Review of issue 7 (h-review): scenarios around the throughput pass, over the in-memory fakes."""
+"""An outage between the transactions of one batch (isolation commits parts as it goes): every
+committed row is written once and each record settled once, with or without the writer thread,
+and under exactly-once."""
 
 from __future__ import annotations
 
