@@ -297,6 +297,14 @@ class Settled(Sequence[Outcome]):
             else:
                 yield from (outcome.raw.coord for outcome in group)
 
+    def settled_coords(self) -> Iterator[Coord]:
+        """The coordinates of the outcomes that are not FAILED (record errors not routed yet)."""
+        for group in self.groups:
+            if isinstance(group, WrittenRows):
+                yield from group.coords()
+            else:
+                yield from (outcome.raw.coord for outcome in group if outcome.status is not Status.FAILED)
+
     def __len__(self) -> int:
         return self._size
 

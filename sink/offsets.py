@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .errors import Fenced
-from .model import Coord, Settled, Status
+from .model import Coord, Settled
 from .ports import OffsetStore, Position, TopicPartition, Transaction
 
 
@@ -192,10 +192,8 @@ class BatchPositions:
 
     def before_commit(self, tx: Transaction, pending: Settled) -> None:
         touched: dict[TopicPartition, set[int]] = {}
-        for outcome in pending:
-            if outcome.status is not Status.FAILED:
-                c = outcome.raw.coord
-                touched.setdefault((c.topic, c.partition), set()).add(c.offset)
+        for c in pending.settled_coords():
+            touched.setdefault((c.topic, c.partition), set()).add(c.offset)
         if not touched:  # no row written: nothing to fence, nothing new settled
             self._proposed = {}
             return

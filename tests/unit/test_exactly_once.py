@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sink.model import Coord, Outcome, RawRecord, Status
+from sink.model import Coord, Outcome, RawRecord, Settled, Status
 from sink.offsets import Ledger, OffsetTracker
 from sink.outcomes import RoutingRules
 from sink.pipeline import WriteRules
@@ -160,7 +160,7 @@ def test_a_failed_outcome_in_the_transaction_does_not_move_the_position() -> Non
     written = [Outcome(rec(0, o), Status.WRITTEN, "orders", "insert", None) for o in (0, 2)]
     failed = Outcome(rec(0, 1), Status.FAILED, "orders", "insert", None)
     with store.transaction() as tx:
-        positions.before_commit(tx, [written[0], failed, written[1]])
+        positions.before_commit(tx, Settled([written[0], failed, written[1]]))
     positions.after_commit()
     assert offsets.rows() == {P0: (1, 1)}
     assert ledger.written[P0] == 1
