@@ -295,11 +295,11 @@ class Worker:
         try:
             try:
                 prepared = self.preparer.prepare(raw)
-            except RetriableError:  # the registry is away: wait it out (rare, so off the hot path)
+            except RetriableError as outage:  # the registry is away: wait it out (rare, so off the hot path)
                 self._collect(keep_polling=True)  # never a write in flight during a back-off
                 if not self.tracker.tracks(raw.coord):
                     return  # revoked while the write was waited for: its new owner reads it
-                prepared = self._retrying(lambda: self.preparer.prepare(raw))
+                prepared = self._retrying(lambda: self.preparer.prepare(raw), failed=outage)
         except RecordError as error:
             if self._stale and self._drop_if_stale(raw.coord):
                 return

@@ -474,6 +474,27 @@ def test_a_registry_outage_while_decoding_is_retried_not_dead_lettered() -> None
     assert h.source.pauses == 1
 
 
+def test_a_registry_outage_while_decoding_backs_off_before_the_next_try() -> None:
+    """The failed decode was the first attempt: the next one comes after the initial delay, not at
+    once (as for a write that failed on the writer thread)."""
+    calls: list[float] = []
+    h = Harness(tolerance="all")
+    decoder = FlakyDecoder(outages=1)
+    real = decoder.decode
+
+    def timed(data: bytes, header: bytes | None = None) -> Payload:
+        calls.append(h.clock.now)
+        return real(data, header)
+
+    decoder.decode = timed  # type: ignore[method-assign]
+    h.worker.preparer.value_decoder = decoder
+    h.worker.rules = LoopRules(poll_timeout_s=0.1, stats_interval_s=3600, retry_delay_initial_s=0.5)
+    h.then([good(0)])
+    assert h.run() == 0
+    assert h.store.values() == [0]
+    assert len(calls) == 2 and calls[1] - calls[0] == pytest.approx(0.5, abs=0.21)
+
+
 def test_a_refused_commit_is_tried_again_later() -> None:
     h = Harness(tolerance="all")
     h.source.commit_failures = 1
