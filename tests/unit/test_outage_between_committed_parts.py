@@ -62,25 +62,34 @@ class CountingStore(FakeStore):
             raise
 
 
+def isolating(store: CountingStore, **extra: Any) -> WorkerHarness:
+    """Tolerance all, one savepoint per transaction: isolating the rejected row commits part by part."""
+    return WorkerHarness(
+        store,
+        tolerance="all",
+        routing=RoutingRules(tolerance="all"),
+        write=WriteRules("upsert", True, True, False, max_savepoints=1),
+        batch_size=6,
+        **extra,
+    )
+
+
+def assert_each_good_row_written_once(store: CountingStore) -> None:
+    assert store.values("orders") == [1, 2, 4, 5, 6]
+    written = Counter(i for statement in store.applied for i in statement)
+    assert all(n == 1 for n in written.values()), f"a committed row written again: {store.applied}"
+
+
 @pytest.mark.parametrize("background", [True, False])
 @pytest.mark.parametrize("fail_at", [None, 2, 3, 4])
 def test_an_outage_between_the_transactions_of_an_isolating_batch_writes_each_row_once(
     background: bool, fail_at: int | None
 ) -> None:
     store = CountingStore(fail_at)
-    h = WorkerHarness(
-        store,
-        tolerance="all",
-        routing=RoutingRules(tolerance="all"),
-        write=WriteRules("upsert", True, True, False, max_savepoints=1),
-        batch_size=6,
-        write_in_background=background,
-    )
+    h = isolating(store, write_in_background=background)
     h.then([rec(i - 1, {"id": i}) for i in range(1, 7)], [], h.wait(5.0), [])
     assert h.run() == 0
-    assert store.values("orders") == [1, 2, 4, 5, 6]
-    written = Counter(i for statement in store.applied for i in statement)
-    assert all(n == 1 for n in written.values()), f"a committed row written again: {store.applied}"
+    assert_each_good_row_written_once(store)
     assert h.source.committed == {("orders", 0): 6}
     assert h.worker.counters.failed == 1
     assert h.worker.counters.rows_written == 5
@@ -93,19 +102,10 @@ def test_exactly_once_positions_follow_the_rows_written_whole_and_the_rejected_o
 
     store = CountingStore(None)
     offsets = FakeOffsets(store)
-    h = WorkerHarness(
-        store,
-        tolerance="all",
-        routing=RoutingRules(tolerance="all"),
-        write=WriteRules("upsert", True, True, False, max_savepoints=1),
-        batch_size=6,
-        ledger=Ledger(offsets),
-    )
+    h = isolating(store, ledger=Ledger(offsets))
     arm = (lambda: setattr(store, "fail_at", store.begun + fail_at)) if fail_at else (lambda: None)
     h.then(h.source.assign([("orders", 0)]), arm, [rec(i - 1, {"id": i}) for i in range(1, 7)], [], h.wait(5.0), [])
     assert h.run() == 0
-    assert store.values("orders") == [1, 2, 4, 5, 6]
-    written = Counter(i for statement in store.applied for i in statement)
-    assert all(n == 1 for n in written.values()), f"a committed row written again: {store.applied}"
+    assert_each_good_row_written_once(store)
     assert offsets.rows()[("orders", 0)][0] == 6
     assert h.source.committed == {("orders", 0): 6}
