@@ -290,20 +290,14 @@ class Settled(Sequence[Outcome]):
         self._size += len(other)
         self.failed = self.failed or other.failed
 
-    def coords(self) -> Iterator[Coord]:
+    def coords(self, failed: bool = True) -> Iterator[Coord]:
+        """The outcomes' coordinates; without those of FAILED ones (record errors not routed yet)
+        when `failed` is false."""
         for group in self.groups:
             if isinstance(group, WrittenRows):
                 yield from group.coords()
             else:
-                yield from (outcome.raw.coord for outcome in group)
-
-    def settled_coords(self) -> Iterator[Coord]:
-        """The coordinates of the outcomes that are not FAILED (record errors not routed yet)."""
-        for group in self.groups:
-            if isinstance(group, WrittenRows):
-                yield from group.coords()
-            else:
-                yield from (outcome.raw.coord for outcome in group if outcome.status is not Status.FAILED)
+                yield from (o.raw.coord for o in group if failed or o.status is not Status.FAILED)
 
     def __len__(self) -> int:
         return self._size

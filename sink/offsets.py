@@ -192,7 +192,7 @@ class BatchPositions:
 
     def before_commit(self, tx: Transaction, pending: Settled) -> None:
         touched: dict[TopicPartition, set[int]] = {}
-        for c in pending.settled_coords():
+        for c in pending.coords(failed=False):
             touched.setdefault((c.topic, c.partition), set()).add(c.offset)
         if not touched:  # no row written: nothing to fence, nothing new settled
             self._proposed = {}

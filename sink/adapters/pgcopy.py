@@ -124,7 +124,7 @@ def stage_probe_and_merge(
     stage's ordinal column); before the merge, `probe(stage)` answers (position, changes it?) for
     the staged rows whose key is stored. Returns those answers by position."""
     stage = staged(connection, dialect, table, spec, names, rows, ordinal=True)
-    found = {int(n): bool(fresh) for n, fresh in connection.execute(probe(stage)).tuples()}
+    found = _by_position(connection.execute(probe(stage)))
     connection.execute(merge(stage))
     return found
 
@@ -142,7 +142,12 @@ def stage_and_merge_reporting(
     carries its position as a last value (the stage's ordinal column). Returns the answers by
     position."""
     stage = staged(connection, dialect, table, spec, names, rows, ordinal=True)
-    return {int(n): bool(inserted) for n, inserted in connection.execute(merge(stage)).tuples()}
+    return _by_position(connection.execute(merge(stage)))
+
+
+def _by_position(answers: sa.CursorResult[Any, Any]) -> dict[int, bool]:
+    """A statement's (position, yes/no) rows by position."""
+    return {int(n): bool(answer) for n, answer in answers.tuples()}
 
 
 def staged(

@@ -37,7 +37,7 @@ def test_written_rows_read_as_the_outcomes_they_stand_for_in_order() -> None:
     assert list(settled) == [*expected, bad, Outcome(row(3).raw, Status.WRITTEN, "orders", "upsert", {"id": 3})]
     assert len(settled) == 4 and settled[1] == expected[1] and settled[-1].coord.offset == 3
     assert list(settled.coords()) == [Coord("orders", 0, n) for n in range(4)]
-    assert list(settled.settled_coords()) == [Coord("orders", 0, n) for n in (0, 1, 3)], "not the failed one"
+    assert list(settled.coords(failed=False)) == [Coord("orders", 0, n) for n in (0, 1, 3)], "not the failed one"
     assert settled.failed
 
 
