@@ -450,6 +450,7 @@ def test_a_revocation_while_a_batch_is_in_flight_settles_and_commits_it_first() 
     at_revoke: dict[str, Any] = {}
 
     def revoke() -> None:  # the rebalance callback runs inside poll, with (1, 2) still being written
+        held.entered.wait(5)  # the writer thread may not have reached the statement yet
         at_revoke["in_flight"] = held.holding
         held.open()
         h.source.on_revoke([P0])
