@@ -11,11 +11,22 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 # The types made once per record (and per record and stage) are named tuples: immutable like the
 # frozen dataclasses below, at a quarter of their construction cost on the hot path (a frozen
 # dataclass sets each field through object.__setattr__).
+#
+# Where one is made for every record (decoders, the row plan, the consumer), `make(Cls, (every
+# field, in order))` builds it: tuple.__new__ itself, without the Python frame of the generated
+# constructor (a third of the cost; no defaults, so every field is given).
+_T = TypeVar("_T")
+if TYPE_CHECKING:
+
+    def make(cls: type[_T], fields: tuple[Any, ...], /) -> _T: ...
+
+else:
+    make = tuple.__new__
 
 
 class Coord(NamedTuple):

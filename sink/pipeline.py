@@ -28,7 +28,21 @@ from .errors import (
 )
 from .formats import schema_id_headers
 from .identifiers import IdentifierRules
-from .model import Batch, Decoded, InsertMode, Op, Outcome, Payload, RawRecord, Row, Settled, Stage, Status, TableSpec
+from .model import (
+    Batch,
+    Decoded,
+    InsertMode,
+    Op,
+    Outcome,
+    Payload,
+    RawRecord,
+    Row,
+    Settled,
+    Stage,
+    Status,
+    TableSpec,
+    make,
+)
 from .plan import delete_slot, write_plan
 from .ports import CommitHook, Decoder, OnCommit, Store
 from .refusals import refusals, refused_outcome, subbatch
@@ -64,7 +78,7 @@ class Preparer:
             value = NULL if raw.value is None else self.value_decoder.decode(raw.value, value_header)
         except Exception as exc:
             _raise_decode_error(exc, Stage.VALUE_CONVERTER)
-        decoded = Decoded(raw, key, value)
+        decoded = make(Decoded, (raw, key, value))
         try:
             row = self.mapper.to_row(decoded)
             if row is None:

@@ -19,7 +19,7 @@ from .cdc import Change, ChangeFields, ChangeReader, source_block
 from .errors import MappingError
 from .formats import Struct
 from .identifiers import IdentifierRules, check_columns, check_schema, check_table, split_table_name_format
-from .model import CdcFormat, Column, ColumnType, Decoded, Kind, Op, Payload, PkMode, Row, Stage, TableSpec
+from .model import CdcFormat, Column, ColumnType, Decoded, Kind, Op, Payload, PkMode, Row, Stage, TableSpec, make
 from .schema import infer_columns, infer_type
 
 KAFKA_FIELDS = ("__connect_topic", "__connect_partition", "__connect_offset")
@@ -484,7 +484,8 @@ class _RowPlan:
                     return None
             if self.pk_mode == "record_key" or values is not data:
                 values = {**values, **key_values}
-        return Row(record.raw, self.table, Op.UPSERT, key_values, values, self.spec, record.value.schema_id, False)
+        fields = (record.raw, self.table, Op.UPSERT, key_values, values, self.spec, record.value.schema_id, False)
+        return make(Row, fields)
 
     def _filtered(self, data: dict[str, Any]) -> dict[str, Any]:
         include, exclude = self.include, self.exclude

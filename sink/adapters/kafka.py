@@ -14,7 +14,7 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from ..errors import BrokerUnavailable, ConfigError, DeadLetterUnavailable, FatalError
 from ..logs import librdkafka_logger
-from ..model import Coord, RawRecord
+from ..model import Coord, RawRecord, make
 from ..ports import MessageTooLarge, TopicPartition
 
 log = logging.getLogger("sink.kafka")
@@ -125,16 +125,12 @@ def _no_values(exc: KafkaException) -> str:
 
 def to_raw(message: Message) -> RawRecord:
     _kind, timestamp = message.timestamp()
-    headers = tuple(message.headers() or ())
+    listed = message.headers()
     # A consumed record (not an error) always has a topic, partition and offset, and headers are
-    # (name, value) pairs: the stubs type them loosely. No run-time check: this is the hot path.
-    return RawRecord(
-        Coord(message.topic(), message.partition(), message.offset()),  # type: ignore[arg-type]
-        message.key(),
-        message.value(),
-        headers,  # type: ignore[arg-type]
-        timestamp if timestamp >= 0 else None,
-    )
+    # (name, value) pairs. No run-time check: this is the hot path.
+    coord = make(Coord, (message.topic(), message.partition(), message.offset()))
+    headers = tuple(listed) if listed else ()
+    return make(RawRecord, (coord, message.key(), message.value(), headers, timestamp if timestamp >= 0 else None))
 
 
 class KafkaSource:

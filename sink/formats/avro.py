@@ -27,7 +27,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader
 
 from ..errors import DecodeError
-from ..model import Column, ColumnType, Kind, Payload, Shape
+from ..model import Column, ColumnType, Kind, Payload, Shape, make
 from ..ports import SchemaRef, SchemaSource
 from . import (
     HEADER_SIZE,
@@ -178,7 +178,7 @@ class AvroDecoder:
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 raise DecodeError(f"Avro ({describe_ref(schema_id)})", detail=reason) from None
-        return Payload(value, compiled.shape, schema_id)
+        return make(Payload, (value, compiled.shape, schema_id))
 
     def _compile(self, schema_id: SchemaRef) -> Compiled:
         text, references = writer_schema(self._registry, schema_id, "AVRO", "Avro")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import DecodeError
-from ..model import ColumnType, Kind, Payload
+from ..model import ColumnType, Kind, Payload, make
 
 STRING = ColumnType(Kind.STRING)
 
@@ -11,6 +11,6 @@ STRING = ColumnType(Kind.STRING)
 class StringDecoder:
     def decode(self, data: bytes, header: bytes | None = None) -> Payload:  # header: no framing here
         try:
-            return Payload(data.decode("utf-8"), STRING)
+            return make(Payload, (data.decode("utf-8"), STRING, None))
         except UnicodeDecodeError as exc:
             raise DecodeError(f"not valid UTF-8 at byte {exc.start}: {exc.reason}") from None
