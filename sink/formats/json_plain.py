@@ -9,13 +9,12 @@ whose value or error stands. Valid JSON within those bounds parses to the same v
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 from ..errors import DecodeError
-from ..model import Payload
+from ..model import Payload, make
 from . import exceeds_depth
 
 
@@ -27,19 +26,23 @@ class JsonDecoder:
         if exceeds_depth(data, self.max_depth):  # before json.loads and every later step recurse into it
             raise DecodeError(f"JSON nested deeper than {self.max_depth} levels (SINK_RECORD_MAX_DEPTH)")
         try:
-            return Payload(loads(data))
+            return make(Payload, (loads(data), None, None))
         except UnicodeDecodeError as exc:
             raise DecodeError(f"not valid UTF-8 at byte {exc.start}: {exc.reason}") from None
         except json.JSONDecodeError as exc:
             raise DecodeError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
 
 
-LONG_NUMBER = re.compile(rb"[0-9]{19}")
+# 19 digits in a row, found as 19 nines once every digit is a nine: translate and `in` are C loops
+# (about 0.7 us on a 260-byte record, where a regex search for [0-9]{19} took 4.8, four times
+# orjson's whole parse).
+DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9" * 10)
+LONG_NUMBER = b"9" * 19
 
 
 def loads(data: bytes) -> Any:
     """`json.loads(data)`, faster."""
-    if LONG_NUMBER.search(data) is None:
+    if LONG_NUMBER not in data.translate(DIGITS_AS_NINES):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

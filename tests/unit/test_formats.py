@@ -10,6 +10,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sink.errors import ConfigError, DecodeError
 from sink.formats import make_decoder
@@ -389,7 +391,18 @@ JSON_EDGES = [
     b'\xef\xbb\xbf{"bom": 1}',
     b'{"neg_zero": -0.0, "tiny": 1e-400, "exp": 2.5e-3, "dup": 1, "dup": 2}',
     b'{"esc": "tab\\tnewline\\n\\u00e9\\ud83d\\ude00"}',
+    b'{"nines": 99999999999999999999, "short": 999999999999999999}',  # 20 nines: beyond 64 bits
+    b'{"split": [123456789, 1234567890], "f": 123456789012345678.5}',  # 18 digits in a row at most
 ]
+
+
+@given(st.binary(max_size=80) | st.text(alphabet="0123456789 .-e9", max_size=60).map(str.encode))
+def test_the_long_number_check_finds_19_digits_in_a_row_exactly(data: bytes) -> None:
+    import re
+
+    from sink.formats.json_plain import DIGITS_AS_NINES, LONG_NUMBER
+
+    assert (LONG_NUMBER in data.translate(DIGITS_AS_NINES)) == (re.search(rb"[0-9]{19}", data) is not None)
 
 
 @pytest.mark.parametrize("data", JSON_EDGES)
