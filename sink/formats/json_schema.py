@@ -30,6 +30,7 @@ from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
 from ..ports import SchemaRef, SchemaSource
 from . import HEADER_SIZE, MAGIC_BYTE, describe_ref, framing, logical, nullable, writer_schema
+from .json_plain import loads
 
 Convert = Callable[[Any], Any]
 Resolver = Any  # a `referencing` resolver (its class is not exported): where a $ref resolves from
@@ -88,7 +89,7 @@ class JsonSchemaDecoder:
         if compiled is None:
             compiled = self._compiled[schema_id] = self._compile(schema_id)
         try:
-            value = json.loads(data[start:])
+            value = loads(data[start:])  # json.loads, through orjson where that is the same
         except UnicodeDecodeError as exc:
             raise DecodeError(f"JSON Schema: not valid UTF-8 at byte {start + exc.start}: {exc.reason}") from None
         except json.JSONDecodeError as exc:
