@@ -215,11 +215,23 @@ class Worker:
         # Caught up (the poll waited and found nothing): what is buffered is written now, as Kafka
         # Connect writes each put(); waiting out SINK_BATCH_MAX_WAIT_MS would only delay it.
         self._flush(self.batcher.due() if polled else self.batcher.drain())
-        if self.clock() - self._last_commit >= self.rules.commit_interval_s:
-            self._collect(keep_polling=True)  # a commit settles what was written before it (one wait a second)
-            self._commit()
+        self._commit_if_due()
         if self.clock() - self._last_stats >= self.rules.stats_interval_s:
             self._log_stats()
+
+    def _commit_if_due(self) -> None:
+        """The periodic commit, once the write in flight (if any) is done, so that it covers every
+        batch written before it. A write not yet done puts the commit off to a later step, for one
+        more interval at most: waiting for it at once cost the loop a batch's merge once a second
+        (5 % of a benchmark run's time), while the next step most often finds it done."""
+        overdue = self.clock() - self._last_commit
+        if overdue < self.rules.commit_interval_s:
+            return
+        writing = self._writing
+        if writing is not None and not writing.future.done() and overdue < 2 * self.rules.commit_interval_s:
+            return
+        self._collect(keep_polling=True)
+        self._commit()
 
     def _poll(self, timeout: float) -> list[RawRecord]:
         records = self.source.poll(self.rules.max_poll_records, timeout)
