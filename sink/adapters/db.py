@@ -26,13 +26,13 @@ from . import pgcopy
 from .dberrors import classified, classify, ddl_classified, driver_refusals
 from .executemany import (
     DOCUMENTS,
+    Binder,
     DriverStatement,
-    Parameters,
     compile_for_driver,
     execute_many,
     holds_documents,
     nested_value_refused,
-    row_binder,
+    rows_binder,
 )
 from .pgcopy import stage_and_merge
 from .reflection import reflect_table
@@ -132,8 +132,8 @@ class SqlTransaction:
     def _delete(self, table: sa.Table, key: Sequence[str], keys: list[Mapping[str, Any]]) -> None:
         shape = (table, "delete", ())
         driver = self.store.driver_statement(shape, lambda: self.dialect.delete(table, key), (), _key_binds(key))
-        parameters = self.store.row_binder(shape, driver, table)
-        execute_many(self.connection, driver, [parameters(k) for k in keys])
+        parameters = self.store.rows_binder(shape, driver, table)
+        execute_many(self.connection, driver, parameters(keys))
 
     def _write_rows(
         self, table: sa.Table, key: Sequence[str], mode: str, names: Sequence[str], rows: list[Mapping[str, Any]]
@@ -145,8 +145,8 @@ class SqlTransaction:
             driver = self.store.driver_statement(shape, lambda: self.dialect.update(table, key, names), (), binds)
         else:
             driver = self.store.driver_statement(shape, lambda: self._insert(table, key, mode, names), names, {})
-        parameters = self.store.row_binder(shape, driver, table)
-        execute_many(self.connection, driver, [parameters(row) for row in rows])
+        parameters = self.store.rows_binder(shape, driver, table)
+        execute_many(self.connection, driver, parameters(rows))
 
     def _upsert_reporting(
         self, table: sa.Table, key: Sequence[str], names: Sequence[str], rows: list[Mapping[str, Any]]
@@ -326,7 +326,7 @@ class SqlStore:
         self._tables: dict[tuple[str | None, str], TableSpec] = {}  # by (schema, name): tables that exist
         self._sa_tables: dict[tuple[Any, ...], sa.Table] = {}
         self._driver_statements: dict[tuple[Any, ...], DriverStatement] = {}
-        self._row_binders: dict[tuple[Any, ...], Callable[[Mapping[str, Any]], Parameters]] = {}
+        self._rows_binders: dict[tuple[Any, ...], Binder] = {}
 
     # -------------------------------------------------------------- reflection
 
@@ -365,14 +365,13 @@ class SqlStore:
             self._driver_statements[shape] = compile_for_driver(build(), self.engine.dialect, column_keys, binds)
         return self._driver_statements[shape]
 
-    def row_binder(
-        self, shape: tuple[Any, ...], statement: DriverStatement, table: sa.Table
-    ) -> Callable[[Mapping[str, Any]], Parameters]:
-        binder = self._row_binders.get(shape)
+    def rows_binder(self, shape: tuple[Any, ...], statement: DriverStatement, table: sa.Table) -> Binder:
+        """The statement's parameters for a list of rows, built column by column (`rows_binder`)."""
+        binder = self._rows_binders.get(shape)
         if binder is None:
             scalar = {c.name for c in table.columns if not holds_documents(c.type)}
-            binder = row_binder(statement, self.dialect.bind, self.dialect.bind_classes, scalar)
-            self._row_binders[shape] = binder
+            binder = rows_binder(statement, self.dialect.bind, self.dialect.bind_classes, scalar)
+            self._rows_binders[shape] = binder
         return binder
 
     # -------------------------------------------------------------- DDL

@@ -5,7 +5,8 @@ shape; only the per-row work moves here: SQLAlchemy's executemany builds a param
 looks up escaped names and type processors per row, which costs more than the database's own work
 for small rows. Here a row becomes the statement's parameters (a tuple in order for a positional
 driver, a dict by rendered name for a named one), with the type processors SQLAlchemy would apply
-(a TypeDecorator's `process_bind_param` included), so what lands is the same.
+(a TypeDecorator's `process_bind_param` included), so what lands is the same; `rows_binder` builds
+them for all the rows of a statement at once, column by column.
 
 PyMySQL turns an `INSERT … VALUES … ON DUPLICATE KEY UPDATE` executemany into multi-row statements
 of at most `Cursor.max_stmt_length` bytes (1 MB, below MariaDB's default `max_allowed_packet` of
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +28,7 @@ from ..errors import RecordRejected
 
 Process = Callable[[Any], Any]
 Parameters = tuple[Any, ...] | dict[str, Any]
+Binder = Callable[[Sequence[Mapping[str, Any]]], list[Parameters]]
 DOCUMENTS = (dict, list)
 
 
@@ -81,6 +85,57 @@ def row_binder(
         return tuple(out) if names is None else dict(zip(names, out, strict=True))
 
     return parameters
+
+
+class _Refused(Exception):
+    """A dict or list in a column that is not JSON: the row-wise binder names its row's column."""
+
+
+def rows_binder(
+    statement: DriverStatement, bind: Process, bind_classes: Collection[type], scalar_columns: Collection[str]
+) -> Binder:
+    """`row_binder` for a whole list of rows, built column by column: the classes present in a
+    column decide once whether any value needs `bind` or is a refused document, and `bind` and the
+    processors run by `map`. The row-wise loop's work per value cost about 5 us of a 10-column row
+    (MariaDB, SQLite). A refused document or a failing value makes the row-wise binder run over the
+    rows instead, so the error is the first failing row's, as before (the writer then isolates it)."""
+    one_row = row_binder(statement, bind, bind_classes, scalar_columns)
+    columns, names = statement.columns, statement.names
+    bound = frozenset(bind_classes)
+    refused = frozenset(DOCUMENTS) - bound
+    plan = [
+        (processor, refused if column in scalar_columns else frozenset())
+        for column, processor in zip(columns, statement.processors, strict=True)
+    ]
+    picks = [itemgetter(column) for column in columns]
+    gets = [methodcaller("get", column) for column in columns]
+
+    def column_parameters(values: Sequence[Any], processor: Process | None, refuses: frozenset[type]) -> Sequence[Any]:
+        classes = set(map(type, values))
+        if not refuses.isdisjoint(classes):
+            raise _Refused
+        if classes <= bound:
+            values = list(map(bind, values))
+        elif not bound.isdisjoint(classes):
+            values = [bind(v) if v.__class__ in bound else v for v in values]
+        return values if processor is None else list(map(processor, values))
+
+    def parameters_of(rows: Sequence[Mapping[str, Any]]) -> list[Parameters]:
+        if not rows or not columns:
+            return [one_row(row) for row in rows]
+        try:  # every row carries every column: the usual case (no tuple per row, less for the collector)
+            picked = [list(map(pick, rows)) for pick in picks]
+        except KeyError:
+            picked = [list(map(get, rows)) for get in gets]
+        try:
+            by_column = [column_parameters(v, *how) for v, how in zip(picked, plan, strict=True)]
+        except Exception:  # the row-wise binder raises the first failing row's error, as it always did
+            return [one_row(row) for row in rows]
+        if names is None:
+            return list(zip(*by_column, strict=True))
+        return list(map(dict, map(zip, repeat(names), zip(*by_column, strict=True))))
+
+    return parameters_of
 
 
 def execute_many(connection: Connection, statement: DriverStatement, parameters: list[Parameters]) -> None:
