@@ -169,14 +169,17 @@ class RowMapper:
         tombstone without SINK_DELETE_ENABLED, a filtered record, a change event that is no row)."""
         if self._plain:
             value = record.value
+            topic = record.raw.coord.topic
             if self._plans_by_value_schema and value.data.__class__ is dict:
                 # The usual record: its schema's plan, found by (topic, value schema id) as
                 # _plan_key would make it for these pk modes, without working the key out.
-                plan = self._plans.get((record.raw.coord.topic, value.schema_id))
+                if value.shape is None:
+                    return self._schemaless_row(record, topic)
+                plan = self._plans.get((topic, value.schema_id))
                 planned = plan.row(record) if plan is not None else None
                 if planned is not None:
                     return planned
-            return self._row(record, record.raw.coord.topic)
+            return self._row(record, topic)
         change, envelope = Change.PLAIN, None
         if self._cdc is not None:
             change, record, envelope = self._cdc.read_event(record)
@@ -232,6 +235,22 @@ class RowMapper:
             self._remember_plan(plan_key, _RowPlan(table, spec, tuple(key_values), self.rules))
         values = {**values, **key_values}
         return Row(record.raw, table, Op.UPSERT, key_values, values, spec, value.schema_id, inferred)
+
+    def _schemaless_row(self, record: Decoded, topic: str) -> Row | None:
+        """A schemaless object's row by the plan of its shape: its fields, in order, and their
+        values' classes fix its spec and key columns (as `_inferred_spec` and `_fields` cache
+        them), so the full mapping runs once per shape, not once per record."""
+        data: dict[str, Any] = record.value.data
+        shape = (topic, tuple(data), tuple(map(type, data.values())))
+        plan = self._plans.get(shape)
+        if plan is not None:
+            planned = plan.row(record)
+            if planned is not None:
+                return planned
+        row = self._row(record, topic)
+        if row is not None and row.op is Op.UPSERT and row.inferred:
+            self._remember_plan(shape, _RowPlan(row.table, row.spec, tuple(row.key), self.rules, inferred=True))
+        return row
 
     def _remember_plan(self, plan_key: tuple[Any, ...], plan: _RowPlan) -> None:
         if len(self._plans) >= MAX_INFERRED_SHAPES:
@@ -453,10 +472,13 @@ class _RowPlan:
     their values picked. `row` returns None when a record does not fit (a primary-key value is
     missing), so the full mapping raises its error."""
 
-    __slots__ = ("exclude", "include", "key_names", "pk_mode", "spec", "table")
+    __slots__ = ("exclude", "include", "inferred", "key_names", "pk_mode", "spec", "table")
 
-    def __init__(self, table: str, spec: TableSpec, key_names: tuple[str, ...], rules: MappingRules) -> None:
+    def __init__(
+        self, table: str, spec: TableSpec, key_names: tuple[str, ...], rules: MappingRules, inferred: bool = False
+    ) -> None:
         self.table, self.spec, self.key_names, self.pk_mode = table, spec, key_names, rules.pk_mode
+        self.inferred = inferred  # a schemaless shape's plan: its rows carry an inferred spec
         self.include = frozenset(rules.fields_include) if rules.fields_include else None
         self.exclude = frozenset(rules.fields_exclude) if rules.fields_exclude else None
 
@@ -484,8 +506,8 @@ class _RowPlan:
                     return None
             if self.pk_mode == "record_key" or values is not data:
                 values = {**values, **key_values}
-        fields = (record.raw, self.table, Op.UPSERT, key_values, values, self.spec, record.value.schema_id, False)
-        return make(Row, fields)
+        schema_id = record.value.schema_id
+        return make(Row, (record.raw, self.table, Op.UPSERT, key_values, values, self.spec, schema_id, self.inferred))
 
     def _filtered(self, data: dict[str, Any]) -> dict[str, Any]:
         include, exclude = self.include, self.exclude
