@@ -95,7 +95,35 @@ def _time(ct: ColumnType) -> SaType:
 
 def _datetime(ct: ColumnType) -> SaType:
     # Both timestamp kinds: DATETIME has no zone, instants are stored as UTC. (TIMESTAMP ends in 2038.)
-    return mysql.DATETIME(fsp=second_digits(ct))
+    return DateTimeText(fsp=second_digits(ct))
+
+
+class DateTimeText(mysql.DATETIME):
+    """DATETIME (the same DDL, reflected as DATETIME) whose naive datetimes reach PyMySQL as the
+    text PyMySQL would write for them: it then only quotes a str (~0.4 us) where its datetime
+    escaper formats field by field (~2 us). The statement's bytes are the same."""
+
+    def bind_processor(self, dialect: Any) -> Any:
+        inherited = super().bind_processor(dialect)
+        if inherited is not None or dialect.driver != "pymysql":
+            return inherited
+        return pymysql_datetime_text if _same_as_pymysql() else None
+
+
+def pymysql_datetime_text(value: Any) -> Any:
+    """A naive datetime as PyMySQL's `escape_datetime` writes it (no fraction for microsecond 0),
+    unquoted; any other value (None, aware, a subclass, a str) as it is, for PyMySQL as before."""
+    if value.__class__ is dt.datetime and value.tzinfo is None:
+        return value.isoformat(" ", "microseconds" if value.microsecond else "seconds")
+    return value
+
+
+def _same_as_pymysql() -> bool:
+    """Whether PyMySQL's own escaping of the samples is the quoted text (checked once per type)."""
+    from pymysql.converters import escape_datetime, escape_str  # type: ignore[import-untyped]
+
+    samples = (dt.datetime(1, 1, 1), dt.datetime(999, 12, 31, 23, 59, 59, 999999), dt.datetime(2024, 2, 29, 1, 2, 3, 4))
+    return all(escape_str(pymysql_datetime_text(s)) == escape_datetime(s) for s in samples)
 
 
 _digits = second_digits_of("fsp", undeclared=0)  # TIME, DATETIME without (n): whole seconds

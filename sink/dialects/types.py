@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,6 +64,12 @@ class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
     def process_bind_param(self, value: Any, dialect: Any) -> Any:
         return utc_naive(value)
 
+    def bind_processor(self, dialect: Any) -> Any:
+        chain = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or chain is None:
+            return chain
+        return sqlite_text_processor(chain)
+
     def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
@@ -110,8 +117,49 @@ def refuse_inexact_decimal(value: decimal.Decimal, database: str, max_scale: int
 
 def utc_naive(value: Any) -> Any:
     """Aware datetimes as naive UTC, for columns without a zone."""
+    if value.__class__ is _DATETIME and value.tzinfo is _UTC:  # what the decoders give
+        return _as_naive(value)
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        if value.tzinfo is dt.UTC:  # what the decoders give: no conversion needed
+        if value.tzinfo is dt.UTC:  # a subclass of datetime in UTC: no conversion needed
             return value.replace(tzinfo=None)
         return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
+
+
+_DATETIME, _UTC = dt.datetime, dt.UTC
+_UTC_EPOCH, _NAIVE_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(1970, 1, 1)
+
+
+def _as_naive(value: dt.datetime) -> dt.datetime:
+    """A datetime in `dt.UTC` as the same wall time, naive: `value.replace(tzinfo=None)` (fold
+    aside), about 8 times cheaper (replace parses keyword arguments: ~0.9 us, this ~0.1 us).
+    Subtracting a datetime of the same tzinfo object ignores offsets: the difference is exact."""
+    return _NAIVE_EPOCH + (value - _UTC_EPOCH)
+
+
+# A naive datetime, its year below 1000 and microsecond 0, and an aware one: what the checks compare.
+_TEXT_SAMPLES = (
+    dt.datetime(1, 1, 1),
+    dt.datetime(999, 12, 31, 23, 59, 59, 999999),
+    dt.datetime(2024, 2, 29, 1, 2, 3, 40, tzinfo=dt.UTC),
+)
+
+
+def sqlite_text_processor(chain: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`UtcDateTime`'s bind processor on SQLite: a naive datetime or one in `dt.UTC` (what the row
+    binder and the decoders give) straight to SQLAlchemy's text by `isoformat` (C, ~0.5 us) instead
+    of `chain` (process_bind_param, then SQLAlchemy's `%`-format of a dict: ~2 us). Anything else
+    (None, another zone, a subclass, a date, a str) goes through `chain`, so errors stay
+    SQLAlchemy's. Kept only if it gives `chain`'s text on the samples (another storage format)."""
+
+    def process(value: Any) -> Any:
+        if value.__class__ is _DATETIME:
+            zone = value.tzinfo
+            if zone is None:
+                return value.isoformat(" ", "microseconds")
+            if zone is _UTC:
+                return _as_naive(value).isoformat(" ", "microseconds")
+        return chain(value)
+
+    same = all(process(sample) == chain(sample) for sample in _TEXT_SAMPLES)
+    return process if same else chain
