@@ -171,10 +171,10 @@ class RowMapper:
             value = record.value
             topic = record.raw.coord.topic
             if self._plans_by_value_schema and value.data.__class__ is dict:
-                # The usual record: its schema's plan, found by (topic, value schema id) as
-                # _plan_key would make it for these pk modes, without working the key out.
                 if value.shape is None:
                     return self._schemaless_row(record, topic)
+                # The usual record: its schema's plan, found by (topic, value schema id) as
+                # _plan_key would make it for these pk modes, without working the key out.
                 plan = self._plans.get((topic, value.schema_id))
                 planned = plan.row(record) if plan is not None else None
                 if planned is not None:

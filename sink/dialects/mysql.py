@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,8 +119,10 @@ def pymysql_datetime_text(value: Any) -> Any:
     return value
 
 
+@functools.cache
 def _same_as_pymysql() -> bool:
-    """Whether PyMySQL's own escaping of the samples is the quoted text (checked once per type)."""
+    """Whether PyMySQL's own escaping of the samples is the quoted text (checked once per process:
+    `bind_processor` is asked for every statement compiled)."""
     from pymysql.converters import escape_datetime, escape_str  # type: ignore[import-untyped]
 
     samples = (dt.datetime(1, 1, 1), dt.datetime(999, 12, 31, 23, 59, 59, 999999), dt.datetime(2024, 2, 29, 1, 2, 3, 4))
