@@ -346,6 +346,10 @@ class Session:
             return
         shown = self.lines[-1]
         self.progress.line(f"            -> {shown.rate or 0:,.0f} records/s {shown.wrong}".rstrip())
+        threads = shown.extra.get("threads")
+        if threads:  # where the process's CPU went, by thread, when its table was done
+            busiest = sorted(threads.items(), key=lambda item: -item[1])[:5]
+            self.progress.line("               CPU s by thread: " + ", ".join(f"{n} {s:.1f}" for n, s in busiest))
 
     def sink_line(
         self,

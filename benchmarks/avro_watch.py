@@ -53,6 +53,27 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return hwm / 1024, (int(fields[11]) + int(fields[12])) / ticks
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (utime+stime) of a live process's threads, summed by thread name; {} if gone.
+    librdkafka's threads are named rdk:*, the sink's writer sink-writer_0."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return totals
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = name.split(":")[0] + ":" + name.split(":")[1].rstrip("0123456789/") if name.startswith("rdk:") else name
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
 def run_line(
     key: str,
     label: str,
@@ -97,6 +118,7 @@ def run_line(
                 if watcher.last_versions(table, list(probe)) == probe:
                     line.seconds = now
                     sampled_rss, sampled_cpu = proc_stats(process.pid)  # at the moment it was done
+                    line.extra["threads"] = thread_cpu(process.pid)
                     rss, cpu = max(rss, sampled_rss), sampled_cpu or cpu
                     _verify(line, watcher, table, expected, started)
                     break
