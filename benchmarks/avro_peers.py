@@ -268,7 +268,12 @@ class Session:
             lambda: limit_line(self.url, self.table("limit"), count, options.batches, workdir / "limit.log"),
         )
         self.attempt("(c) plain consumer", self.plain_line)
+        self.attempt("(cx2) plain consumer, 2 processes", lambda: self.plain_line(copies=2))
         self.attempt("(a) sink run, Avro", lambda: self.sink_line("a", "sink run (Avro)", "", "avro"))
+        self.attempt(
+            "(ax2) sink run, Avro, 2 processes",
+            lambda: self.sink_line("ax2", "sink run (Avro), 2 processes, one group", "", "avro", copies=2),
+        )
         self.attempt("(a/2) sink run, Avro, N/2", lambda: self.sink_line("a/2", "sink run (Avro), N/2", "_h", "avro"))
         self.attempt("(a/4) sink run, Avro, N/4", lambda: self.sink_line("a/4", "sink run (Avro), N/4", "_q", "avro"))
         self.attempt(
@@ -359,8 +364,11 @@ class Session:
         value_format: str,
         spy: Path | None = None,
         url: str | None = None,
+        copies: int = 1,
     ) -> Line:
-        """`sink run` on the topic of `suffix` into a new table at `url` (default PostgreSQL)."""
+        """`sink run` on the topic of `suffix` into a new table at `url` (default PostgreSQL); with
+        `copies`, that many processes in one consumer group (how the sink scales out: each takes
+        some of the partitions)."""
         url = url or self.url
         name = self.table(f"sink{key.replace('/', '_')}", url)
         size = self.sizes.get(suffix, self.count)
@@ -376,14 +384,16 @@ class Session:
             self.options.sink_env,
         )
         command = [str(BIN / "sink"), "run", "--env-file", str(env)]
-        line = run_line(key, label, command, self.workdir / f"{name}.log", url, name, size, py_spy=spy)
+        line = run_line(key, label, command, self.workdir / f"{name}.log", url, name, size, py_spy=spy, copies=copies)
         line.extra["table"] = name
         return line
 
-    def plain_line(self) -> Line:
+    def plain_line(self, copies: int = 1) -> Line:
+        """(c), or with `copies` (cx2) that many of its processes in one consumer group: the
+        baseline scaled out as the sink is in (ax2)."""
         from . import pg_merge
 
-        name = self.table("plain")
+        name = self.table("plain" if copies == 1 else f"plainx{copies}")
         batch = max(self.options.batches)
         pg_merge.create_table(self.conninfo, name)
         command = [
@@ -398,7 +408,10 @@ class Session:
             str(batch),
         ]
         label = "plain consumer: confluent-kafka + fastavro + COPY/merge"
-        line = run_line("c", label, command, self.workdir / f"{name}.log", self.url, name, self.count)
+        key = "c" if copies == 1 else f"cx{copies}"
+        if copies > 1:
+            label = f"plain consumer, {copies} processes, one group"
+        line = run_line(key, label, command, self.workdir / f"{name}.log", self.url, name, self.count, copies=copies)
         line.note = f"batch {batch:,} rows or an empty poll; commit after each DB commit"
         return line
 

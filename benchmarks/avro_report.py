@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-ORDER = ("b", "c", "a", "a/2", "a/4", "json", "d", "e", "b/mariadb", "a/mariadb", "b/sqlite", "a/sqlite")
+ORDER = ("b", "c", "cx2", "a", "ax2", "a/2", "a/4", "json", "d", "e", "b/mariadb", "a/mariadb", "b/sqlite", "a/sqlite")
 LIMITS = {"postgresql": "b", "mariadb": "b/mariadb", "sqlite": "b/sqlite"}  # a line's (b), by its database
 HEADER_NOTE = (
     "vs (b) = rate / the limit line (b) of the line's own database: (b) PostgreSQL, (b/mariadb), (b/sqlite); "

@@ -5,6 +5,7 @@ until SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,66 +85,96 @@ def run_line(
     count: int,
     env: dict[str, str] | None = None,
     py_spy: Path | None = None,
+    copies: int = 1,
 ) -> Line:
-    """Start `command`, wait until `table` (in the database at SQLAlchemy `url`) holds the final state
-    of a `count` dataset, stop it. With `py_spy`, py-spy samples the process (CPU only, 100 Hz)
-    into that file (raw stacks)."""
+    """Start `command` (`copies` processes of it, one consumer group: logs `log_path`, then
+    `<stem>.2.log`...), wait until `table` (in the database at SQLAlchemy `url`) holds the final
+    state of a `count` dataset, stop them. CPU and peak RSS are the processes' sums. With `py_spy`,
+    py-spy samples the first process (CPU only, 100 Hz) into that file (raw stacks)."""
     probe = avro_data.last_per_partition(count)
     expected = avro_data.expected_checksum(count)
     timeout = 120 + count / 1000
     environment = {k: v for k, v in os.environ.items() if not k.upper().startswith("SINK_")}
     environment.update(env or {})
     line = Line(key, label, avro_data.even(count), None, database=kind(url))
-    with open(log_path, "wb") as log, Watcher(url) as watcher:
+    logs = [log_path, *(log_path.with_suffix(f".{n}.log") for n in range(2, copies + 1))]
+    with contextlib.ExitStack() as stack, Watcher(url) as watcher:
+        files = [stack.enter_context(open(path, "wb")) for path in logs]
         started = time.perf_counter()
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT
-        )
+        processes = [
+            subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=ROOT
+            )
+            for log in files
+        ]
         spy = None
         if py_spy is not None:
             spy_command = [str(BIN / "py-spy"), "record", "--format", "raw", "--rate", "100", "--nonblocking"]
-            spy_command += ["-o", str(py_spy), "--pid", str(process.pid)]
+            spy_command += ["-o", str(py_spy), "--pid", str(processes[0].pid)]
             spy = subprocess.Popen(spy_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             rss, cpu = 0.0, 0.0
             while True:
                 now = time.perf_counter() - started
-                if process.poll() is not None:
-                    raise RuntimeError(f"{label} exited early with code {process.returncode}")
-                sampled_rss, sampled_cpu = proc_stats(process.pid)
+                for process in processes:
+                    if process.poll() is not None:
+                        raise RuntimeError(f"{label} exited early with code {process.returncode}")
+                sampled_rss, sampled_cpu = _stats(processes)
                 rss, cpu = max(rss, sampled_rss), sampled_cpu or cpu
                 if now > timeout:
                     line.seconds, line.wrong = now, f"WRONG: not at the final state after {timeout:.0f} s"
                     break
                 if watcher.last_versions(table, list(probe)) == probe:
                     line.seconds = now
-                    sampled_rss, sampled_cpu = proc_stats(process.pid)  # at the moment it was done
-                    line.extra["threads"] = thread_cpu(process.pid)
+                    sampled_rss, sampled_cpu = _stats(processes)  # at the moment it was done
+                    line.extra["threads"] = _threads(processes)
                     rss, cpu = max(rss, sampled_rss), sampled_cpu or cpu
                     _verify(line, watcher, table, expected, started)
                     break
                 time.sleep(0.1)
-            line.rss_mb, line.cpu = max(rss, proc_stats(process.pid)[0]), cpu
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = process.wait(timeout=10)
-                line.note = "did not stop on SIGTERM within 30 s"
-            if code not in (0, -signal.SIGTERM):
-                line.note = f"{line.note}; exit code {code}".lstrip("; ")
+            line.rss_mb, line.cpu = max(rss, _stats(processes)[0]), cpu
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                _stop(process, line)
             if spy is not None:
                 spy.wait(timeout=60)
             return line
         except BaseException as exc:
-            process.kill()
-            process.wait(timeout=10)
+            for process in processes:
+                process.kill()
+                process.wait(timeout=10)
             if spy is not None:
                 spy.kill()
                 spy.wait(timeout=10)
             tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
             raise RuntimeError(f"{exc}\n--- {log_path} (last lines) ---\n{tail}") from exc
+
+
+def _stats(processes: list[subprocess.Popen[bytes]]) -> tuple[float, float]:
+    """(peak RSS, CPU seconds) summed over the processes (see proc_stats)."""
+    stats = [proc_stats(process.pid) for process in processes]
+    return sum(rss for rss, _ in stats), sum(cpu for _, cpu in stats)
+
+
+def _threads(processes: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for process in processes:
+        for name, seconds in thread_cpu(process.pid).items():
+            totals[name] = totals.get(name, 0.0) + seconds
+    return totals
+
+
+def _stop(process: subprocess.Popen[bytes], line: Line) -> None:
+    """Wait for a process sent SIGTERM; kill it after 30 s. Notes on `line` what went wrong."""
+    try:
+        code = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = process.wait(timeout=10)
+        line.note = f"{line.note}; did not stop on SIGTERM within 30 s".lstrip("; ")
+    if code not in (0, -signal.SIGTERM):
+        line.note = f"{line.note}; exit code {code}".lstrip("; ")
 
 
 def _verify(line: Line, watcher: Watcher, table: str, expected: tuple[int, int, int], started: float) -> None:
