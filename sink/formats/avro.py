@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import inspect
 import io
 import json
 import uuid
@@ -152,22 +153,25 @@ def _public_read(stream: io.BytesIO, parsed: Any, named: dict[str, dict[str, Any
     return schemaless_reader(stream, parsed, None)
 
 
-def _named_types(parsed: Any) -> dict[str, dict[str, Any]]:
-    """The named types of a parsed schema, as `schemaless_reader` gathers them on each call."""
-    named: dict[str, dict[str, Any]] = {"writer": {}, "reader": {}}
-    parse_schema(parsed, named["writer"])
-    return named
+def _named_types(named: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The named types a schema was parsed with (those of its references too), as fastavro's
+    reader takes them. For a record schema they are what `schemaless_reader` gathers from it on
+    each call; a schema that is a union or a name of referenced types carries none itself, so
+    only this way are they found (the public reader refuses such a schema: UnknownType)."""
+    return {"writer": dict(named), "reader": {}}
 
 
 def _fastavro_read() -> Read:
-    """fastavro's `_read_data` if it reads the probe exactly as `schemaless_reader` does (values
-    and errors), else a call of `schemaless_reader`."""
+    """fastavro's `_read_data` if `schemaless_reader` still passes it exactly the options the sink
+    does and it reads the probe exactly as `schemaless_reader` does (values, errors and their
+    messages), else a call of `schemaless_reader`."""
     read = getattr(getattr(fastavro, "_read", None), "_read_data", None)
-    if read is None:
+    if read is None or not _same_options():
         return _public_read
     try:
-        parsed = parse_schema(PROBE_SCHEMA, {})
-        named = _named_types(parsed)
+        probe_named: dict[str, Any] = {}
+        parsed = parse_schema(PROBE_SCHEMA, probe_named)
+        named = _named_types(probe_named)
         whole = io.BytesIO()
         fastavro.schemaless_writer(whole, parsed, PROBE_RECORD)
         body = whole.getvalue()
@@ -217,13 +221,24 @@ PROBE_RECORD = {
 }
 
 
+def _same_options() -> bool:
+    """Whether `schemaless_reader`'s options beyond the schemas are READ_OPTIONS' (a new one would
+    be passed to `_read_data` by it, and not by the sink)."""
+    try:
+        parameters = inspect.signature(schemaless_reader).parameters
+    except (TypeError, ValueError):  # no signature to read: do not guess
+        return False
+    return set(parameters) - {"fo", "writer_schema", "reader_schema"} == set(READ_OPTIONS)
+
+
 def _outcome(read: Callable[[io.BytesIO], Any], body: bytes) -> tuple[str, Any, int]:
-    """What reading `body` gives: ("value", the value, bytes read) or ("error", its class, 0)."""
+    """What reading `body` gives: ("value", the value, bytes read) or ("error", its class and
+    message, 0)."""
     stream = io.BytesIO(body)
     try:
         return "value", read(stream), stream.tell()
     except Exception as exc:
-        return "error", type(exc).__name__, 0
+        return "error", f"{type(exc).__name__}: {exc}", 0
 
 
 _READ: Read = _fastavro_read()
@@ -293,10 +308,10 @@ class AvroDecoder:
         if marked.usable:
             try:
                 convert = _Compiler(marked.named, where, True).converter(marked_parsed, "")
-                return Compiled(marked_parsed, shape, convert, _named_types(marked_parsed))
+                return Compiled(marked_parsed, shape, convert, _named_types(marked.named))
             except _Unconverted:
                 pass  # a renamed logical type the converter would not reach: fastavro converts them all
-        return Compiled(parsed, shape, compiler.converter(parsed, ""), _named_types(parsed))
+        return Compiled(parsed, shape, compiler.converter(parsed, ""), _named_types(named))
 
     def _add_references(
         self,
