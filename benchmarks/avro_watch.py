@@ -56,7 +56,8 @@ def proc_stats(pid: int) -> tuple[float, float]:
 
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds (utime+stime) of a live process's threads, summed by thread name; {} if gone.
-    librdkafka's threads are named rdk:*, the sink's writer sink-writer_0."""
+    librdkafka names its threads rdk:main, rdk:broker<n>...; Python 3.11 names none of its own,
+    so the loop and the writer thread are counted together under the process's name."""
     ticks = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
     try:
@@ -70,7 +71,7 @@ def thread_cpu(pid: int) -> dict[str, float]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        name = name.split(":")[0] + ":" + name.split(":")[1].rstrip("0123456789/") if name.startswith("rdk:") else name
+        name = name.split(":")[0] + ":" + name.split(":")[1].rstrip("0123456789/-") if name.startswith("rdk:") else name
         totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
     return totals
 
@@ -141,14 +142,20 @@ def run_line(
                 spy.wait(timeout=60)
             return line
         except BaseException as exc:
-            for process in processes:
+            for process in processes:  # all killed first: a wait that times out leaves none running
                 process.kill()
+            for process in processes:
                 process.wait(timeout=10)
             if spy is not None:
                 spy.kill()
                 spy.wait(timeout=10)
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-            raise RuntimeError(f"{exc}\n--- {log_path} (last lines) ---\n{tail}") from exc
+            tails = [_tail(path) for path in logs]
+            raise RuntimeError("\n".join([str(exc), *tails])) from exc
+
+
+def _tail(path: Path) -> str:
+    lines = path.read_text(errors="replace").splitlines()[-15:]
+    return "\n".join([f"--- {path} (last lines) ---", *lines])
 
 
 def _stats(processes: list[subprocess.Popen[bytes]]) -> tuple[float, float]:

@@ -2,8 +2,11 @@
 hand. confluent-kafka consumer, Confluent wire format decoded with fastavro `schemaless_reader`
 (writer schema fetched once per id from the registry), rows upserted with pg_merge.Merger
 (binary COPY + INSERT … SELECT DISTINCT ON … ON CONFLICT), offsets committed synchronously after
-each database commit. A batch is written when it holds BATCH rows or when a poll comes back empty.
-No dead-lettering, no schema mapping, no evolution, no bad-row isolation: a floor, not a product.
+each database commit. A batch is written when it holds BATCH rows or when a poll comes back empty,
+and when partitions are revoked (several of these processes in one group, line (cx2): what it
+holds is written and committed before its partitions move, and a commit the rebalance refuses is
+skipped; the new owner reads those records again, and the upsert takes them again). No
+dead-lettering, no schema mapping, no evolution, no bad-row isolation: a floor, not a product.
 
     python benchmarks/plain_consumer.py BOOTSTRAP TOPIC GROUP REGISTRY_URL CONNINFO TABLE BATCH
 """
@@ -23,7 +26,7 @@ if not __package__:  # run as a script: import `benchmarks.*` from the repositor
 
 import fastavro
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from benchmarks.pg_merge import COLUMNS, Merger
 
@@ -54,7 +57,6 @@ def main(bootstrap: str, topic: str, group: str, registry: str, conninfo: str, t
                 schemas[schema_id] = fastavro.parse_schema(json.loads(json.loads(answer.read())["schema"]))
         return schemas[schema_id]
 
-    consumer.subscribe([topic])
     rows: list[tuple[Any, ...]] = []
     positions: dict[int, int] = {}
     with psycopg.connect(conninfo) as conn:
@@ -66,8 +68,13 @@ def main(bootstrap: str, topic: str, group: str, registry: str, conninfo: str, t
                 rows.clear()
             if positions:
                 offsets = [TopicPartition(topic, p, o) for p, o in positions.items()]
-                consumer.commit(offsets=offsets, asynchronous=False)
                 positions.clear()
+                try:
+                    consumer.commit(offsets=offsets, asynchronous=False)
+                except KafkaException:  # the group is rebalancing: the new owner reads them again
+                    pass
+
+        consumer.subscribe([topic], on_revoke=lambda _consumer, _partitions: flush())
 
         reader = fastavro.schemaless_reader
         while not stopping:
