@@ -21,7 +21,8 @@ NAMES = {POSTGRESQL: "PostgreSQL", MARIADB: "MariaDB", SQLITE: "SQLite"}
 
 # What `sink run` creates for the dataset's Avro schema (auto-create, record_value id), read back
 # with SHOW CREATE TABLE / sqlite_master: every field is required in the schema, so NOT NULL;
-# MariaDB's unbounded strings are LONGTEXT, instants DATETIME(6) holding UTC, booleans BOOL
+# MariaDB's unbounded strings are LONGTEXT, instants DATETIME(n) holding UTC with their type's
+# fractional digits (3 for timestamp-millis, 6 for timestamp-micros), booleans BOOL
 # (tinyint(1)), in the database's default charset (utf8mb4); SQLite's id is a BIGINT primary key
 # (not the rowid alias INTEGER PRIMARY KEY would be), instants naive UTC text.
 MARIADB_TYPES = (
@@ -32,7 +33,7 @@ MARIADB_TYPES = (
     "double NOT NULL",
     "double NOT NULL",
     "tinyint(1) NOT NULL",
-    "datetime(6) NOT NULL",
+    "datetime(3) NOT NULL",
     "datetime(6) NOT NULL",
     "longtext NOT NULL",
 )
