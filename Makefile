@@ -29,6 +29,7 @@ browser:
 
 lint: install
 	$(BIN)/ruff check sink tests benchmarks
+	$(BIN)/ruff format --check sink tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

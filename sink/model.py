@@ -250,7 +250,6 @@ class Outcome(NamedTuple):
         return self.raw.coord
 
 
-
 class WrittenRows:
     """Rows written whole by one statement's operation, their Outcomes made only when read
     (`Settled.add_written`)."""

@@ -126,6 +126,7 @@ class Snapshot:
 
 # ------------------------------------------------------------------------------ exactly-once
 
+
 class Ledger:
     """Exactly-once bookkeeping of one worker: the epoch it claimed per partition and the next
     offset the table holds (as far as this worker wrote it). Epochs are read on the writer thread

@@ -468,9 +468,7 @@ def _settled(table: str, unit: Unit, operation: str | None, mode: str) -> Iterat
             yield Outcome(row.raw, Status.WRITTEN, table, "skip", row.key)
 
 
-def _versioned(
-    table: str, unit: WriteUnit, index: int, operations: dict[int, str], mode: str
-) -> Iterator[Outcome]:
+def _versioned(table: str, unit: WriteUnit, index: int, operations: dict[int, str], mode: str) -> Iterator[Outcome]:
     """A unit's outcomes under a version field: what the database did with its delete and its
     write (`Transaction.apply`: "skip" when the stored row was newer), the rows the unit found
     older than an earlier one of the batch (`Unit.stale`) and those superseded reported `skip`."""

@@ -468,9 +468,7 @@ class Worker:
             return batch
         return _only(batch, lambda r: r.coord not in done and (r.coord.topic, r.coord.partition) not in stale)
 
-    def _write_once(
-        self, batch: Batch, on_commit: Callable[[Settled], None], positions: BatchPositions | None
-    ) -> None:
+    def _write_once(self, batch: Batch, on_commit: Callable[[Settled], None], positions: BatchPositions | None) -> None:
         started = self.clock()
         try:
             with self.tracer.batch(batch) as span:

@@ -1,12 +1,12 @@
 """Database errors classified at the edge by code, never by message text.
 
-    RecordRejected        the row is at fault: SQLSTATE class 22 (data) and 23 (integrity), the
-                          MySQL/MariaDB errnos of the same conditions, SQLite constraint/mismatch
-                          errors, a value the driver or a bind processor cannot send
-    DatabaseUnavailable   the database is away or busy: connection loss, SQLSTATE 08*, 53*, 57*
-                          (but 57P04), 40001, 40P01, 55P03, MySQL client/connection errnos,
-                          SQLITE_BUSY/LOCKED/IOERR, an exhausted connection pool
-    FatalError            anything else (syntax, permissions, missing objects): an operator is needed
+RecordRejected        the row is at fault: SQLSTATE class 22 (data) and 23 (integrity), the
+                      MySQL/MariaDB errnos of the same conditions, SQLite constraint/mismatch
+                      errors, a value the driver or a bind processor cannot send
+DatabaseUnavailable   the database is away or busy: connection loss, SQLSTATE 08*, 53*, 57*
+                      (but 57P04), 40001, 40P01, 55P03, MySQL client/connection errnos,
+                      SQLITE_BUSY/LOCKED/IOERR, an exhausted connection pool
+FatalError            anything else (syntax, permissions, missing objects): an operator is needed
 """
 
 from __future__ import annotations

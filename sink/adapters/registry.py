@@ -94,8 +94,6 @@ def safe_url(url: str) -> str:
     return ",".join(parts)
 
 
-
-
 class RegistrySchemaSource:
     """Writer schemas by id or GUID from a Confluent-compatible Schema Registry."""
 

@@ -179,7 +179,9 @@ def test_a_bad_secret_file_is_one_line_exit_2_without_the_secret(
 @pytest.mark.parametrize("value", ["http", "70000", "-1"])
 def test_a_bad_http_port_is_one_line_exit_2(value: str, tmp_path: Path, sqlite_url: str) -> None:
     env = tmp_path / "port.env"
-    env.write_text(f"SINK_BOOTSTRAP_SERVERS=127.0.0.1:9\nSINK_TOPICS=t\nSINK_DATABASE_URL={sqlite_url}\nSINK_HTTP_PORT={value}\n")
+    env.write_text(
+        f"SINK_BOOTSTRAP_SERVERS=127.0.0.1:9\nSINK_TOPICS=t\nSINK_DATABASE_URL={sqlite_url}\nSINK_HTTP_PORT={value}\n"
+    )
     done = _run_cli("run", env, timeout=30)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("sink: configuration error: SINK_HTTP_PORT: ")
@@ -198,5 +200,7 @@ def test_a_port_in_use_is_one_line_exit_2(tmp_path: Path, sqlite_url: str) -> No
         done = _run_cli("run", env, timeout=30)
     assert done.returncode == 2, done.stderr
     errors = [line for line in done.stderr.splitlines() if "configuration error" in line]
-    assert errors == [f"sink: configuration error: SINK_HTTP_PORT: cannot listen on 127.0.0.1:{port} "
-                      "(Address already in use); choose a free port, or 0 / unset for no HTTP server"], done.stderr
+    assert errors == [
+        f"sink: configuration error: SINK_HTTP_PORT: cannot listen on 127.0.0.1:{port} "
+        "(Address already in use); choose a free port, or 0 / unset for no HTTP server"
+    ], done.stderr

@@ -89,8 +89,13 @@ def test_metrics_and_status_json_match_the_table_and_the_dead_letter_topic(
     produce(bootstrap_servers, topic, records)
     ends = {p: GOOD[p] + BAD[p] for p in (0, 1)}
     sink, port = start_sink(
-        sink_runner, tmp_path, bootstrap_servers, pg_url, topic,
-        errors_tolerance="all", errors_deadletterqueue_topic_name=dlq,
+        sink_runner,
+        tmp_path,
+        bootstrap_servers,
+        pg_url,
+        topic,
+        errors_tolerance="all",
+        errors_deadletterqueue_topic_name=dlq,
     )
 
     def settled() -> bool:
@@ -108,9 +113,12 @@ def test_metrics_and_status_json_match_the_table_and_the_dead_letter_topic(
 
     # The offsets the group committed are the ones the sink says it committed (it commits, then tells).
     wait_for(
-        lambda: all(scraped().get(f'sink_committed_offset{{partition="{p}",sink="status-e2e",topic="{topic}"}}') == e
-                    for p, e in ends.items()),
-        10, message="sink_committed_offset never reached the committed offsets",
+        lambda: all(
+            scraped().get(f'sink_committed_offset{{partition="{p}",sink="status-e2e",topic="{topic}"}}') == e
+            for p, e in ends.items()
+        ),
+        10,
+        message="sink_committed_offset never reached the committed offsets",
     )
     status, text = get(port, "/metrics")
     assert status == 200

@@ -83,8 +83,11 @@ def test_the_status_page_follows_an_ingest_in_chromium(
         in_table = len(fetch_rows(pg_url, topic))
         assert shown("rows-written") == in_table == chunks * per_chunk
         assert shown("records-in") == in_table and shown("dead-lettered") == 0
-        wait_for(lambda: int(driver.find_element("id", "chart").get_attribute("data-points") or 0) >= 2, 15,
-                 message="the throughput chart drew nothing")
+        wait_for(
+            lambda: int(driver.find_element("id", "chart").get_attribute("data-points") or 0) >= 2,
+            15,
+            message="the throughput chart drew nothing",
+        )
         assert driver.find_elements("css selector", "#chart path.read")
         held = driver.find_elements("css selector", "#partitions tbody tr")
         assert len(held) == 2, "one row per partition held"

@@ -23,8 +23,14 @@ NAME = Column("name", ColumnType(Kind.STRING))
 
 def _batch(spec: TableSpec, ids: range, name: str, offset: int = 0) -> Batch:
     rows = tuple(
-        Row(RawRecord(Coord("t", 0, offset + n), None, None), spec.name, Op.UPSERT, {"id": i}, {"id": i, "name": name},
-            spec)
+        Row(
+            RawRecord(Coord("t", 0, offset + n), None, None),
+            spec.name,
+            Op.UPSERT,
+            {"id": i},
+            {"id": i, "name": name},
+            spec,
+        )
         for n, i in enumerate(ids)
     )
     return Batch(spec.name, spec, rows)

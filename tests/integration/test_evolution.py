@@ -22,8 +22,6 @@ INT32, INT64 = ColumnType(Kind.INT32), ColumnType(Kind.INT64)
 STRING = ColumnType(Kind.STRING)
 
 
-
-
 def spec(name: str, *columns: Column) -> TableSpec:
     return TableSpec(name, (ID, *columns), ("id",))
 

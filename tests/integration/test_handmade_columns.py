@@ -28,7 +28,8 @@ def test_a_mariadb_enum_or_set_column_takes_a_debezium_string_as_it_is(
         existing = store.table(unique_name)
         assert existing is not None
         wanted = TableSpec(
-            unique_name, (Column("id", ColumnType(Kind.INT32), nullable=False), Column("c", ColumnType(Kind.STRING))),
+            unique_name,
+            (Column("id", ColumnType(Kind.INT32), nullable=False), Column("c", ColumnType(Kind.STRING))),
             ("id",),
         )
         assert not evolve(existing, wanted, store.dialect.storage_type)

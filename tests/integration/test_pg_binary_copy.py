@@ -275,8 +275,7 @@ def test_naive_and_aware_datetimes_keep_their_meaning(
 
 
 CONSTRAINED = (
-    "CREATE TABLE {t} (id bigint PRIMARY KEY, qty integer CHECK (qty >= 0), "
-    "name varchar(5) NOT NULL, note text)"
+    "CREATE TABLE {t} (id bigint PRIMARY KEY, qty integer CHECK (qty >= 0), name varchar(5) NOT NULL, note text)"
 )
 
 

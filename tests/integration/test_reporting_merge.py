@@ -52,8 +52,11 @@ def test_a_user_column_named_like_the_merges_own_names_is_written(pg_url: str, u
 
 @pytest.mark.parametrize("column", ["_sink_n", "_sink_inserted"])
 def test_a_key_column_named_like_the_merges_own_names(pg_url: str, unique_name: str, column: str) -> None:
-    spec = TableSpec(unique_name, (Column(column, ColumnType(Kind.INT64), nullable=False),
-                                   Column("v", ColumnType(Kind.STRING))), (column,))
+    spec = TableSpec(
+        unique_name,
+        (Column(column, ColumnType(Kind.INT64), nullable=False), Column("v", ColumnType(Kind.STRING))),
+        (column,),
+    )
     engine, writer = _writer(pg_url)
     try:
         outcomes = writer.write(_batch(spec, [{column: i, "v": "a"} for i in range(20)], (column,)))
@@ -158,7 +161,7 @@ def test_a_key_a_trigger_rewrites_is_never_reported_as_updated(pg_url: str, uniq
 
 def test_a_rejected_row_is_isolated_with_reporting(pg_url: str, unique_name: str) -> None:
     with sa.create_engine(pg_url).begin() as c:
-        c.exec_driver_sql(f'CREATE TABLE "{unique_name}" (id bigint PRIMARY KEY, v text CHECK (v <> \'bad\'))')
+        c.exec_driver_sql(f"CREATE TABLE \"{unique_name}\" (id bigint PRIMARY KEY, v text CHECK (v <> 'bad'))")
         c.exec_driver_sql(f"INSERT INTO \"{unique_name}\" SELECT g, 'old' FROM generate_series(0, 9) g")
     spec = TableSpec(unique_name, (ID, Column("v", ColumnType(Kind.STRING))), ("id",))
     engine, writer = _writer(pg_url)
@@ -171,7 +174,7 @@ def test_a_rejected_row_is_isolated_with_reporting(pg_url: str, unique_name: str
             ops = {o.key["id"]: o.operation for o in outcomes if o.status is Status.WRITTEN}
             assert all(ops[i] == "update" for i in range(10) if i != bad), (size, ops)
             with sa.create_engine(pg_url).begin() as c:
-                c.exec_driver_sql(f"DELETE FROM \"{unique_name}\" WHERE id >= 10")
+                c.exec_driver_sql(f'DELETE FROM "{unique_name}" WHERE id >= 10')
     finally:
         engine.dispose()
         drop_table(pg_url, unique_name)

@@ -99,9 +99,7 @@ def test_committed_offsets(bootstrap_servers: str, unique_name: str) -> None:
     create_topic(bootstrap_servers, unique_name, partitions=2)
     group = f"{unique_name}_g"
     assert committed_offsets(bootstrap_servers, group, unique_name, [0, 1]) == {0: None, 1: None}
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False}
-    )
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False})
     try:
         consumer.commit(
             offsets=[TopicPartition(unique_name, 0, 5), TopicPartition(unique_name, 1, 2)], asynchronous=False
@@ -246,9 +244,7 @@ def test_registry_raw_endpoints(private_registry: RegistryServer, unique_name: s
 
 @pytest.fixture(params=["pg", "mariadb", "sqlite"])
 def db_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue(
-        {"pg": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_url"}[request.param]
-    )
+    return request.getfixturevalue({"pg": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_url"}[request.param])
 
 
 def test_db_helpers(db_url: str, unique_name: str) -> None:
@@ -256,9 +252,7 @@ def test_db_helpers(db_url: str, unique_name: str) -> None:
 
     table = f"{unique_name}_Mixed Case"  # needs quoting everywhere
     metadata = sa.MetaData()
-    tbl = sa.Table(
-        table, metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20))
-    )
+    tbl = sa.Table(table, metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20)))
     engine = sa.create_engine(db_url)
     try:
         metadata.create_all(engine)

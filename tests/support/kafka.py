@@ -122,15 +122,11 @@ def produce(bootstrap: str, topic: str, records: Iterable[Mapping[str, Any]], ti
 def _partitions(client: AdminClient, topic: str) -> list[int]:
     metadata = client.list_topics(topic=topic, timeout=10).topics.get(topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:
-        raise AssertionError(
-            f"topic {topic} does not exist ({metadata.error if metadata else 'no metadata'})"
-        )
+        raise AssertionError(f"topic {topic} does not exist ({metadata.error if metadata else 'no metadata'})")
     return sorted(metadata.partitions)
 
 
-def consume_all(
-    bootstrap: str, topic: str, expected: int | None = None, timeout: float = 30.0
-) -> list[Message]:
+def consume_all(bootstrap: str, topic: str, expected: int | None = None, timeout: float = 30.0) -> list[Message]:
     """Read ``topic`` from the beginning with a throwaway group id that never commits.
 
     Stops once ``expected`` messages were read, or (``expected=None``) once every partition

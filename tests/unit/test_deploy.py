@@ -111,9 +111,9 @@ def test_the_mariadb_and_sqlite_examples_target_their_databases() -> None:
 
 
 def test_compose_file_validates_against_the_compose_specification() -> None:
-    schema_text = (
-        resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json"
-    ).read_text(encoding="utf-8")
+    schema_text = (resources.files("check_jsonschema") / "builtin_schemas" / "vendor" / "compose-spec.json").read_text(
+        encoding="utf-8"
+    )
     schema = json.loads(schema_text)
     assert schema.get("title") == "Compose Specification"
     validator_class = jsonschema.validators.validator_for(schema)
@@ -254,7 +254,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_entrypoint_cmd_and_healthc
         resolved = args.get(image.strip("${}"), image) if image.startswith("$") else image
         assert re.fullmatch(r"python:3\.11-slim(-\w+)?", resolved), resolved
     runtime = instructions[instructions.index(next(i for i in instructions if i.endswith("AS runtime"))) :]
-    assert "ENTRYPOINT [\"sink\"]" in runtime and "CMD [\"run\"]" in runtime
+    assert 'ENTRYPOINT ["sink"]' in runtime and 'CMD ["run"]' in runtime
     user = next(i for i in runtime if i.startswith("USER ")).split()[1].split(":")[0]
     assert user not in ("0", "root"), "the image runs as a non-root user"
     assert any(i.startswith("COPY --from=build ") for i in runtime), "the runtime stage copies the build's venv"
@@ -265,9 +265,16 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_entrypoint_cmd_and_healthc
     assert f"EXPOSE {port}" in runtime
     command = " ".join(healthcheck_command())
     assert "/livez" in command and "SINK_HTTP_PORT" in command and f"or '{port}'" in command
-    assert load_settings([], environ={"SINK_BOOTSTRAP_SERVERS": "k:9092", "SINK_TOPICS": "t",
-                                      "SINK_DATABASE_URL": "sqlite:///x.db", "SINK_SECRETS_DIR": "",
-                                      **_dockerfile_env()}).http_port == int(port), "the image's ENV is valid"
+    assert load_settings(
+        [],
+        environ={
+            "SINK_BOOTSTRAP_SERVERS": "k:9092",
+            "SINK_TOPICS": "t",
+            "SINK_DATABASE_URL": "sqlite:///x.db",
+            "SINK_SECRETS_DIR": "",
+            **_dockerfile_env(),
+        },
+    ).http_port == int(port), "the image's ENV is valid"
 
 
 def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:
@@ -308,8 +315,10 @@ def test_configmap_and_secret_hold_only_real_settings_and_validate() -> None:
         assert all(_is_known(name) for name in names), f"{kind}: unknown {sorted(n for n in names if not _is_known(n))}"
     secret_keys = {name.lower().removeprefix("sink_") for name in manifests["Secret"]["stringData"]}
     assert all(k in FILE_SECRETS or k.split("__")[0] in PASSTHROUGH for k in secret_keys), "only secrets in the Secret"
-    assert not ({k.lower().removeprefix("sink_") for k in manifests["ConfigMap"]["data"]} & set(FILE_SECRETS) - {
-        "bootstrap_servers", "schema_registry_url"}), "no database URL in the ConfigMap"
+    assert not (
+        {k.lower().removeprefix("sink_") for k in manifests["ConfigMap"]["data"]}
+        & set(FILE_SECRETS) - {"bootstrap_servers", "schema_registry_url"}
+    ), "no database URL in the ConfigMap"
     assert "REPLACE_ME" in settings.database_url.get_secret_value()
     assert "PLACEHOLDER" in (K8S / "secret.yaml").read_text()
 
@@ -319,11 +328,15 @@ def test_deployment_probes_ports_env_and_grace_period_agree_with_the_settings() 
     deployment = manifests["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert deployment["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"][
-        "labels"].items()
+    assert (
+        deployment["spec"]["selector"]["matchLabels"].items()
+        <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
     refs = {next(iter(ref)): ref[next(iter(ref))]["name"] for ref in container["envFrom"]}
-    assert refs == {"configMapRef": manifests["ConfigMap"]["metadata"]["name"],
-                    "secretRef": manifests["Secret"]["metadata"]["name"]}
+    assert refs == {
+        "configMapRef": manifests["ConfigMap"]["metadata"]["name"],
+        "secretRef": manifests["Secret"]["metadata"]["name"],
+    }
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http": settings.http_port}
     assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
@@ -369,7 +382,16 @@ def test_kustomization_lists_every_manifest() -> None:
 
 def test_deploy_guide_covers_each_artefact() -> None:
     guide = (ROOT / "deploy" / "README.md").read_text()
-    for needle in ("docker compose up", "Dockerfile", "kubectl apply -k deploy/kubernetes", "ScaledObject",
-                   "/livez", "/readyz", "/metrics", "SINK_DATABASE_URL_FILE", "terminationGracePeriodSeconds"):
+    for needle in (
+        "docker compose up",
+        "Dockerfile",
+        "kubectl apply -k deploy/kubernetes",
+        "ScaledObject",
+        "/livez",
+        "/readyz",
+        "/metrics",
+        "SINK_DATABASE_URL_FILE",
+        "terminationGracePeriodSeconds",
+    ):
         assert needle in guide, f"deploy/README.md does not mention {needle}"
     assert "deploy/README.md" in (ROOT / "README.md").read_text()

@@ -236,7 +236,7 @@ def test_settings_summary_masks_every_secret(tmp_path: Any) -> None:
             "SINK_TOPICS": "orders",
             "SINK_DATABASE_URL": f"postgresql+psycopg://app:{SECRET}@db/x?sslpassword={SECRET}",
             "SINK_SCHEMA_REGISTRY_URL": f"http://reg:{SECRET}@registry:8081",
-            "SINK_CONSUMER__SASL_JAAS_CONFIG": f"org.apache.kafka... password=\"{SECRET}\";",
+            "SINK_CONSUMER__SASL_JAAS_CONFIG": f'org.apache.kafka... password="{SECRET}";',
             "SINK_CONSUMER__SECURITY_PROTOCOL": "SASL_SSL",
         }
     )

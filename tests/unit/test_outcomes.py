@@ -136,7 +136,6 @@ class Harness(WorkerHarness):
         )
 
 
-
 def good(offset: int, id_: int | None = None, qty: int = 1) -> RawRecord:
     return rec(offset, {"id": offset if id_ is None else id_, "qty": qty}, key=f"k{offset}".encode())
 

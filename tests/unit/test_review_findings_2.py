@@ -44,7 +44,7 @@ def test_run_tunes_the_garbage_collector_while_it_runs_and_restores_it() -> None
     h = WorkerHarness(FakeStore(FakeTx))
     h.then([record(0, {"id": 1})], lambda: seen.append((gc.get_threshold(), gc.get_freeze_count())))
     assert h.run() == 0
-    (threshold, frozen), = seen
+    ((threshold, frozen),) = seen
     assert threshold[0] == GC_YOUNG_THRESHOLD and threshold[1:] == before[1:]
     assert frozen > 0  # what existed at start is out of every collection
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0

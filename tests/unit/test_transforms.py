@@ -276,8 +276,9 @@ def test_connect_schema_specs_are_cached_per_schema() -> None:
     mapper = RowMapper(MappingRules())
     preparer = Preparer(StringDecoder(), ConnectJsonDecoder(), mapper)
     first, second = (
-        preparer.prepare(RawRecord(Coord("orders", 0, n), None, json.dumps({"schema": schema, "payload": {"id": n}})
-                                   .encode()))
+        preparer.prepare(
+            RawRecord(Coord("orders", 0, n), None, json.dumps({"schema": schema, "payload": {"id": n}}).encode())
+        )
         for n in (1, 2)
     )
     assert isinstance(first, Row) and isinstance(second, Row)
