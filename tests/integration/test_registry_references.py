@@ -161,6 +161,55 @@ def test_avro_named_types_from_referenced_subjects_land(
     assert columns["ship_to"]["nullable"] and not columns["status"]["nullable"]
 
 
+AVRO_PAYMENT = {
+    "type": "record",
+    "name": "Payment",
+    "namespace": "shop",
+    "fields": [{"name": "id", "type": "long"}, {"name": "amount", "type": "double"}],
+}
+AVRO_REFUND = {
+    "type": "record",
+    "name": "Refund",
+    "namespace": "shop",
+    "fields": [{"name": "id", "type": "long"}, {"name": "reason", "type": "string"}],
+}
+
+
+def test_avro_schema_that_is_a_union_of_referenced_records_lands(
+    bootstrap_servers: str, registry_url: str, target: TargetDb, unique_name: str
+) -> None:
+    """Confluent's way of putting several event types in one topic: the value schema is only a
+    union of records defined in other subjects. Each record lands as its branch's fields."""
+    topic = table = unique_name
+    create_topic(bootstrap_servers, topic)
+    client = _client(registry_url)
+    payment, refund = f"{unique_name}-payment", f"{unique_name}-refund"
+    _register(client, payment, json.dumps(AVRO_PAYMENT), "AVRO", [])
+    _register(client, refund, json.dumps(AVRO_REFUND), "AVRO", [])
+    references = [SchemaReference("shop.Payment", payment, 1), SchemaReference("shop.Refund", refund, 1)]
+    schema_id = client.register_schema(
+        f"{topic}-value", Schema(json.dumps(["shop.Payment", "shop.Refund"]), "AVRO", references)
+    )
+    header = b"\x00" + struct.pack(">I", schema_id)
+    pay = header + b"\x00" + b"\x02" + struct.pack("<d", 9.5)  # branch 0; id 1 (zigzag 2); amount
+    back = header + b"\x02" + b"\x04" + b"\x08late"  # branch 1; id 2; reason "late" (4 chars: zigzag 8)
+    records = [{"key": "1", "value": pay}, {"key": "2", "value": back}]
+    _run(
+        bootstrap_servers,
+        target,
+        topic,
+        registry_url,
+        records,
+        value_format="avro",
+        insert_mode="upsert",
+        pk_mode="record_value",
+        pk_fields="id",
+        auto_evolve="true",
+    )
+    rows = fetch_rows(target.url, table, order_by="id")
+    assert [(r["id"], r.get("amount"), r.get("reason")) for r in rows] == [(1, 9.5, None), (2, None, "late")]
+
+
 # ------------------------------------------------------------------------------ Protobuf
 
 
