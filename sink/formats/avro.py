@@ -10,7 +10,8 @@ types, but its timestamp, date and uuid readers cost two to three times the same
 converter. So fastavro is given the schema with those logical types renamed (`READERS`, `MARK`): it
 reads their base long, int or string, and the converter makes the very value fastavro would have
 made, or raises the error fastavro would have raised. Per record: the header, one dict lookup,
-fastavro's schemaless reader on the parsed schema, and the converter (nothing at all for schemas
+fastavro's reader on the parsed schema (`_read_data` with the set-up `schemaless_reader` would
+make on every call, made once: see `_READ`), and the converter (nothing at all for schemas
 without such logical types or Connect names).
 """
 
