@@ -32,7 +32,9 @@ def rows(partition: int, offsets: range) -> list[RawRecord]:
 def test_partitions_revoked_and_assigned_during_an_outage() -> None:
     store = FakeStore(UpsertTx)
     store.written = []  # type: ignore[attr-defined]
-    h = WorkerHarness(store, batch_size=2)
+    # In the foreground: the first batch's outage must begin before the next scripted polls (on a
+    # loaded machine the writer thread may report it only after them).
+    h = WorkerHarness(store, batch_size=2, write_in_background=False)
     store.outages = 3
     h.then(h.source.assign([P0]), rows(0, range(2)))  # a batch the database refuses: pause, back off
     # During the pause an eager rebalance takes P0 back (its unwritten rows are dropped) and gives

@@ -53,7 +53,8 @@ def revoked_and_assigned_back_while_paused(h: WorkerHarness) -> None:
 
 def test_a_batch_being_retried_drops_the_rows_of_a_partition_revoked_though_it_comes_back() -> None:
     store = FakeStore(InsertTx)
-    h = WorkerHarness(store, batch_size=2, insert_mode="insert")
+    # In the foreground: the outage must begin before the next scripted polls (see test_worker.py).
+    h = WorkerHarness(store, batch_size=2, insert_mode="insert", write_in_background=False)
     store.outages = 3
     h.then(h.source.assign([P0]), rows(0, range(2)))  # a batch the database refuses: pause, back off
     revoked_and_assigned_back_while_paused(h)
