@@ -90,7 +90,7 @@ def assert_commits_never_pass_unsettled(h: Harness, expected_ids: Callable[[TP, 
 # ------------------------------------------------------------------------------ tests
 
 
-# The tests below look at the commits at given points of the script: their writes are made in the
+# The next three tests look at the commits at given points of the script: their writes are made in the
 # foreground, so a due commit is never put off by a write the writer thread has not finished yet
 # (under load it may not have: test_worker_overlap.py covers that case).
 
