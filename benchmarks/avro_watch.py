@@ -49,16 +49,19 @@ def proc_stats(pid: int) -> tuple[float, float]:
     except OSError:
         return 0.0, 0.0
     hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return hwm / 1024, _cpu_seconds(stat)
+
+
+def _cpu_seconds(stat: str) -> float:
+    """utime+stime of a process's or thread's `/proc/.../stat` line, in seconds."""
     fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return hwm / 1024, (int(fields[11]) + int(fields[12])) / ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds (utime+stime) of a live process's threads, summed by thread name; {} if gone.
     librdkafka names its threads rdk:main, rdk:broker<n>...; Python 3.11 names none of its own,
     so the loop and the writer thread are counted together under the process's name."""
-    ticks = os.sysconf("SC_CLK_TCK")
     totals: dict[str, float] = {}
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
@@ -70,9 +73,9 @@ def thread_cpu(pid: int) -> dict[str, float]:
             stat = (task / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        name = name.split(":")[0] + ":" + name.split(":")[1].rstrip("0123456789/-") if name.startswith("rdk:") else name
-        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        if name.startswith("rdk:"):  # rdk:broker1, rdk:broker-1 ... -> rdk:broker
+            name = "rdk:" + name[4:].rstrip("0123456789/-")
+        totals[name] = totals.get(name, 0.0) + _cpu_seconds(stat)
     return totals
 
 
