@@ -472,7 +472,7 @@ class _RowPlan:
     their values picked. `row` returns None when a record does not fit (a primary-key value is
     missing), so the full mapping raises its error."""
 
-    __slots__ = ("exclude", "include", "inferred", "key_names", "pk_mode", "spec", "table")
+    __slots__ = ("exclude", "include", "inferred", "key_names", "pk_mode", "spec", "table", "value_key")
 
     def __init__(
         self, table: str, spec: TableSpec, key_names: tuple[str, ...], rules: MappingRules, inferred: bool = False
@@ -481,33 +481,50 @@ class _RowPlan:
         self.inferred = inferred  # a schemaless shape's plan: its rows carry an inferred spec
         self.include = frozenset(rules.fields_include) if rules.fields_include else None
         self.exclude = frozenset(rules.fields_exclude) if rules.fields_exclude else None
+        # The usual plan: one key field, picked from the record's own value, no field filtered.
+        usual = rules.pk_mode == "record_value" and len(key_names) == 1 and not (self.include or self.exclude)
+        self.value_key = key_names[0] if usual else None
 
     def row(self, record: Decoded) -> Row | None:
         data: dict[str, Any] = record.value.data
+        name = self.value_key
+        if name is not None and data.__class__ is dict:  # the usual plan: none of the cases below
+            value = data.get(name)
+            if value is None:
+                return None
+            key_values, values = {name: value}, data
+        else:
+            picked = self._picked(record, data)
+            if picked is None:
+                return None
+            key_values, values = picked
+        schema_id = record.value.schema_id
+        return make(Row, (record.raw, self.table, Op.UPSERT, key_values, values, self.spec, schema_id, self.inferred))
+
+    def _picked(self, record: Decoded, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(key values, values) of a record under this plan; None when a key value is missing."""
         # Unfiltered, the decoder's own dict: made for this record and never changed after.
         values = data if self.include is None and self.exclude is None else self._filtered(data)
         if not values and not self.key_names:
             return None
         if self.pk_mode == "none":
-            key_values: dict[str, Any] = {}
+            return {}, values
+        source = data if self.pk_mode == "record_value" else record.key.data
+        if source.__class__ is not dict:  # a primitive key: one key column
+            key_values = {self.key_names[0]: source}
+        elif len(self.key_names) == 1:  # one field, no comprehension
+            name = self.key_names[0]
+            value = source.get(name)
+            if value is None:
+                return None
+            key_values = {name: value}
         else:
-            source = data if self.pk_mode == "record_value" else record.key.data
-            if source.__class__ is not dict:  # a primitive key: one key column
-                key_values = {self.key_names[0]: source}
-            elif len(self.key_names) == 1:  # the usual key: one field, no comprehension
-                name = self.key_names[0]
-                value = source.get(name)
-                if value is None:
-                    return None
-                key_values = {name: value}
-            else:
-                key_values = {name: source.get(name) for name in self.key_names}
-                if None in key_values.values():
-                    return None
-            if self.pk_mode == "record_key" or values is not data:
-                values = {**values, **key_values}
-        schema_id = record.value.schema_id
-        return make(Row, (record.raw, self.table, Op.UPSERT, key_values, values, self.spec, schema_id, self.inferred))
+            key_values = {name: source.get(name) for name in self.key_names}
+            if None in key_values.values():
+                return None
+        if self.pk_mode == "record_key" or values is not data:
+            values = {**values, **key_values}
+        return key_values, values
 
     def _filtered(self, data: dict[str, Any]) -> dict[str, Any]:
         include, exclude = self.include, self.exclude

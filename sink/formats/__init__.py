@@ -6,6 +6,7 @@ writer schemas by id over HTTP, so this package stays free of I/O.
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -83,6 +84,8 @@ MAGIC_BYTE = 0  # then a 4-byte big-endian schema id
 MAGIC_GUID = 1  # then a 16-byte schema GUID (newer Confluent serializers)
 HEADER_SIZE = 5
 GUID_HEADER_SIZE = 17
+# (schema id,) of framed bytes that start with magic byte 0: one C call, no slice of the header
+FRAMED_ID = struct.Struct(">xI").unpack_from
 # Newer Confluent serializers may put the framing (magic byte, id or GUID, Protobuf message indexes)
 # in a record header instead of in front of the body (confluent-kafka's header_schema_id_serializer).
 KEY_SCHEMA_ID_HEADER = "__key_schema_id"
@@ -125,7 +128,7 @@ def prefix(data: bytes, fmt: str, where: str = "the record") -> tuple[SchemaRef,
                 f"{fmt}: {len(data)} byte(s) is shorter than the Confluent wire-format header "
                 f"(magic byte 0 + 4-byte schema id) in {where}"
             )
-        return int.from_bytes(data[1:HEADER_SIZE], "big"), HEADER_SIZE
+        return FRAMED_ID(data)[0], HEADER_SIZE
     if magic == MAGIC_GUID:
         if len(data) < GUID_HEADER_SIZE:
             raise DecodeError(

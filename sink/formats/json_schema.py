@@ -29,7 +29,7 @@ from referencing.jsonschema import DRAFT7
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape
 from ..ports import SchemaRef, SchemaSource
-from . import HEADER_SIZE, MAGIC_BYTE, describe_ref, framing, logical, nullable, writer_schema
+from . import FRAMED_ID, HEADER_SIZE, MAGIC_BYTE, describe_ref, framing, logical, nullable, writer_schema
 from .json_plain import loads
 
 Convert = Callable[[Any], Any]
@@ -81,7 +81,7 @@ class JsonSchemaDecoder:
 
     def decode(self, data: bytes, header: bytes | None = None) -> Payload:
         if header is None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE:
-            schema_id: SchemaRef = int.from_bytes(data[1:HEADER_SIZE], "big")
+            schema_id: SchemaRef = FRAMED_ID(data)[0]
             start = HEADER_SIZE
         else:  # magic byte 1 (a schema GUID), the framing in a header, or bytes that are not framed
             schema_id, start = framing(data, "JSON Schema", header)

@@ -27,7 +27,7 @@ from google.protobuf.message_factory import GetMessageClass
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, SchemaId, Shape
 from ..ports import SchemaRef, SchemaSource
-from . import HEADER_SIZE, MAGIC_BYTE, describe_ref, identity, logical, prefix
+from . import FRAMED_ID, HEADER_SIZE, MAGIC_BYTE, describe_ref, identity, logical, prefix
 
 Convert = Callable[[Any], Any]
 Getter = Callable[[Any], Any]
@@ -136,7 +136,7 @@ class ProtobufDecoder:
     def decode(self, data: bytes, header: bytes | None = None) -> Payload:
         schema_id: SchemaRef
         if header is None and len(data) >= HEADER_SIZE and data[0] == MAGIC_BYTE:
-            schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
+            schema_id = FRAMED_ID(data)[0]
             indexes, start = read_indexes(data)
         elif header is None:  # magic byte 1 (a schema GUID), or bytes that are not framed
             schema_id, start = prefix(data, "Protobuf")
