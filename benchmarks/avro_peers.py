@@ -55,6 +55,9 @@ class Options:
     quix: bool
     sink_env: dict[str, str]
     py_spy: bool = False
+    # (c) and (a) are run this many times, alternating, and each keeps its median run: one run of
+    # either varies by several percent on two cores shared with the broker and the database
+    rounds: int = 3
     # the other databases the sink and its limit run against: {"mariadb": url, "sqlite": url}
     databases: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # the others, and why they are not measured
@@ -240,9 +243,16 @@ class Session:
         self.lines: list[Line] = []
 
     def table(self, name: str, url: str | None = None) -> str:
-        """A new table name in the database at `url` (default PostgreSQL), dropped at the end."""
-        self.tables.setdefault(url or self.url, []).append(f"{self.prefix}_{name}")
-        return self.tables[url or self.url][-1]
+        """A new table name in the database at `url` (default PostgreSQL), dropped at the end. A
+        name asked for again (a line's next round) is numbered: a run never finds an earlier run's
+        table, nor its consumer group (named after the table)."""
+        names = self.tables.setdefault(url or self.url, [])
+        table, number = f"{self.prefix}_{name}", 1
+        while table in names:
+            number += 1
+            table = f"{self.prefix}_{name}_{number}"
+        names.append(table)
+        return table
 
     def produce_all(self) -> dict[str, float]:
         """The Avro topics (N, N/4, N/2) and the JSON copy of N; production seconds by topic."""
@@ -267,9 +277,13 @@ class Session:
             "(b) limit: pre-decoded rows, COPY + merge",
             lambda: limit_line(self.url, self.table("limit"), count, options.batches, workdir / "limit.log"),
         )
-        self.attempt("(c) plain consumer", self.plain_line)
+        self.alternating(
+            [
+                ("(c) plain consumer", self.plain_line),
+                ("(a) sink run, Avro", lambda: self.sink_line("a", "sink run (Avro)", "", "avro")),
+            ]
+        )
         self.attempt("(cx2) plain consumer, 2 processes", lambda: self.plain_line(copies=2))
-        self.attempt("(a) sink run, Avro", lambda: self.sink_line("a", "sink run (Avro)", "", "avro"))
         self.attempt(
             "(ax2) sink run, Avro, 2 processes",
             lambda: self.sink_line("ax2", "sink run (Avro), 2 processes, one group", "", "avro", copies=2),
@@ -333,28 +347,41 @@ class Session:
         )
         return summarize(raw) if raw.exists() else ["py-spy: no profile written"]
 
+    def alternating(self, measures: list[tuple[str, Callable[[], Line]]]) -> None:
+        """Measure the lines in turn, `options.rounds` times, and keep each line's median run (its
+        rates by round in `extra["rounds"]`); a line that failed in any round keeps that failure."""
+        rounds = self.options.rounds
+        runs: list[list[Line]] = [[] for _ in measures]
+        for number in range(1, rounds + 1):
+            for (text, measure), kept in zip(measures, runs, strict=True):
+                kept.append(self.measured(text if rounds == 1 else f"{text}, round {number} of {rounds}", measure))
+        self.lines += [median_run(kept) for kept in runs]
+
     def attempt(self, text: str, measure: Callable[[], Line]) -> None:
         """Measure one line; a failure is recorded as that line's result and never stops the others."""
+        self.lines.append(self.measured(text, measure))
+
+    def measured(self, text: str, measure: Callable[[], Line]) -> Line:
+        """One run of a line, or its failure as its result."""
         try:
             with self.progress.step(f"avro        {text}"):
                 try:
-                    self.lines.append(measure())
+                    shown = measure()
                 except Exception as exc:
                     key, _, label = text.partition(" ")
                     key = key.strip("()")
                     database = key.partition("/")[2] if key.partition("/")[2] in avro_db.NAMES else avro_db.POSTGRESQL
                     failed = Line(key, label, self.count, None, wrong=f"FAILED: {exc}", database=database)
-                    self.lines.append(failed)
-                    raise
-        except Exception as exc:
-            print(exc, file=sys.stderr)
-            return
-        shown = self.lines[-1]
+                    raise _Failed(failed) from exc
+        except _Failed as failure:
+            print(failure.__cause__, file=sys.stderr)
+            return failure.line
         self.progress.line(f"            -> {shown.rate or 0:,.0f} records/s {shown.wrong}".rstrip())
         threads = shown.extra.get("threads")
         if threads:  # where the process's CPU went, by thread, when its table was done
             busiest = sorted(threads.items(), key=lambda item: -item[1])[:5]
             self.progress.line("               CPU s by thread: " + ", ".join(f"{n} {s:.1f}" for n, s in busiest))
+        return shown
 
     def sink_line(
         self,
@@ -440,6 +467,29 @@ class Session:
         line = run_line("d", label, command, self.workdir / f"{name}.log", self.url, name, self.count, env=env)
         line.note = "upsert_on_primary_key, Avro through the registry, include_metadata=False, defaults otherwise"
         return line
+
+
+class _Failed(Exception):
+    """A line's run failed: its result is `line` (the progress step has shown the error)."""
+
+    def __init__(self, line: Line) -> None:
+        super().__init__(line.wrong)
+        self.line = line
+
+
+def median_run(runs: list[Line]) -> Line:
+    """The run of a line to report among its rounds: the first failed or WRONG one if any (a line
+    is only as good as its worst run), else the median by time; the note names every round's rate."""
+    bad = [run for run in runs if run.wrong]
+    if len(runs) == 1 or bad:
+        return bad[0] if bad else runs[0]
+    ordered = sorted(runs, key=lambda run: run.seconds or 0.0)
+    kept = ordered[len(ordered) // 2]  # of an even number, the slower middle run
+    rates = [round(run.rate or 0) for run in runs]
+    kept.extra["rounds"] = rates
+    spread = f"median of {len(runs)} alternating runs ({', '.join(f'{r:,}' for r in rates)} records/s)"
+    kept.note = f"{spread}; {kept.note}" if kept.note else spread
+    return kept
 
 
 def _avro(schema_id: int, count: int, i: int) -> bytes:

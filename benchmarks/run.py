@@ -45,6 +45,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--py-spy", action="store_true", help="avro: one more sink run (N/2) under py-spy")
     parser.add_argument("--no-quix", action="store_true", help="avro: skip the Quix Streams line (no venv)")
     parser.add_argument(
+        "--rounds", type=int, default=3, help="avro: runs of (c) and (a), alternating; each keeps its median (3)"
+    )
+    parser.add_argument(
         "--sink-env", action="append", default=[], metavar="NAME=VALUE", help="avro: extra SINK_* setting (repeatable)"
     )
     args = parser.parse_args(argv)
@@ -176,6 +179,7 @@ def _avro(
         quix=not args.no_quix,
         sink_env=dict(item.split("=", 1) for item in args.sink_env),
         py_spy=args.py_spy,
+        rounds=max(1, args.rounds),
         databases=others,
         skipped={
             db: f"cannot connect to {common.MARIADB_URL}" if db in args.databases else "not in --databases"
