@@ -45,7 +45,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--py-spy", action="store_true", help="avro: one more sink run (N/2) under py-spy")
     parser.add_argument("--no-quix", action="store_true", help="avro: skip the Quix Streams line (no venv)")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="avro: runs of (c) and (a), alternating; each keeps its median (3)"
+        "--rounds", type=int, help="avro: runs of (c) and (a), alternating; each keeps its median (default 3)"
     )
     parser.add_argument(
         "--sink-env", action="append", default=[], metavar="NAME=VALUE", help="avro: extra SINK_* setting (repeatable)"
@@ -55,6 +55,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.rows = args.rows or (10_000 if args.quick else 50_000)
     args.records = args.records or (20_000 if args.quick else 100_000)
     args.repeat = max(1, args.repeat or (1 if args.quick else 3))
+    args.rounds = (1 if args.quick else 3) if args.rounds is None else max(1, args.rounds)
     args.keys = args.keys or max(1, args.records // 10)
     args.naive_rows = min(args.rows, 2_000 if args.quick else 5_000)
     args.naive_cap_s = 2.0 if args.quick else 5.0
@@ -179,7 +180,7 @@ def _avro(
         quix=not args.no_quix,
         sink_env=dict(item.split("=", 1) for item in args.sink_env),
         py_spy=args.py_spy,
-        rounds=max(1, args.rounds),
+        rounds=args.rounds,
         databases=others,
         skipped={
             db: f"cannot connect to {common.MARIADB_URL}" if db in args.databases else "not in --databases"

@@ -62,3 +62,12 @@ def test_each_round_of_a_line_gets_a_table_of_its_own(tmp_path: Path) -> None:
     assert second == f"{first}_2" and third == f"{first}_3"
     assert elsewhere == first  # another database: its own names
     assert session.tables["postgresql+psycopg://h/db"] == [first, second, third]
+
+
+def test_three_rounds_by_default_one_with_quick_unless_asked() -> None:
+    from benchmarks.run import parse
+
+    assert parse([]).rounds == 3
+    assert parse(["--quick"]).rounds == 1
+    assert parse(["--quick", "--rounds", "2"]).rounds == 2
+    assert parse(["--rounds", "0"]).rounds == 1
