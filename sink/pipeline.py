@@ -445,7 +445,7 @@ def _carry_on() -> None:
 
 def _all_rows(units: list[WriteUnit]) -> TypeGuard[list[Row]]:
     """Whether every unit is a write of its own (a Row)."""
-    return all(unit.__class__ is Row for unit in units)
+    return set(map(type, units)) <= {Row}
 
 
 def _outcomes(table: str, units: list[WriteUnit], operations: dict[int, str], mode: str) -> list[Outcome]:

@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -133,6 +134,20 @@ def to_raw(message: Message) -> RawRecord:
     return make(RawRecord, (coord, message.key(), message.value(), headers, timestamp if timestamp >= 0 else None))
 
 
+def to_raws(messages: list[Message]) -> list[RawRecord]:
+    """`to_raw` of each consumed record (none an error), field by field over the lot: C-level
+    passes, without a Python call per record (half the cost)."""
+    coords = map(
+        make,
+        repeat(Coord),
+        zip(map(Message.topic, messages), map(Message.partition, messages), map(Message.offset, messages), strict=True),
+    )
+    headers = [tuple(listed) if listed else () for listed in map(Message.headers, messages)]
+    stamps = [stamp if stamp >= 0 else None for _kind, stamp in map(Message.timestamp, messages)]
+    fields = zip(coords, map(Message.key, messages), map(Message.value, messages), headers, stamps, strict=True)
+    return list(map(make, repeat(RawRecord), fields))
+
+
 class KafkaSource:
     """worker.Source over confluent_kafka.Consumer."""
 
@@ -206,17 +221,19 @@ class KafkaSource:
         """What the consumer holds now, up to `max_records`; only when it holds nothing, wait up to
         `timeout`. librdkafka's batch consume waits for all `max_records` until the timeout, which
         would idle the loop while fewer are fetched than asked."""
-        records = []
         messages = self._consumer.consume(num_messages=max_records, timeout=0)
         if not messages and timeout > 0:
             messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
-        for message in messages:
-            error = message.error()
-            if error is None:
-                records.append(to_raw(message))
-            else:
-                self._on_error(error)
-        return records
+        if any(map(Message.error, messages)):  # rare: an event among the records
+            records = []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    records.append(to_raw(message))
+                else:
+                    self._on_error(error)
+            return records
+        return to_raws(messages)
 
     @staticmethod
     def _on_error(error: KafkaError) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
+
+import pytest
 
 from sink.batch import Batcher, Unit, WriteUnit, final_row, segments, unit_rows
 from sink.model import Batch, Column, ColumnType, Coord, Kind, Op, RawRecord, Row, TableSpec
@@ -261,3 +264,38 @@ def test_buffered_bytes_close_every_batch_before_rows_do() -> None:
         assert batcher.buffered_bytes < 64 * 1024
     assert len(closed) >= 4 and {b.table for b in closed} == {"a", "b"}
     assert sum(len(b.rows) for b in closed) + len(batcher) == 20
+
+
+def test_the_usual_batch_is_its_rows_as_units_exactly_as_folded() -> None:
+    """Distinct keys and no delete (the usual batch): `segments` skips the fold, with the very
+    result the fold gives; anything else (a key twice, a delete, keys of other columns, an
+    unhashable key, two rows of one record without a key) goes through the fold."""
+    from sink.batch import _distinct_writes, _folded
+
+    def both(rows: list[Row], insert_mode: bool = False, exact: bool = False) -> list[list[WriteUnit]]:
+        fast = list(segments(tuple(rows), insert_mode, exact))
+        assert [describe(s) for s in fast] == [describe(s) for s in _folded(tuple(rows), insert_mode, exact, None)]
+        return fast
+
+    distinct = [mk(k, str(k), offset=n) for n, k in enumerate((5, 1.5, "5", 7, (1, 2)))]
+    assert _distinct_writes(distinct) and _distinct_writes([mk(None, offset=0), mk(None, offset=1)])
+    assert not _distinct_writes([*distinct, mk(7, offset=9)]) and not _distinct_writes([])
+    for insert_mode, exact in ((False, False), (True, False), (False, True)):
+        (segment,) = both(distinct, insert_mode, exact)
+        assert all(unit is row for unit, row in zip(segment, distinct, strict=True)), "each row its own unit"
+    assert both([mk(1, offset=0), mk(1.0, offset=1)])[0][0].rows[1].coord.offset == 1, "1 and 1.0: one key"
+    assert isinstance(both([mk(1, offset=0), mk(2, op=Op.DELETE, offset=1)])[0][1], Unit), "a delete: a Unit"
+    wider = Row(mk(2).raw, "t", Op.UPSERT, {"id": 2, "b": 1}, {"id": 2, "v": "w"}, SPEC)
+    assert len(both([mk(1, offset=0), wider])[0]) == 2, "a key of other columns: folded, not confused"
+    with pytest.raises(TypeError):  # unhashable: the fast path steps aside, the fold fails as before
+        list(segments((mk([1], offset=0), mk(2, offset=1)), insert_mode=False))
+    keyless = mk(None, "a", offset=0)
+    assert len(both([keyless, keyless])[0]) == 1, "one record twice: one unit"
+    rng = random.Random(7)
+    for _ in range(300):
+        count = rng.randint(1, 12)
+        rows = [
+            mk(rng.randint(0, 15), str(n), Op.DELETE if rng.random() < 0.1 else Op.UPSERT, offset=n)
+            for n in range(count)
+        ]
+        both(rows, insert_mode=rng.random() < 0.5, exact=rng.random() < 0.3)
