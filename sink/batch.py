@@ -139,29 +139,31 @@ def _folded(rows: tuple[Row, ...], insert_mode: bool, exact: bool, version: str 
 
 
 def _unit_key(row: Row) -> Any:
-    """What makes two rows one unit: their primary key, or without one their record."""
-    return tuple(row.key.values()) if row.key else row.coord
+    """What makes two rows one unit: their primary key, column by column (a schemaless key may
+    name its columns in any order: {"a": 1, "b": 2} and {"b": 2, "a": 1} are one key, {"b": 1,
+    "a": 2} another, and {"id": 1} and {"other": 1} two), or without one their record."""
+    return frozenset(row.key.items()) if row.key else row.coord
 
 
-_OPS = operator.attrgetter("op")
-_KEYS = operator.attrgetter("key")
-_COORDS = operator.attrgetter("raw.coord")
+_op_of = operator.attrgetter("op")
+_key_of = operator.attrgetter("key")
+_coord_of = operator.attrgetter("raw.coord")
 
 
 def _distinct_writes(rows: Sequence[Row]) -> bool:
     """Whether no row deletes and no two rows share a `_unit_key`, so that `_folded` would make every
     row a unit of its own; C-level passes, at a fifth of its cost. Keys are compared column by
-    column (1 and 1.0 are one key, as in `_folded`'s dict); rows whose keys have other columns than
-    the first row's, or a value that cannot be hashed, say no (and `_folded` decides)."""
-    if not rows or Op.DELETE in map(_OPS, rows):
+    column, as `_unit_key` compares them (1 and 1.0 are one key); keys of other columns than the
+    first row's, or a value that cannot be hashed, say no (and `_folded` decides)."""
+    if not rows or Op.DELETE in map(_op_of, rows):
         return False
     columns = tuple(rows[0].key)
-    if set(map(len, map(_KEYS, rows))) != {len(columns)}:
+    if set(map(len, map(_key_of, rows))) != {len(columns)}:
         return False
-    keys = map(operator.itemgetter(*columns), map(_KEYS, rows)) if columns else map(_COORDS, rows)
+    keys = map(operator.itemgetter(*columns), map(_key_of, rows)) if columns else map(_coord_of, rows)
     try:
         distinct = set(keys)
-    except (KeyError, TypeError):  # a key without those columns, a value that cannot be hashed
+    except (KeyError, TypeError):  # as many columns but other names; a value that cannot be hashed
         return False
     return len(distinct) == len(rows)
 

@@ -225,15 +225,20 @@ class KafkaSource:
         if not messages and timeout > 0:
             messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
         if any(map(Message.error, messages)):  # rare: an event among the records
-            records = []
-            for message in messages:
-                error = message.error()
-                if error is None:
-                    records.append(to_raw(message))
-                else:
-                    self._on_error(error)
-            return records
+            return self._records_among_events(messages)
         return to_raws(messages)
+
+    def _records_among_events(self, messages: list[Message]) -> list[RawRecord]:
+        """The records of a poll that holds events too (a partition's end, an error), which are
+        handled as they come."""
+        records = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(to_raw(message))
+            else:
+                self._on_error(error)
+        return records
 
     @staticmethod
     def _on_error(error: KafkaError) -> None:

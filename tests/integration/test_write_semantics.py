@@ -106,3 +106,42 @@ def test_update_mode_on_a_table_of_key_columns_only_changes_nothing_and_fails_no
     finally:
         upsert.store.close()
         update.store.close()
+
+
+def test_schemaless_keys_are_told_apart_by_column_whatever_their_order(db: TargetDb, unique_name: str) -> None:
+    """Record keys without SINK_PK_FIELDS take their columns from each key, in the key's order:
+    {"a": 1, "b": 2} and {"b": 1, "a": 2} are two rows, {"b": 2, "a": 1} the first one again, also
+    in a batch whose tombstone makes the writer fold its rows key by key (a fold by position once
+    merged the first two and left {"a": 1, "b": 2} unwritten, reported written)."""
+    table = db.table(unique_name)
+    store = SqlStore(create_engine(db.url))
+    rules = MappingRules(table_name_format=table, pk_mode="record_key", delete_enabled=True)
+    preparer = Preparer(JsonDecoder(), JsonDecoder(), RowMapper(rules))
+    writer = Writer(store, WriteRules("upsert", auto_create=True, auto_evolve=True))
+
+    def write(*records: tuple[dict[str, int], dict[str, str] | None]) -> dict[int, Status]:
+        batcher = Batcher(10_000, 60_000, lambda: 0.0)
+        for key, value in records:
+            encoded = None if value is None else json.dumps(value).encode()
+            row = preparer.prepare(RawRecord(Coord("t", 0, sink_offsets.pop()), json.dumps(key).encode(), encoded))
+            assert isinstance(row, Row)
+            assert batcher.add(row) == []
+        (batch,) = batcher.drain()
+        return {o.raw.coord.offset: o.status for o in writer.write(batch)}
+
+    sink_offsets = list(range(100, 0, -1))
+    try:
+        statuses = write(
+            ({"a": 1, "b": 2}, {"v": "first"}), ({"b": 1, "a": 2}, {"v": "second"}), ({"a": 9, "b": 9}, None)
+        )
+        assert statuses == {1: Status.WRITTEN, 2: Status.WRITTEN, 3: Status.DELETED}
+        found = {(r["a"], r["b"]): r["v"] for r in fetch_rows(db.url, table, order_by="a")}
+        assert found == {(1, 2): "first", (2, 1): "second"}, "two keys, both written"
+        statuses = write(
+            ({"b": 2, "a": 1}, {"v": "again"}), ({"a": 1, "b": 2}, {"v": "last"}), ({"a": 9, "b": 9}, None)
+        )
+        assert statuses == {4: Status.WRITTEN, 5: Status.WRITTEN, 6: Status.DELETED}
+        found = {(r["a"], r["b"]): r["v"] for r in fetch_rows(db.url, table, order_by="a")}
+        assert found == {(1, 2): "last", (2, 1): "second"}, "one key in two orders: its last write"
+    finally:
+        store.close()

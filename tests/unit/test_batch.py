@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
 import pytest
 
-from sink.batch import Batcher, Unit, WriteUnit, final_row, segments, unit_rows
+from sink.batch import Batcher, Unit, WriteUnit, _distinct_writes, _folded, final_row, segments, unit_rows
 from sink.model import Batch, Column, ColumnType, Coord, Kind, Op, RawRecord, Row, TableSpec
 
 INT64, STRING = ColumnType(Kind.INT64), ColumnType(Kind.STRING)
@@ -51,7 +52,7 @@ def key_of(unit: WriteUnit) -> Any:
     """A unit's key: a Unit's own; a Row alone in its segment goes by its key values (by its
     coordinates without a primary key)."""
     if isinstance(unit, Unit):
-        return unit.key
+        return unit.key if isinstance(unit.key, Coord) else tuple(value for _, value in sorted(unit.key))
     return tuple(unit.key.values()) if unit.key else unit.coord
 
 
@@ -266,36 +267,87 @@ def test_buffered_bytes_close_every_batch_before_rows_do() -> None:
     assert sum(len(b.rows) for b in closed) + len(batcher) == 20
 
 
+def keyed(key: dict[str, Any], v: str, op: Op = Op.UPSERT, offset: int = 0) -> Row:
+    """A row of a schemaless key: its columns in the order the record gave them."""
+    values = key if op is Op.DELETE else {**key, "v": v}
+    return Row(RawRecord(Coord("t", 0, offset), None, None), "t", op, key, values, SPEC)
+
+
+def both(rows: list[Row], insert_mode: bool = False, exact: bool = False) -> list[list[WriteUnit]]:
+    """`segments` of `rows`, checked against the row-by-row fold: the same units, the same rows in
+    them, a Row where the fold keeps the Row itself."""
+    fast = list(segments(tuple(rows), insert_mode, exact))
+    folded = list(_folded(tuple(rows), insert_mode, exact, None))
+    assert [describe(s) for s in fast] == [describe(s) for s in folded]
+    assert [[type(u) for u in s] for s in fast] == [[type(u) for u in s] for s in folded]
+    assert [[u for u in s if isinstance(u, Row)] for s in fast] == [
+        [u for u in s if isinstance(u, Row)] for s in folded
+    ]
+    return fast
+
+
 def test_the_usual_batch_is_its_rows_as_units_exactly_as_folded() -> None:
     """Distinct keys and no delete (the usual batch): `segments` skips the fold, with the very
-    result the fold gives; anything else (a key twice, a delete, keys of other columns, an
-    unhashable key, two rows of one record without a key) goes through the fold."""
-    from sink.batch import _distinct_writes, _folded
-
-    def both(rows: list[Row], insert_mode: bool = False, exact: bool = False) -> list[list[WriteUnit]]:
-        fast = list(segments(tuple(rows), insert_mode, exact))
-        assert [describe(s) for s in fast] == [describe(s) for s in _folded(tuple(rows), insert_mode, exact, None)]
-        return fast
-
-    distinct = [mk(k, str(k), offset=n) for n, k in enumerate((5, 1.5, "5", 7, (1, 2)))]
+    result the fold gives; anything else goes through the fold."""
+    distinct = [mk(k, str(k), offset=n) for n, k in enumerate((5, 1.5, "5", 7, (1, 2), math.nan))]
+    distinct.append(keyed({"id": None}, "null", offset=9))
     assert _distinct_writes(distinct) and _distinct_writes([mk(None, offset=0), mk(None, offset=1)])
-    assert not _distinct_writes([*distinct, mk(7, offset=9)]) and not _distinct_writes([])
     for insert_mode, exact in ((False, False), (True, False), (False, True)):
         (segment,) = both(distinct, insert_mode, exact)
         assert all(unit is row for unit, row in zip(segment, distinct, strict=True)), "each row its own unit"
+    two = [keyed({"a": 1, "b": 2}, "x", offset=0), keyed({"b": 1, "a": 2}, "y", offset=1)]
+    assert _distinct_writes(two) and len(both(two)[0]) == 2
+
+
+def test_what_the_fast_path_leaves_to_the_fold() -> None:
+    """A key twice, a delete, keys of other columns (more, or as many with other names), keyed and
+    keyless rows together, an unhashable key, one record twice: the fold decides, as before."""
+    assert not _distinct_writes([])
+    assert not _distinct_writes([mk(7, offset=0), mk(7, offset=1)])
     assert both([mk(1, offset=0), mk(1.0, offset=1)])[0][0].rows[1].coord.offset == 1, "1 and 1.0: one key"
     assert isinstance(both([mk(1, offset=0), mk(2, op=Op.DELETE, offset=1)])[0][1], Unit), "a delete: a Unit"
-    wider = Row(mk(2).raw, "t", Op.UPSERT, {"id": 2, "b": 1}, {"id": 2, "v": "w"}, SPEC)
-    assert len(both([mk(1, offset=0), wider])[0]) == 2, "a key of other columns: folded, not confused"
+    wider = keyed({"id": 2, "b": 1}, "w", offset=1)
+    renamed = keyed({"other": 1}, "w", offset=1)
+    keyless = mk(None, "a", offset=0)
+    for rows in ([mk(1, offset=0), wider], [mk(1, offset=0), renamed], [mk(1, offset=0), mk(None, offset=1)]):
+        assert not _distinct_writes(rows)
+        assert len(both(rows)[0]) == 2, "other columns: two keys, never confused"
     with pytest.raises(TypeError):  # unhashable: the fast path steps aside, the fold fails as before
         list(segments((mk([1], offset=0), mk(2, offset=1)), insert_mode=False))
-    keyless = mk(None, "a", offset=0)
-    assert len(both([keyless, keyless])[0]) == 1, "one record twice: one unit"
+    assert not _distinct_writes([keyless, keyless]) and len(both([keyless, keyless])[0]) == 1, "one record twice"
+
+
+def test_a_schemaless_key_is_one_key_in_any_column_order() -> None:
+    """{"a": 1, "b": 2} and {"b": 2, "a": 1} are one key, {"b": 1, "a": 2} another: by column, not
+    by position (a fold by position once merged two keys and left one of them unwritten)."""
+    same = [keyed({"a": 1, "b": 2}, "x", offset=0), keyed({"b": 2, "a": 1}, "y", offset=1)]
+    other = [keyed({"a": 1, "b": 2}, "x", offset=0), keyed({"b": 1, "a": 2}, "y", offset=1)]
+    forcing_the_fold = keyed({"a": 9, "b": 9}, "", Op.DELETE, offset=2)
+    (segment,) = both([*same, forcing_the_fold])
+    assert [final.values["v"] for u in segment if (final := final_row(u))] == ["y"], "one key: the last write"
+    (segment,) = both([*other, forcing_the_fold])
+    assert [final.values["v"] for u in segment if (final := final_row(u))] == ["x", "y"], "two keys: both written"
+
+
+def test_random_batches_give_what_the_fold_gives() -> None:
     rng = random.Random(7)
-    for _ in range(300):
-        count = rng.randint(1, 12)
+
+    def key() -> dict[str, Any]:
+        if rng.random() < 0.5:
+            return {"id": rng.randint(0, 15)}
+        columns = [("a", rng.randint(0, 3)), ("b", rng.randint(0, 3))]
+        rng.shuffle(columns)
+        return dict(columns)
+
+    for _ in range(500):
+        width = rng.choice((1, 2))
         rows = [
-            mk(rng.randint(0, 15), str(n), Op.DELETE if rng.random() < 0.1 else Op.UPSERT, offset=n)
-            for n in range(count)
+            keyed(
+                key() if width == 2 else {"id": rng.randint(0, 40)},
+                str(n),
+                rng.choice([Op.UPSERT] * 9 + [Op.DELETE]),
+                n,
+            )
+            for n in range(rng.randint(1, 12))
         ]
         both(rows, insert_mode=rng.random() < 0.5, exact=rng.random() < 0.3)
