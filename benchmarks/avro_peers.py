@@ -392,10 +392,13 @@ class Session:
         spy: Path | None = None,
         url: str | None = None,
         copies: int = 1,
+        tree: Path | None = None,
+        settings: dict[str, str] | None = None,
     ) -> Line:
         """`sink run` on the topic of `suffix` into a new table at `url` (default PostgreSQL); with
         `copies`, that many processes in one consumer group (how the sink scales out: each takes
-        some of the partitions)."""
+        some of the partitions). `tree`: the sink of that source checkout instead of this venv's
+        (benchmarks/compare.py); `settings`: more SINK_* settings over `--sink-env`'s."""
         url = url or self.url
         name = self.table(f"sink{key.replace('/', '_')}", url)
         size = self.sizes.get(suffix, self.count)
@@ -408,10 +411,15 @@ class Session:
             name,
             value_format,
             self.registry_url,
-            self.options.sink_env,
+            {**self.options.sink_env, **(settings or {})},
         )
         command = [str(BIN / "sink"), "run", "--env-file", str(env)]
-        line = run_line(key, label, command, self.workdir / f"{name}.log", url, name, size, py_spy=spy, copies=copies)
+        environment = None
+        if tree is not None:  # -P: the tree's `sink` package first on the path, not the cwd's
+            command = [sys.executable, "-P", "-m", "sink", "run", "--env-file", str(env)]
+            environment = {"PYTHONPATH": str(tree)}
+        log = self.workdir / f"{name}.log"
+        line = run_line(key, label, command, log, url, name, size, environment, spy, copies)
         line.extra["table"] = name
         return line
 
