@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import groupby, repeat, takewhile
+from operator import itemgetter
 
 from .errors import Fenced
 from .model import Coord, Settled
 from .ports import OffsetStore, Position, TopicPartition, Transaction
+
+_PARTITION_OF, _OFFSET_OF = itemgetter(0, 1), itemgetter(2)  # of a Coord (topic, partition, offset)
 
 
 @dataclass(slots=True)
@@ -24,12 +28,20 @@ class _Partition:
     committed: int | None = None
 
     def advance(self) -> None:
-        """Move the commit point over the settled run at the head of what was polled."""
+        """Move the commit point over the settled run at the head of what was polled (found by
+        C-level passes: after a batch commits, the run is the batch's thousands of records)."""
         polled, settled = self.polled, self.settled
-        while polled and polled[0] in settled:
-            offset = polled.popleft()
-            settled.discard(offset)
-            self.next_commit = offset + 1
+        if not polled or polled[0] not in settled:
+            return
+        run = list(takewhile(settled.__contains__, polled))
+        if len(run) == len(polled):
+            polled.clear()
+        else:
+            popleft = polled.popleft
+            for _ in repeat(None, len(run)):
+                popleft()
+        settled.difference_update(run)
+        self.next_commit = run[-1] + 1
 
 
 class OffsetTracker:
@@ -55,14 +67,14 @@ class OffsetTracker:
 
     def settle_all(self, coords: Iterable[Coord]) -> None:
         """`settle` each of `coords` (what one transaction committed), each partition's settled run
-        advanced once at the end instead of once per record."""
+        advanced once at the end instead of once per record. A poll gives each partition's records
+        in runs (a fetch each), and a run is settled by C-level passes, not a Python step per record."""
         partitions = self._partitions
         touched: dict[TopicPartition, _Partition] = {}
-        for coord in coords:
-            tp = (coord.topic, coord.partition)
+        for tp, run in groupby(coords, _PARTITION_OF):
             state = partitions.get(tp)
             if state is not None:  # None: partition revoked meanwhile, the new owner re-reads it
-                state.settled.add(coord.offset)
+                state.settled.update(map(_OFFSET_OF, run))
                 touched[tp] = state
         for state in touched.values():
             state.advance()
