@@ -107,7 +107,8 @@ def segments(
     `exact`: never fold a later row of a key into its earlier unit (a key that comes again starts a
     new segment), so the units of all segments are in record order and a stop at one of them leaves
     every later record unwritten. `version` (SINK_UPSERT_VERSION_FIELD): a unit keeps its key's
-    newest version, not its last arrived row (`Unit.add_versioned`)."""
+    newest version, not its last arrived row (`Unit.add_versioned`), and a newer write that lacks
+    a field of the unit's values starts a new segment (`_narrower`)."""
     if version is None and _distinct_writes(rows):  # the usual batch: every row a unit of its own
         return iter([list(rows)])
     return _folded(rows, insert_mode, exact, version)
@@ -123,8 +124,9 @@ def _folded(rows: tuple[Row, ...], insert_mode: bool, exact: bool, version: str 
             units[key] = _first_unit(key, row, version)
             continue
         # Insert mode: an insert ends its unit. A later insert must meet the database on its own (a
-        # duplicate fails), and a later delete must not fold the insert away unattempted.
-        if exact or (insert_mode and final_row(unit) is not None):
+        # duplicate fails), and a later delete must not fold the insert away unattempted. Under a
+        # version field, a write that lacks a field of its unit's values ends it too (`_narrower`).
+        if exact or (insert_mode and final_row(unit) is not None) or (version and _narrower(unit, row, version)):
             yield list(units.values())
             units = {key: _first_unit(key, row, version)}
             continue
@@ -138,11 +140,41 @@ def _folded(rows: tuple[Row, ...], insert_mode: bool, exact: bool, version: str 
         yield list(units.values())
 
 
+def _narrower(unit: WriteUnit, row: Row, version: str) -> bool:
+    """Whether `row`, a write the unit would apply, lacks a field of the unit's values. Under a
+    version field the database may skip the unit's earlier writes (a stored row newer than them)
+    and still apply `row`: merged into its values, their fields would be written with it. Such a
+    row starts a new segment (applied after the earlier one, each statement compared with the
+    stored version)."""
+    assert isinstance(unit, Unit)  # under a version field every unit is a Unit
+    return (
+        row.op is not Op.DELETE
+        and unit.final is not None
+        and not unit.values.keys() <= row.values.keys()
+        and _applies(row.op, row.values.get(version), unit.version)
+    )
+
+
 def _unit_key(row: Row) -> Any:
     """What makes two rows one unit: their primary key, column by column (a schemaless key may
     name its columns in any order: {"a": 1, "b": 2} and {"b": 2, "a": 1} are one key, {"b": 1,
     "a": 2} another, and {"id": 1} and {"other": 1} two), or without one their record."""
-    return frozenset(row.key.items()) if row.key else row.coord
+    if not row.key:
+        return row.coord
+    try:
+        return frozenset(row.key.items())
+    except TypeError:  # a JSON key holding an array or an object: compared by value all the same
+        return frozenset((name, _hashable(value)) for name, value in row.key.items())
+
+
+def _hashable(value: Any) -> Any:
+    """An array or object key value as a hashable value equal where they are equal (the database
+    judges the row: a record error, or a row)."""
+    if isinstance(value, list):
+        return (list, tuple(map(_hashable, value)))
+    if isinstance(value, dict):
+        return (dict, frozenset((name, _hashable(item)) for name, item in value.items()))
+    return value
 
 
 _op_of = operator.attrgetter("op")

@@ -45,7 +45,7 @@ from .model import (
 )
 from .plan import delete_slot, write_plan
 from .ports import CommitHook, Decoder, OnCommit, Store
-from .refusals import refusals, refused_outcome, subbatch
+from .refusals import refusals, refused_anyway, refused_outcome, subbatch
 from .schema import Evolution, evolve
 from .transactions import BatchTransactions
 from .transforms import RowMapper
@@ -164,7 +164,14 @@ class Writer:
         self._write(batch, committed, checkpoint or _carry_on, hook)
         return outcomes
 
-    def _write(self, batch: Batch, committed: OnCommit, checkpoint: Checkpoint, hook: CommitHook | None = None) -> None:
+    def _write(
+        self,
+        batch: Batch,
+        committed: OnCommit,
+        checkpoint: Checkpoint,
+        hook: CommitHook | None = None,
+        refused_before: bool = False,
+    ) -> None:
         if batch.rows[0].op is Op.TRUNCATE:  # the Batcher gives a truncate a batch of its own
             self._truncate(batch, committed, hook)
             return
@@ -179,7 +186,7 @@ class Writer:
         try:
             spec = self.ensure_table(batch.spec, inferred=batch.inferred)
         except SchemaEvolutionRefused as refusal:
-            self._write_around(batch, refusal, committed, checkpoint, hook)
+            self._write_around(batch, refusal, committed, checkpoint, hook, refused_before)
             return
         insert_mode = self.rules.insert_mode == "insert"
         version = self.rules.version_field
@@ -307,14 +314,19 @@ class Writer:
         committed: OnCommit,
         checkpoint: Checkpoint,
         hook: CommitHook | None,
+        refused_before: bool,
     ) -> None:
         """The table cannot take the batch as it is: the records that need the refused change become
         SchemaRefused record errors, the others are written (with errors.tolerance=none, only those
-        before the first refused record)."""
+        before the first refused record). `refused_before`: this batch was refused once already
+        with no record to blame."""
         reasons = refusals(self, batch, refusal)
-        if not reasons:  # nobody's change is refused now (another worker made it meanwhile): again
-            self._write(batch, committed, checkpoint, hook)
+        if not reasons and not refused_before:
+            # Nobody's change is refused now (another worker made it meanwhile): again, once.
+            self._write(batch, committed, checkpoint, hook, refused_before=True)
             return
+        if not reasons:  # refused again: the change is the deletes' (a key of another type), never made
+            reasons = refused_anyway(self, batch, refusal)
         first = next(i for i, row in enumerate(batch.rows) if id(row) in reasons)
         if self.rules.stop_at_rejection:
             good, bad = list(batch.rows[:first]), [batch.rows[first]]

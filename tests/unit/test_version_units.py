@@ -41,10 +41,19 @@ def test_a_unit_keeps_the_newest_version_not_the_last_arrived() -> None:
     assert plain.final is v2 and plain.stale is None
 
 
-def test_newer_rows_merge_over_older_ones_as_if_applied_one_by_one() -> None:
-    (unit,) = units_of(row({"id": 1, "v": 1, "note": "a"}), row({"id": 1, "v": 2}), row({"id": 1, "v": 0, "note": "z"}))
-    assert unit.values == {"id": 1, "v": 2, "note": "a"}
+def test_a_newer_row_merges_over_an_older_one_that_carries_no_other_field() -> None:
+    (unit,) = units_of(row({"id": 1, "v": 1}), row({"id": 1, "v": 2, "note": "b"}), row({"id": 1, "v": 0, "note": "z"}))
+    assert unit.values == {"id": 1, "v": 2, "note": "b"}
     assert [r.values.get("note") for r in unit.stale] == ["z"]
+
+
+def test_a_newer_row_lacking_a_field_of_an_older_one_is_applied_after_it_not_merged() -> None:
+    """The stored row may be newer than v1 and older than v2: one by one, v1's note is skipped and v2
+    applied. Merged, v1's note would be written with v2's version, so v2 starts a new segment."""
+    v1, v2, v0 = row({"id": 1, "v": 1, "note": "a"}), row({"id": 1, "v": 2}), row({"id": 1, "v": 0, "note": "z"})
+    parts = list(segments((v1, v2, v0), insert_mode=False, version="v"))
+    assert [[dict(u.values) for u in part] for part in parts] == [[{"id": 1, "v": 1, "note": "a"}], [{"id": 1, "v": 2}]]
+    assert [r.values.get("note") for r in parts[1][0].stale] == ["z"]
 
 
 def test_an_equal_version_is_stale_for_a_write_but_not_for_a_delete() -> None:
