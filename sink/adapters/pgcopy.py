@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from ..dialects.postgres import PostgresDialect
 from ..model import Kind, TableSpec
+from .executemany import DOCUMENTS, nested_value_refused
 from .pgbinary import binary_safe
 
 Adapt = Callable[[Any], Any]
@@ -43,7 +44,8 @@ def adapters(
     dialect: PostgresDialect, spec: TableSpec, names: Sequence[str], dumps: Callable[[Any], str]
 ) -> list[Adapt | None]:
     """Per column of `names`: how a Python value becomes something COPY can write (None: as it is).
-    Booleans for text columns are spelled out per chunk, by `copy_rows`, not here per value."""
+    Values of other classes for text columns are spelled out per chunk, by `copy_rows`, not here
+    per value."""
     document = json_adapter(dumps)
     result: list[Adapt | None] = []
     for name in names:
@@ -58,23 +60,72 @@ def text_columns(spec: TableSpec, names: Sequence[str]) -> list[int]:
     return [i for i, name in enumerate(names) if (c := spec.column(name)) is not None and c.type.kind is Kind.STRING]
 
 
-def booleans_spelled_out(rows: Sequence[Row], columns: Sequence[int]) -> Sequence[Row]:
-    """A boolean for a text column (schemaless type clashes) as PostgreSQL's own cast writes it,
-    'true'/'false', as on the executemany path; COPY's text form would be 't'/'f'. Only text COPY
-    needs this: a chunk goes binary only if its booleans are in boolean columns, which take them
-    as they are."""
-    spelled = [i for i in columns if any(v.__class__ is bool for v in map(operator.itemgetter(i), rows))]
-    if not spelled:
+def scalar_columns(spec: TableSpec, names: Sequence[str]) -> list[tuple[int, str]]:
+    """The positions and names in `names` of the spec's columns that hold neither documents nor
+    native arrays (a dict or list there is the row's error)."""
+    return [
+        (i, name)
+        for i, name in enumerate(names)
+        if (c := spec.column(name)) is not None and c.type.kind not in (Kind.JSON, Kind.ARRAY)
+    ]
+
+
+def refuse_documents(rows: Sequence[Row], columns: Sequence[tuple[int, str]]) -> None:
+    """A dict or list for a scalar column is that row's error, as on the executemany path. Text COPY
+    would otherwise write a list as an array literal ('{1,2}') into a text, char or bytea column,
+    and a dict as psycopg's own adaptation error. (Binary never meets one: no rule takes them.)"""
+    documents = frozenset(DOCUMENTS)
+    for i, name in columns:
+        if not documents.isdisjoint(set(map(type, map(operator.itemgetter(i), rows)))):
+            raise nested_value_refused(name)
+
+
+# Values for a text column that text COPY would write as psycopg's text dumper spells them, while
+# the executemany path (small plans, and the isolation's prefixes after a rejected batch) binds them
+# with their own type and the server casts them to text on assignment: '5.0' vs '5', 'nan' vs 'NaN',
+# '1E+5' vs '100000', a UUID without its dashes, an aware datetime in UTC vs in the session's zone,
+# numpy's False as 'f'. So one value would land otherwise depending on the rest of its batch. Such
+# values are spelled by that very cast, one query per class and column (only chunks holding type
+# clashes pay for it: `PostgresDialect.text_cast`), with the session's settings (TimeZone,
+# DateStyle, extra_float_digits), as the bound parameter would be. A str, an int (int8out's and
+# numeric_out's text is str's) and None are written alike; a bool is spelled here.
+AsText = Callable[[list[Any]], list[str]]
+NOT_SPELLED = frozenset({str, type(None), int})
+
+
+def _cast_group(value: Any) -> tuple[type, bool]:
+    """The values one cast query takes together: of one class (psycopg types a list by its first
+    item), the naive datetimes or times apart from the aware ones (another type)."""
+    return value.__class__, getattr(value, "tzinfo", None) is None
+
+
+def spelled_out(rows: Sequence[Row], columns: Sequence[int], as_text: AsText | None = None) -> Sequence[Row]:
+    """Values other than str in the text `columns` spelled as PostgreSQL's cast to text writes them:
+    booleans 'true'/'false' here, others by `as_text` (the server's cast; without it they stay as
+    they are). The chunk as it is when there is nothing to spell. Only text COPY needs
+    this: a chunk goes binary only if its text columns hold nothing but str."""
+    changes: dict[int, dict[int, Any]] = {}  # row -> column -> text
+    for i in columns:
+        column = list(map(operator.itemgetter(i), rows))
+        if set(map(type, column)) <= NOT_SPELLED:
+            continue
+        groups: dict[Any, list[int]] = {}
+        for n, value in enumerate(column):
+            if value.__class__ is bool:
+                changes.setdefault(n, {})[i] = "true" if value else "false"
+            elif as_text is not None and value.__class__ not in NOT_SPELLED and not isinstance(value, str):
+                groups.setdefault(_cast_group(value), []).append(n)
+        for positions in groups.values():
+            assert as_text is not None  # groups are made only with it
+            for n, text in zip(positions, as_text([column[n] for n in positions]), strict=True):
+                changes.setdefault(n, {})[i] = text
+    if not changes:
         return rows
-
-    def spell(row: Row) -> Row:
-        out = list(row)
-        for i in spelled:
-            if out[i].__class__ is bool:
-                out[i] = "true" if out[i] else "false"
-        return out
-
-    return [spell(row) for row in rows]
+    out = [list(row) for row in rows]
+    for n, spelled in changes.items():
+        for i, text in spelled.items():
+            out[n][i] = text
+    return out
 
 
 def row_values(names: Sequence[str], adapt: Sequence[Adapt | None]) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
@@ -163,9 +214,9 @@ def staged(
     `rows`, streamed by COPY in chunks."""
     stage = dialect.stage(spec, names, ordinal=ordinal)
     types = ready_stage(connection, dialect, stage, table)
-    texts = text_columns(spec, names)
+    texts, scalars = text_columns(spec, names), scalar_columns(spec, names)
     for chunk in chunks(rows, COPY_CHUNK_ROWS):
-        copy_rows(connection, dialect, stage, types, chunk, texts)
+        copy_rows(connection, dialect, stage, types, chunk, texts, scalars)
     return stage
 
 
@@ -210,22 +261,26 @@ def copy_rows(
     types: Sequence[int] | None,
     rows: Sequence[Row],
     texts: Sequence[int] = (),
+    scalars: Sequence[tuple[int, str]] = (),
 ) -> None:
     """Stream rows through one COPY on the transaction's own driver connection: binary where that
-    lands the same as text, else text (with booleans for the `texts` columns spelled out). A
-    driver error is raised as SQLAlchemy's DBAPIError, so `dberrors` classifies it like any
-    statement's."""
+    lands the same as text, else text (a dict or list for one of the `scalars` columns refused,
+    other values for the `texts` columns spelled out). A driver error is raised as SQLAlchemy's
+    DBAPIError, so `dberrors` classifies it like any statement's."""
     binary = types is not None and binary_safe(types, rows)
-    if not binary:
-        rows = booleans_spelled_out(rows, texts)
     statement = dialect.copy_into(stage, binary=binary)
     raw = connection.connection.driver_connection
     assert raw is not None, "a connection in a transaction has its driver connection"
     try:
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
-            if binary:
-                copy.set_types(types)
-            for row in rows:
-                copy.write_row(row)
+        with raw.cursor() as cursor:
+            if not binary:
+                refuse_documents(rows, scalars)
+                cast = dialect.text_cast()
+                rows = spelled_out(rows, texts, lambda values: [t for (t,) in cursor.execute(cast, [values])])
+            with cursor.copy(statement) as copy:
+                if binary:
+                    copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
     except psycopg.Error as error:
         raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error

@@ -176,6 +176,11 @@ class PostgresDialect(Dialect):
         columns = ", ".join(_quoted(c.name) for c in stage.columns)
         return f"COPY {_quoted(stage.name)} ({columns}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
 
+    def text_cast(self) -> str:
+        """For the driver, one array parameter: its values as the server's cast to text writes
+        them, in order (with the session's TimeZone, DateStyle and extra_float_digits)."""
+        return "SELECT v::text FROM unnest(%s) WITH ORDINALITY AS u(v, n) ORDER BY n"
+
     def clear_stage(self, stage: sa.TableClause) -> Statement:
         return sa.delete(stage)
 

@@ -17,7 +17,7 @@ from psycopg.types.json import Json, Jsonb
 from sqlalchemy.dialects import postgresql
 
 from sink.adapters.pgbinary import binary_safe
-from sink.adapters.pgcopy import booleans_spelled_out
+from sink.adapters.pgcopy import spelled_out
 from sink.dialects import PostgresDialect
 from sink.model import Column, ColumnType, Kind, TableSpec
 
@@ -158,7 +158,7 @@ def test_copy_statements_in_both_formats() -> None:
 def test_booleans_for_text_columns_are_spelled_out_for_text_copy() -> None:
     rows = [(1, True, True), (2, "x", False), (3, None, None)]
 
-    assert booleans_spelled_out(rows, [1]) == [[1, "true", True], [2, "x", False], [3, None, None]]
+    assert spelled_out(rows, [1]) == [[1, "true", True], [2, "x", False], [3, None, None]]
     untouched = [(1, "a", True)]
-    assert booleans_spelled_out(untouched, [1]) is untouched, "nothing to spell: the chunk as it is"
-    assert booleans_spelled_out(rows, []) is rows
+    assert spelled_out(untouched, [1]) is untouched, "nothing to spell: the chunk as it is"
+    assert spelled_out(rows, []) is rows
