@@ -63,7 +63,12 @@ def _bytes(ct: ColumnType) -> SaType:
 # never looks narrower than that type (a VARBINARY(768) key for bytes(1000) would, and be altered
 # to itself on every batch).
 def _key_string(ct: ColumnType) -> SaType:
-    return mysql.VARCHAR(min(ct.length or KEY_LENGTH, VARCHAR_MAX))
+    # utf8mb4_bin: Kafka keys are exact, but the default collations compare without regard to case
+    # and accents, so 'A' and 'a' would be one row (and a batch's units, keyed as Python compares,
+    # would disagree with the database about which records meet). A binary collation still pads
+    # with spaces on both servers ('a' and 'a ' meet): their NO PAD binary collations are named
+    # differently on MySQL and MariaDB.
+    return mysql.VARCHAR(min(ct.length or KEY_LENGTH, VARCHAR_MAX), charset="utf8mb4", collation="utf8mb4_bin")
 
 
 def _key_bytes(ct: ColumnType) -> SaType:
