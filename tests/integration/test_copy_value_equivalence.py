@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import enum
 import itertools
 import math
 import random
@@ -34,6 +33,7 @@ from sink.model import Column, ColumnType, Kind, Status, TableSpec
 from tests.integration.test_hostile_input import Sink
 from tests.integration.test_writer_contract import row, write
 from tests.support.db import drop_table, fetch_rows
+from tests.support.subclasses import Day, Id, Moment, Rank, Real, Text, Wide
 
 pytestmark = pytest.mark.integration
 
@@ -69,34 +69,6 @@ COLUMNS = {
     "ai": "bigint[]",
     "at": "text[]",
 }
-
-
-class Rank(enum.IntEnum):
-    ONE = 1
-
-
-class Wide(int):
-    pass
-
-
-class Real(float):
-    pass
-
-
-class Text(str):
-    pass
-
-
-class Moment(dt.datetime):
-    pass
-
-
-class Day(dt.date):
-    pass
-
-
-class Id(uuid.UUID):
-    pass
 
 
 class Case(NamedTuple):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import enum
 import uuid
 from typing import Any
 
@@ -20,37 +19,10 @@ from psycopg.types.json import Jsonb
 from sink.adapters.pgbinary import binary_safe
 from sink.adapters.pgcopy import refuse_documents, spelled_out
 from sink.errors import RecordRejected
+from tests.support.subclasses import Day, Id, Moment, Rank, Real, Text, Wide
 
 D = decimal.Decimal
 UTC = dt.UTC
-
-
-class Rank(enum.IntEnum):
-    ONE = 1
-
-
-class Wide(int):
-    pass
-
-
-class Real(float):
-    pass
-
-
-class Text(str):
-    pass
-
-
-class Moment(dt.datetime):
-    pass
-
-
-class Day(dt.date):
-    pass
-
-
-class Id(uuid.UUID):
-    pass
 
 
 class Exact(decimal.Decimal):
