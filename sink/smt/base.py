@@ -94,6 +94,17 @@ def same_kind(shape: tuple[Column, ...], columns: tuple[Column, ...], nested: di
     return columns
 
 
+def unique_columns(columns: tuple[Column, ...], what: str) -> tuple[Column, ...]:
+    """The new columns, refused when two share a name: Connect's SchemaBuilder throws "Cannot create
+    field because of field name duplication", so the record fails rather than losing a field's value."""
+    seen: set[str] = set()
+    for c in columns:
+        if c.name in seen:
+            raise MappingError(f"{what}: two fields would be named {c.name!r}")
+        seen.add(c.name)
+    return columns
+
+
 def nested_shapes(shape: Shape) -> dict[str, Shape]:
     return dict(shape.nested) if isinstance(shape, Struct) else {}
 

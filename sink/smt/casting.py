@@ -26,11 +26,24 @@ from .dates import date_pattern, strptime_format
 # ------------------------------------------------------------------------------ Cast
 
 
+def _logical_number(value: Any) -> Any:
+    """Connect's Cast encodes Date / Time / Timestamp before a cast to a number or boolean
+    (encodeLogicalType): Timestamp as epoch millis, Date as days since epoch, Time as millis of day."""
+    if isinstance(value, dt.datetime):
+        when = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return (when - EPOCH) // dt.timedelta(milliseconds=1)
+    if isinstance(value, dt.date):
+        return (value - EPOCH.date()).days
+    if isinstance(value, dt.time):
+        return (value.hour * 3600 + value.minute * 60 + value.second) * 1000 + value.microsecond // 1000
+    return value
+
+
 def _to_int(bits: int) -> Callable[[Any], int]:
     low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     def cast(value: Any) -> int:
-        number = int(value.strip()) if isinstance(value, str) else int(value)
+        number = int(value.strip()) if isinstance(value, str) else int(_logical_number(value))
         if not low <= number <= high:
             raise ValueError(f"out of range for int{bits}")
         return number
@@ -38,10 +51,25 @@ def _to_int(bits: int) -> Callable[[Any], int]:
     return cast
 
 
+def _to_float(value: Any) -> float:
+    return float(_logical_number(value))
+
+
 def _to_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() == "true"  # Java's Boolean.parseBoolean
-    return bool(value)
+    value = _logical_number(value)
+    if isinstance(value, bool):
+        return value
+    # Connect: `((Number) value).longValue() != 0L`: the number truncated, so 0.5 is false.
+    return bool(abs(value) >= 1)
+
+
+def _to_string(value: Any) -> str:
+    # Connect casts primitives only: a Struct, Map or Array is a DataException (not a Python repr).
+    if isinstance(value, dict | list):
+        raise MappingError(f"cast: a {'struct or map' if isinstance(value, dict) else 'array'} casts to no string")
+    return to_string(value)
 
 
 CASTS: dict[str, tuple[ColumnType, Callable[[Any], Any]]] = {
@@ -49,10 +77,10 @@ CASTS: dict[str, tuple[ColumnType, Callable[[Any], Any]]] = {
     "int16": (ColumnType(Kind.INT16), _to_int(16)),
     "int32": (ColumnType(Kind.INT32), _to_int(32)),
     "int64": (ColumnType(Kind.INT64), _to_int(64)),
-    "float32": (ColumnType(Kind.FLOAT32), float),
-    "float64": (ColumnType(Kind.FLOAT64), float),
+    "float32": (ColumnType(Kind.FLOAT32), _to_float),
+    "float64": (ColumnType(Kind.FLOAT64), _to_float),
     "boolean": (ColumnType(Kind.BOOLEAN), _to_bool),
-    "string": (ColumnType(Kind.STRING), to_string),
+    "string": (ColumnType(Kind.STRING), _to_string),
 }
 
 
@@ -172,6 +200,8 @@ class TimestampConverter:
         if isinstance(value, dt.time):
             return dt.datetime.combine(dt.date(1970, 1, 1), value.replace(tzinfo=value.tzinfo or UTC))
         if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
+            if self.unit_us < 1:  # nanoseconds: whole microseconds in integers (a float product rounds up)
+                return EPOCH + dt.timedelta(microseconds=int(value) // 1000)
             return EPOCH + dt.timedelta(microseconds=int(value) * self.unit_us)
         if isinstance(value, str):
             parsed = (
@@ -194,7 +224,8 @@ class TimestampConverter:
         if target == "unix":
             micros = (when - EPOCH) // dt.timedelta(microseconds=1)
             return micros * 1000 if self.unit_us < 1 else micros // int(self.unit_us)
-        return self.format(when) if self.format else when.isoformat()
+        # Connect's format has `setTimeZone(UTC)`: the text is the instant's UTC wall time.
+        return self.format(when.astimezone(UTC)) if self.format else when.isoformat()
 
     def compile(self, key: Shape, value: Shape) -> Compiled:
         convert, field = self.convert, self.field

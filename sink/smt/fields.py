@@ -21,6 +21,7 @@ from .base import (
     nested_shapes,
     same_kind,
     struct_columns,
+    unique_columns,
     value_step,
 )
 
@@ -51,7 +52,9 @@ class ReplaceField:
                 value_step(lambda v: {renames.get(k, k): x for k, x in v.items() if keep(k)}, "replace_field"),
             )
         names = {c.name: self.renames.get(c.name, c.name) for c in columns if self.keep(c.name)}
-        new = tuple(dataclasses.replace(c, name=names[c.name]) for c in columns if c.name in names)
+        new = unique_columns(
+            tuple(dataclasses.replace(c, name=names[c.name]) for c in columns if c.name in names), "replace_field"
+        )
         nested = {names[k]: s for k, s in nested_shapes(value).items() if k in names}
         return (
             key,
@@ -135,7 +138,7 @@ class Flatten:
         if columns is None:
             return key, value, value_step(lambda v: _flatten_values(v, "", delimiter, {}), "flatten")
         paths: list[tuple[str, tuple[str, ...]]] = []
-        flat = tuple(self._columns(value, (), "", True, paths))
+        flat = unique_columns(tuple(self._columns(value, (), "", True, paths)), "flatten")
         if len(paths) == len(columns) and all(len(p) == 1 for _, p in paths):
             return key, value, None  # nothing nested: nothing to do per record
 
@@ -292,6 +295,10 @@ class MaskField:
     def _mask(self, kind: Kind | None, sample: Any) -> Any:
         if self.replacement is not None:
             if kind is None:
+                # Connect takes a replacement for numbers and strings only (DataException otherwise):
+                # bool("***") would be True, list("***") three characters.
+                if isinstance(sample, bool) or not isinstance(sample, int | float | str | decimal.Decimal):
+                    raise MappingError(f"mask_field: a replacement cannot stand for a {type(sample).__name__}")
                 return self.replacement if isinstance(sample, str) else type(sample)(self.replacement)
             if kind not in REPLACEABLE:
                 raise MappingError(f"mask_field: a replacement cannot stand for a {kind} field")

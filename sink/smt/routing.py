@@ -22,8 +22,10 @@ from .dates import date_pattern
 # ------------------------------------------------------------------------------ routers
 
 
-def java_replacement(text: str) -> str:
-    """A java.util.regex replacement (`$1`, `${name}`, `\\$`) as a Python `Match.expand` template."""
+def java_replacement(text: str, groups: int | None = None) -> str:
+    """A java.util.regex replacement (`$1`, `${name}`, `\\$`) as a Python `Match.expand` template.
+    With the pattern's group count, `$12` is group 12 only if there is one (else group 1, then "2"),
+    as Java's appendReplacement reads it."""
     out, i = [], 0
     while i < len(text):
         c = text[i]
@@ -35,8 +37,8 @@ def java_replacement(text: str) -> str:
             out.append(f"\\g<{text[i + 2 : end]}>")
             i = end + 1
         elif c == "$" and text[i + 1 : i + 2].isdigit():
-            j = i + 1
-            while j < len(text) and text[j].isdigit():
+            j = i + 2  # the first digit always belongs to the reference
+            while j < len(text) and text[j].isdigit() and (groups is None or int(text[i + 1 : j + 1]) <= groups):
                 j += 1
             out.append(f"\\g<{text[i + 1 : j]}>")
             i = j
@@ -54,7 +56,10 @@ class RegexRouter:
 
     def __init__(self, o: Options) -> None:
         self.pattern = o.regex("regex")
-        self.replacement = java_replacement(o.get("replacement", "") or "")
+        try:
+            self.replacement = java_replacement(o.get("replacement", "") or "", self.pattern.groups)
+        except ValueError:
+            raise o.error("replacement", "a ${name} reference without its closing }") from None
         for group in re.findall(r"\\g<([^>]*)>", self.replacement):
             if not (int(group) <= self.pattern.groups if group.isdigit() else group in self.pattern.groupindex):
                 raise o.error("replacement", f"refers to group {group!r}, which REGEX does not have")
