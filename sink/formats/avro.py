@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
-from fastavro import parse_schema, schemaless_reader
+from fastavro import _read_py, parse_schema, schemaless_reader
+from fastavro.io.binary_decoder import BinaryDecoder
 
 from ..errors import DecodeError
 from ..model import Column, ColumnType, Kind, Payload, Shape, make
@@ -246,12 +247,47 @@ def _outcome(read: Callable[[io.BytesIO], Any], body: bytes) -> tuple[str, Any, 
 _READ: Read = _fastavro_read()
 
 
+def _nested_read(stream: io.BytesIO, parsed: Any, named: dict[str, dict[str, Any]], _: None, options: Any) -> Any:
+    """`_READ`, for a schema with a recursive type, once fastavro's pure-Python reader has read the
+    body: a body nests such a type as deep as its bytes say (a schema whose type contains itself
+    outside any union, array or map: always), and the compiled reader recurses in C without a
+    limit, so a few kilobytes of union index 1 kill the process (SIGSEGV) where the Python reader
+    stops at the recursion limit (RecursionError, a record error). The value is the compiled
+    reader's, as for every other schema."""
+    start = stream.tell()
+    probe = _ProbeDecoder(stream)  # type: ignore[no-untyped-call]
+    _read_py.read_data(probe, parsed, named, None, options)  # type: ignore[no-untyped-call]
+    stream.seek(start)
+    return _READ(stream, parsed, named, None, options)
+
+
+class _ProbeDecoder(BinaryDecoder):
+    def read_long(self) -> int:
+        """A long as the compiled reader reads it, so the probe takes the same path through the
+        body: 64 bits, each 7-bit group shifted by its offset mod 64, any number of bytes (the
+        Python reader's growing integer would make a long run of 0xff quadratic)."""
+        read = self.fo.read
+        n, shift, more = 0, 0, True
+        while more:
+            c = read(1)
+            if not c:
+                raise EOFError
+            b = c[0]
+            n |= ((b & 0x7F) << (shift & 63)) & 0xFFFFFFFFFFFFFFFF
+            shift += 7
+            more = b & 0x80 != 0
+        return (n >> 1) ^ -(n & 1)
+
+    read_int = read_long  # the same in BinaryDecoder; the compiled reader reads both alike
+
+
 @dataclass(frozen=True, slots=True)
 class Compiled:
     parsed: Any  # fastavro's parsed writer schema
     shape: Shape
     convert: Convert | None  # None: fastavro's value is final
     named: dict[str, dict[str, Any]]  # its named types, as fastavro's reader is given them
+    read: Read | None = None  # None: _READ; a recursive schema's: _nested_read
 
 
 class AvroDecoder:
@@ -271,7 +307,9 @@ class AvroDecoder:
         stream = io.BytesIO(data)
         stream.seek(start)
         try:
-            value = _READ(stream, compiled.parsed, compiled.named, None, READ_OPTIONS)
+            value = (compiled.read or _READ)(stream, compiled.parsed, compiled.named, None, READ_OPTIONS)
+        except RecursionError:
+            raise _too_deep(schema_id) from None
         except EOFError:
             raise DecodeError(
                 f"Avro: truncated body: the {len(data) - start} byte(s) after the header end before a complete "
@@ -292,6 +330,8 @@ class AvroDecoder:
                 raise
             except _ReadError as exc:  # a value fastavro's own logical reader would have refused
                 raise _mismatch(schema_id, exc.args[0]) from None
+            except RecursionError:
+                raise _too_deep(schema_id) from None
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 raise DecodeError(f"Avro ({describe_ref(schema_id)})", detail=reason) from None
@@ -307,13 +347,14 @@ class AvroDecoder:
         compiler = _Compiler(named, where)
         shape = compiler.shape(parsed)
         marked_parsed = marked.parse(text)
+        read = _nested_read if _recursive(parsed, named, set(), set()) else None
         if marked.usable:
             try:
                 convert = _Compiler(marked.named, where, True).converter(marked_parsed, "")
-                return Compiled(marked_parsed, shape, convert, _named_types(marked.named))
+                return Compiled(marked_parsed, shape, convert, _named_types(marked.named), read)
             except _Unconverted:
                 pass  # a renamed logical type the converter would not reach: fastavro converts them all
-        return Compiled(parsed, shape, compiler.converter(parsed, ""), _named_types(named))
+        return Compiled(parsed, shape, compiler.converter(parsed, ""), _named_types(named), read)
 
     def _add_references(
         self,
@@ -344,6 +385,36 @@ def _mismatch(schema_id: SchemaRef, exc: BaseException) -> DecodeError:
     return DecodeError(
         f"Avro: body does not match writer {describe_ref(schema_id)}", detail=f"{type(exc).__name__}: {exc}"
     )
+
+
+def _too_deep(schema_id: SchemaRef) -> DecodeError:
+    return DecodeError(
+        f"Avro: body nests a recursive type of writer {describe_ref(schema_id)} deeper than the decoder reads"
+    )
+
+
+def _recursive(schema: Any, named: dict[str, Any], visiting: set[str], done: set[str]) -> bool:
+    """Whether a named type of `schema` contains itself (a body may then nest without bound)."""
+    if isinstance(schema, str):
+        if schema in visiting:
+            return True
+        if schema in done or schema not in named:
+            return False
+        schema = named[schema]
+    if isinstance(schema, list):
+        return any(_recursive(b, named, visiting, done) for b in schema)
+    if not isinstance(schema, dict):
+        return False
+    name = schema.get("name") if isinstance(schema.get("name"), str) else None
+    if name:
+        visiting.add(name)
+    children = [f.get("type") for f in schema.get("fields") or [] if isinstance(f, dict)]
+    children += [schema.get("items"), schema.get("values")]
+    found = any(_recursive(c, named, visiting, done) for c in children if c is not None)
+    if name:
+        visiting.discard(name)
+        done.add(name)
+    return found
 
 
 def _parse(text: str, named: dict[str, Any], where: str) -> Any:
