@@ -31,7 +31,12 @@ SKIPPED_NAMES = (
     "io.debezium.connector.common.TransactionMetadataKey",
 )
 SCHEMA_CHANGE_SUFFIX = ".SchemaChangeValue"  # io.debezium.connector.<connector>.SchemaChangeValue
+# A logical-decoding message (PostgreSQL's pg_logical_emit_message) is `op` "m" with a `message`
+# block and no `before`/`after`, so it is no envelope by its fields: named, or schemaless, its own.
+MESSAGE_NAME = ("io.debezium.connector.", ".MessageValue")
 SCHEMA_CHANGE_FIELDS = ("ddl", "tableChanges")  # a schemaless schema-change event
+TRANSACTION_FIELDS = frozenset({"status", "id", "event_count", "data_collections"})  # schemaless marker
+TX_STATUS = ("BEGIN", "END")
 UPSERT_OPS = frozenset({"c", "r", "u"})
 MAX_LAYOUTS = 10_000
 
@@ -134,13 +139,21 @@ class ChangeReader:
             return _SKIP
         if self.strict and data.keys() == {"ts_ms"}:  # a heartbeat
             return _SKIP
+        if self.strict and "source" in data and "message" in data and data.get("op") == "m":
+            return _SKIP
+        if self.strict and "status" in data and data.keys() >= TRANSACTION_FIELDS and data["status"] in TX_STATUS:
+            return _SKIP  # a transaction marker: skipped by its schema's name, so also without one
         return _SCHEMALESS_FLATTENED if DELETED_FIELD in data else _PLAIN
 
 
 def _classify(shape: tuple[Column, ...], schema_id: Any, strict: bool) -> Any:
     name = shape.name if isinstance(shape, Struct) else None
     names = {c.name for c in shape}
-    if name and (name in SKIPPED_NAMES or name.endswith(SCHEMA_CHANGE_SUFFIX)):
+    if name and (
+        name in SKIPPED_NAMES
+        or name.endswith(SCHEMA_CHANGE_SUFFIX)
+        or (name.startswith(MESSAGE_NAME[0]) and name.endswith(MESSAGE_NAME[1]))
+    ):
         return _SKIP
     envelope = (name or "").endswith(".Envelope") or (
         ("op" in names or strict) and "source" in names and ("after" in names or "before" in names)
@@ -148,6 +161,8 @@ def _classify(shape: tuple[Column, ...], schema_id: Any, strict: bool) -> Any:
     if envelope:
         return _Layout(shape, schema_id)
     if strict and "source" in names and any(f in names for f in SCHEMA_CHANGE_FIELDS):
+        return _SKIP
+    if strict and {"op", "source", "message"} <= names:  # a message event under another schema name
         return _SKIP
     return _Flattened(shape, schema_id) if DELETED_FIELD in names else _PLAIN
 
