@@ -38,6 +38,10 @@ SCHEMA_CHANGE_FIELDS = ("ddl", "tableChanges")  # a schemaless schema-change eve
 TRANSACTION_FIELDS = frozenset({"status", "id", "event_count", "data_collections"})  # schemaless marker
 TX_STATUS = ("BEGIN", "END")
 UPSERT_OPS = frozenset({"c", "r", "u"})
+# Debezium's default `unavailable.value.placeholder`: what a PostgreSQL event carries for an unchanged
+# TOAST column under REPLICA IDENTITY DEFAULT (the value is not in the WAL). As text, as its UTF-8
+# bytes for bytea, as a one-item array for text[]/bytea[] columns.
+UNAVAILABLE_VALUE = "__debezium_unavailable_value"
 MAX_LAYOUTS = 10_000
 
 
@@ -92,11 +96,12 @@ class ChangeReader:
     the same, but a value is an envelope only when its schema says so (a name ending in
     `.Envelope`) or, schemaless, when it has `op`, `source` and `before` or `after`."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, unavailable: str | None = UNAVAILABLE_VALUE) -> None:
         if mode not in ("debezium", "auto"):
             raise ValueError(f"unknown change-event format {mode!r}")
         self.strict = mode == "debezium"
         self._layouts: dict[Any, Any] = {}
+        self._unavailable = Unavailable(unavailable) if unavailable else None
 
     def read(self, record: Decoded) -> tuple[Change, Decoded]:
         change, record, _ = self.read_event(record)
@@ -123,8 +128,21 @@ class ChangeReader:
         if layout is _SKIP:
             return Change.SKIP, record, None
         if layout.__class__ is _Flattened:
-            return (*_flattened(record, data, layout), None)
-        return (*_change(record, data, layout), value)
+            change, record = _flattened(record, data, layout)
+            return change, self._available(change, record), None
+        change, record = _change(record, data, layout)
+        return change, self._available(change, record), value
+
+    def _available(self, change: Change, record: Decoded) -> Decoded:
+        """The row without the fields that hold the unavailable-value placeholder (left out, the
+        columns keep what they hold, as Debezium's JDBC sink leaves them)."""
+        unavailable = self._unavailable
+        if unavailable is None or change is not Change.UPSERT:
+            return record
+        row = unavailable.without(record.value.data)
+        if row is None:
+            return record
+        return Decoded(record.raw, record.key, record.value._replace(data=row))
 
     def _layout(self, shape: tuple[Column, ...], schema_id: Any) -> Any:
         if len(self._layouts) >= MAX_LAYOUTS:
@@ -165,6 +183,25 @@ def _classify(shape: tuple[Column, ...], schema_id: Any, strict: bool) -> Any:
     if strict and {"op", "source", "message"} <= names:  # a message event under another schema name
         return _SKIP
     return _Flattened(shape, schema_id) if DELETED_FIELD in names else _PLAIN
+
+
+class Unavailable:
+    """Debezium's placeholder for a value it could not read (an unchanged TOAST column), in the
+    forms its PostgreSQL connector sends: the text, its UTF-8 bytes, a one-item array of either."""
+
+    def __init__(self, placeholder: str) -> None:
+        self.forms = (placeholder, placeholder.encode())
+        self.arrays = ([placeholder], [placeholder.encode()])
+
+    def without(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """`row` without its placeholder fields; None when it has none (the usual row: C-level
+        membership tests, no Python step per field)."""
+        values = row.values()
+        text, raw = self.forms
+        if not (text in values or raw in values or list in set(map(type, values))):
+            return None
+        kept = {k: v for k, v in row.items() if v not in self.forms and v not in self.arrays}
+        return kept if len(kept) < len(row) else None
 
 
 def _change(record: Decoded, data: Mapping[str, Any], layout: _Layout | None) -> tuple[Change, Decoded]:

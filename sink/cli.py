@@ -232,6 +232,7 @@ def rules_from(
             cdc_add_fields=s.cdc_add_fields,
             cdc_add_fields_prefix=s.cdc_add_fields_prefix,
             cdc_soft_delete=s.cdc_delete_mode == "soft",
+            cdc_unavailable_value=s.cdc_unavailable_value_placeholder,
             version_field=s.upsert_version_field,
             value_column_name=s.value_column_name,
             key_column_name=s.key_column_name,

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from .cdc import UNAVAILABLE_VALUE
 from .errors import ConfigError
 from .identifiers import split_table_name_format
 from .model import CdcFormat, InsertMode, PkMode, Tolerance
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
     cdc_add_fields: CommaList = ()
     cdc_add_fields_prefix: str = Field("__", pattern=r"^[A-Za-z0-9_]*$", max_length=30)
     cdc_delete_mode: Literal["hard", "soft"] = "hard"
+    # Debezium's unavailable.value.placeholder (PostgreSQL's unchanged TOAST values): a field holding
+    # it is left out of the row, so the column keeps its stored value; empty: no placeholder.
+    cdc_unavailable_value_placeholder: str = Field(UNAVAILABLE_VALUE, max_length=256)
     truncate_enabled: bool = False  # a Debezium truncate (`t`) empties the table; otherwise it is skipped
     # Connect's SMTs (sink/smt/): the names in order, each configured by SINK_TRANSFORMS__<NAME>__<OPTION>;
     # validated into an smt.Chain (None: no transforms). Predicates first: transforms refer to them.
@@ -347,6 +351,7 @@ def _contradictions(s: Settings) -> list[str]:
         ("SINK_TABLE_NAME_FORMAT", any("${" + p + "}" in s.table_name_format for p in TABLE_PLACEHOLDERS[1:])),
         ("SINK_CDC_ADD_FIELDS", bool(s.cdc_add_fields)),
         ("SINK_CDC_DELETE_MODE", s.cdc_delete_mode != "hard"),
+        ("SINK_CDC_UNAVAILABLE_VALUE_PLACEHOLDER", s.cdc_unavailable_value_placeholder != UNAVAILABLE_VALUE),
     ):
         if used and s.cdc_format == "none":
             problems.append(f"{variable}: reads Debezium change events; set SINK_CDC_FORMAT=debezium or auto")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .cdc import Change, ChangeFields, ChangeReader, source_block
+from .cdc import UNAVAILABLE_VALUE, Change, ChangeFields, ChangeReader, source_block
 from .errors import MappingError
 from .formats import Struct
 from .identifiers import IdentifierRules, check_columns, check_schema, check_table, split_table_name_format
@@ -50,6 +50,7 @@ class MappingRules:
     cdc_add_fields: tuple[str, ...] = ()  # Debezium's add.fields: op, source.ts_ms, ... (cdc.ChangeFields)
     cdc_add_fields_prefix: str = "__"
     cdc_soft_delete: bool = False  # a delete becomes an upsert with <prefix>deleted = true
+    cdc_unavailable_value: str = UNAVAILABLE_VALUE  # Debezium's placeholder: such fields are left out
     # SINK_UPSERT_VERSION_FIELD: a delete row carries its version (from the `before` row or the
     # event's add.fields), and a Debezium tombstone is skipped (the delete before it did the work).
     version_field: str | None = None
@@ -77,7 +78,7 @@ class RowMapper:
         self._schema_format, self._name_format = split_table_name_format(rules.table_name_format)
         self._targets: dict[str, tuple[str, str]] = {}  # a qualified name -> (bare name, schema)
         self._plans: dict[tuple[Any, ...], _RowPlan] = {}  # by topic and schema ids, see _plan_key
-        self._cdc = ChangeReader(rules.cdc_format) if rules.cdc_format != "none" else None
+        self._cdc = ChangeReader(rules.cdc_format, rules.cdc_unavailable_value) if rules.cdc_format != "none" else None
         self._chain = rules.transforms if rules.transforms else None
         self._change_fields = (
             ChangeFields(rules.cdc_add_fields, rules.cdc_add_fields_prefix, rules.cdc_soft_delete)
