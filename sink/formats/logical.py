@@ -93,12 +93,23 @@ def _spatial(value: Any) -> dict[str, Any]:
     return document
 
 
+DAY_US = 86_400_000_000
+
+
+def _time_of_day(micros: int) -> dt.time:
+    """A time of day from microseconds since midnight; one outside the day is the record's error,
+    not wrapped round: PostgreSQL's 24:00:00 (Debezium MicroTime 86400000000) would land as 00:00."""
+    if not 0 <= micros < DAY_US:
+        raise ValueError(f"{micros} microseconds since midnight is no time of day (24:00:00 has none in Python)")
+    return (EPOCH_LOCAL + dt.timedelta(microseconds=micros)).time()
+
+
 def _time(unit_us: int) -> Callable[[Any], dt.time]:
-    return lambda v: (EPOCH_LOCAL + dt.timedelta(microseconds=int(v) * unit_us // 1)).time()
+    return lambda v: _time_of_day(int(v) * unit_us)
 
 
 def _nano_time(v: Any) -> dt.time:
-    return (EPOCH_LOCAL + dt.timedelta(microseconds=int(v) // 1000)).time()
+    return _time_of_day(int(v) // 1000)
 
 
 def _microseconds(unit_us: float) -> Callable[[Any], int]:

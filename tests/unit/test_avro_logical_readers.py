@@ -406,3 +406,23 @@ def test_a_refused_value_in_a_body_that_is_also_cut_short_is_a_decode_error() ->
         kind, message = pair.outcome(data)
         assert kind == "error" and message.startswith(reason)
         assert pair.outcome(data, reference=True)[1].startswith("Avro: body does not match writer schema id 1")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("io.debezium.time.MicroTime", DAY_US),  # PostgreSQL's 24:00:00
+        ("io.debezium.time.NanoTime", DAY_US * 1000),
+        ("io.debezium.time.Time", 86_400_000),
+        ("org.apache.kafka.connect.data.Time", -1),
+    ],
+)
+def test_a_time_outside_the_day_is_refused_not_wrapped_round(name: str, value: int) -> None:
+    """24:00:00 became 00:00:00 (and -1 ms 23:59:59.999): a silent change of the value."""
+    from sink.formats import logical
+
+    convert = logical.converter(name, None)
+    with pytest.raises(ValueError, match="no time of day"):
+        convert(value)
+    assert convert(0) == dt.time(0)
+    assert convert(value - 1 if value > 0 else 0).hour == (23 if value > 0 else 0), "the last moment of the day is one"
