@@ -18,6 +18,7 @@ from sink.model import Coord, Outcome, RawRecord, Row
 from sink.pipeline import Preparer, Writer, WriteRules
 from sink.transforms import MappingRules, RowMapper
 from tests.support.db import fetch_rows
+from tests.support.debezium import connect_schemas
 
 pytestmark = pytest.mark.integration
 
@@ -28,19 +29,16 @@ def _field(name: str, type_: str, optional: bool = True) -> dict[str, Any]:
 
 ROW = [_field("id", "int32", False), _field("body", "string"), _field("blob", "bytes"), _field("n", "int64")]
 ROW.append({"field": "tags", "type": "array", "optional": True, "items": {"type": "string", "optional": True}})
-KEY_SCHEMA = {"type": "struct", "optional": False, "name": "srv.inv.doc.Key", "fields": [_field("id", "int32", False)]}
-ENVELOPE = {
-    "type": "struct",
-    "optional": False,
-    "name": "srv.inv.doc.Envelope",
-    "fields": [
-        {"type": "struct", "optional": True, "name": "srv.inv.doc.Value", "field": "before", "fields": ROW},
-        {"type": "struct", "optional": True, "name": "srv.inv.doc.Value", "field": "after", "fields": ROW},
-        {"type": "struct", "optional": False, "name": "io.debezium.connector.postgresql.Source", "field": "source"}
-        | {"fields": [_field("table", "string", False)]},
-        _field("op", "string", False),
-        _field("ts_ms", "int64"),
-    ],
+KEY_SCHEMA, ENVELOPE = connect_schemas("doc", ROW)
+SOURCE = {"version": "2.7.0.Final", "connector": "postgresql", "name": "dbserver1", "ts_ms": 1, "snapshot": "false"}
+SOURCE |= {
+    "db": "inventory",
+    "sequence": None,
+    "schema": "inventory",
+    "table": "doc",
+    "txId": 1,
+    "lsn": 1,
+    "xmin": None,
 }
 PLACEHOLDER_BYTES = base64.b64encode(UNAVAILABLE_VALUE.encode()).decode()
 
@@ -57,7 +55,8 @@ class Sink:
     def events(self, *events: tuple[str, int, dict[str, Any]]) -> list[Outcome]:
         batcher = Batcher(100_000, 60_000, lambda: 0.0)
         for op, key, after in events:
-            value = {"before": None, "after": {"id": key, **after}, "source": {"table": "doc"}, "op": op, "ts_ms": 1}
+            value = {"before": None, "after": {"id": key, **after}, "source": SOURCE, "op": op, "ts_ms": 1}
+            value["transaction"] = None
             raw = RawRecord(
                 Coord("t", 0, self.offset),
                 json.dumps({"schema": KEY_SCHEMA, "payload": {"id": key}}).encode(),

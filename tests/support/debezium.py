@@ -87,10 +87,11 @@ SOURCE_FIELDS = [
 ]
 
 
-def connect_schemas(table: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(key schema, envelope schema) of `table`, as the JsonConverter writes them."""
+def connect_schemas(table: str, row_fields: list[dict[str, Any]] = ROW_FIELDS) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(key schema, envelope schema) of `table` (its row: `row_fields`, an int32 `id` first), as the
+    JsonConverter writes them."""
     base = f"{PREFIX}.inventory.{table}"
-    value = {"type": "struct", "fields": ROW_FIELDS, "optional": True, "name": f"{base}.Value"}
+    value = {"type": "struct", "fields": row_fields, "optional": True, "name": f"{base}.Value"}
     envelope = {
         "type": "struct",
         "fields": [
