@@ -197,11 +197,9 @@ class Unavailable:
         """`row` without its placeholder fields; None when it has none (the usual row: C-level
         membership tests, no Python step per field)."""
         values = row.values()
-        text, raw = self.forms
-        if not (text in values or raw in values or list in set(map(type, values))):
+        if not any(form in values for form in (*self.forms, *self.arrays)):
             return None
-        kept = {k: v for k, v in row.items() if v not in self.forms and v not in self.arrays}
-        return kept if len(kept) < len(row) else None
+        return {k: v for k, v in row.items() if v not in self.forms and v not in self.arrays}
 
 
 def _change(record: Decoded, data: Mapping[str, Any], layout: _Layout | None) -> tuple[Change, Decoded]:
