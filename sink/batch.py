@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .keys import KeyEquality, hashable
 from .model import Batch, Op, Row, SchemaId, TableSpec
 from .schema import merge_inferred
 
@@ -101,24 +102,40 @@ WriteUnit = Unit | Row
 
 
 def segments(
-    rows: tuple[Row, ...], insert_mode: bool, exact: bool = False, version: str | None = None
+    rows: tuple[Row, ...],
+    insert_mode: bool,
+    exact: bool = False,
+    version: str | None = None,
+    keys: KeyEquality | None = None,
 ) -> Iterator[list[WriteUnit]]:
     """Rows as lists of units, in order. A segment never holds a key twice except as delete+write.
     `exact`: never fold a later row of a key into its earlier unit (a key that comes again starts a
     new segment), so the units of all segments are in record order and a stop at one of them leaves
     every later record unwritten. `version` (SINK_UPSERT_VERSION_FIELD): a unit keeps its key's
     newest version, not its last arrived row (`Unit.add_versioned`), and a newer write that lacks
-    a field of the unit's values starts a new segment (`_narrower`)."""
-    if version is None and _distinct_writes(rows):  # the usual batch: every row a unit of its own
+    a field of the unit's values starts a new segment (`_narrower`). `keys`: the table's key as
+    its database compares it; two keys it may find one row (1 and "1") are never in one segment."""
+    meeting = keys if keys is not None and keys.meet(list(filter(None, map(_key_of, rows)))) else None
+    if version is None and meeting is None and _distinct_writes(rows):  # the usual batch: every row a unit
         return iter([list(rows)])
-    return _folded(rows, insert_mode, exact, version)
+    return _folded(rows, insert_mode, exact, version, meeting)
 
 
-def _folded(rows: tuple[Row, ...], insert_mode: bool, exact: bool, version: str | None) -> Iterator[list[WriteUnit]]:
-    """`segments`, row by row: the rows of a key that comes again fold into one Unit."""
+def _folded(
+    rows: tuple[Row, ...], insert_mode: bool, exact: bool, version: str | None, keys: KeyEquality | None = None
+) -> Iterator[list[WriteUnit]]:
+    """`segments`, row by row: the rows of a key that comes again fold into one Unit. With `keys`
+    (the batch holds keys the database may take for one another), a row whose key meets another
+    key of the segment in the database's eyes starts a new segment."""
     units: dict[Any, WriteUnit] = {}
+    met: dict[Any, Any] = {}  # with `keys`: the segment's keys by their loose form
     for row in rows:
         key = _unit_key(row)
+        if keys is not None and row.key:
+            loose = keys.loose(row.key)
+            if met.setdefault(loose, key) != key:  # another key that may be this row: apart, in order
+                yield list(units.values())
+                units, met = {}, {loose: key}
         unit = units.get(key)
         if unit is None:  # most rows: the first of their key in the segment
             units[key] = _first_unit(key, row, version)
@@ -129,6 +146,8 @@ def _folded(rows: tuple[Row, ...], insert_mode: bool, exact: bool, version: str 
         if exact or (insert_mode and final_row(unit) is not None) or (version and _narrower(unit, row, version)):
             yield list(units.values())
             units = {key: _first_unit(key, row, version)}
+            if keys is not None and row.key:
+                met = {keys.loose(row.key): key}
             continue
         if isinstance(unit, Row):  # the key comes again: its rows fold into a Unit
             unit = units[key] = Unit(key, unit)
@@ -164,17 +183,7 @@ def _unit_key(row: Row) -> Any:
     try:
         return frozenset(row.key.items())
     except TypeError:  # a JSON key holding an array or an object: compared by value all the same
-        return frozenset((name, _hashable(value)) for name, value in row.key.items())
-
-
-def _hashable(value: Any) -> Any:
-    """An array or object key value as a hashable value equal where they are equal (the database
-    judges the row: a record error, or a row)."""
-    if isinstance(value, list):
-        return (list, tuple(map(_hashable, value)))
-    if isinstance(value, dict):
-        return (dict, frozenset((name, _hashable(item)) for name, item in value.items()))
-    return value
+        return frozenset((name, hashable(value)) for name, value in row.key.items())
 
 
 _op_of = operator.attrgetter("op")

@@ -149,7 +149,13 @@ def build_worker(
     tracer = make_tracer(settings.name, store.engine.dialect.name, settings.insert_mode)
     registry = checked.registry
     dialect = store.dialect  # the target database's rules for names and table width
-    rules = rules_from(settings, dialect.identifiers, dialect.max_columns, isinstance(report, TerminalReporter))
+    rules = rules_from(
+        settings,
+        dialect.identifiers,
+        dialect.max_columns,
+        isinstance(report, TerminalReporter),
+        loose_string_keys=dialect.loose_string_keys,
+    )
     depth = settings.record_max_depth
     preparer = Preparer(
         make_decoder(settings.key_format, registry, depth),
@@ -214,9 +220,11 @@ def rules_from(
     identifiers: IdentifierRules | None = None,
     database_max_columns: int | None = None,
     progress_every_second: bool = False,
+    loose_string_keys: bool = False,
 ) -> Rules:
-    """The settings as the core's rule objects, each built by keyword, in one place. `identifiers`
-    and `database_max_columns` are the target database's (names, table width)."""
+    """The settings as the core's rule objects, each built by keyword, in one place. `identifiers`,
+    `database_max_columns` and `loose_string_keys` are the target database's (names, table width,
+    how it compares key strings)."""
     identifiers = identifiers or IdentifierRules()
     stats_interval_s = s.log_stats_interval_ms / 1000
     return Rules(
@@ -246,6 +254,7 @@ def rules_from(
             identifiers=identifiers,
             max_columns=min(filter(None, (s.table_max_columns, database_max_columns)), default=None),
             version_field=s.upsert_version_field,
+            loose_string_keys=loose_string_keys,
         ),
         routing=RoutingRules(
             connector_name=s.name,

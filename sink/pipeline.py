@@ -28,6 +28,7 @@ from .errors import (
 )
 from .formats import schema_id_headers
 from .identifiers import IdentifierRules
+from .keys import key_equality
 from .model import (
     Batch,
     Decoded,
@@ -127,6 +128,9 @@ class WriteRules:
     # SINK_UPSERT_VERSION_FIELD: a column of the rows; an upsert (or delete) changes a stored row
     # only when its version is newer (a delete: no older); stale records are reported `skip`.
     version_field: str | None = None
+    # The database may find two different strings one key (MariaDB/MySQL: trailing spaces, and the
+    # case-insensitive collations of tables it did not create): such keys are kept apart (`keys`).
+    loose_string_keys: bool = False
 
 
 Checkpoint = Callable[[], None]  # called before each statement; raises to abandon the batch
@@ -199,7 +203,8 @@ class Writer:
             )
             committed(Settled([o for row in batch.rows for o in _rejected_row(row, missing)]))
             return
-        parts = list(segments(batch.rows, insert_mode, version=version))
+        keys = key_equality(spec, self.rules.loose_string_keys)
+        parts = list(segments(batch.rows, insert_mode, version=version, keys=keys))
         with BatchTransactions(self.store, self.max_savepoints, committed, hook) as txs:
             if self.rules.stop_at_rejection and sum(map(len, parts)) < len(batch.rows):
                 # Some key comes more than once, so a unit holds rows from both sides of a row that
@@ -207,7 +212,7 @@ class Writer:
                 # without folding (record order), so the stop leaves nothing after it written.
                 if self._attempt_whole(txs, spec, parts):
                     return
-                parts = list(segments(batch.rows, insert_mode, exact=True, version=version))
+                parts = list(segments(batch.rows, insert_mode, exact=True, version=version, keys=keys))
             for segment in parts:
                 if not self._write_isolated(txs, spec, segment, checkpoint):
                     break  # stopped at a rejected row: the rest stays unwritten and unsettled

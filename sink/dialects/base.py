@@ -45,6 +45,9 @@ class Dialect:
     # so a name is never cut or merged and a too-wide table is refused before half of it is built.
     identifiers: ClassVar[IdentifierRules] = IdentifierRules()
     max_columns: ClassVar[int] = 1000
+    # Whether the database may find two different strings one key (padding, collations): the
+    # writer then keeps such keys of a batch apart, in record order (`sink.keys`).
+    loose_string_keys: ClassVar[bool] = False
     # Statements of at least this many rows take the bulk path (COPY into a stage, then one merge);
     # None: the database has none, every statement is an executemany.
     bulk_min_rows: ClassVar[int | None] = None

@@ -223,6 +223,7 @@ class MysqlDialect(Dialect):
         reserved_schemas=frozenset({"information_schema", "mysql", "performance_schema", "sys"}),
     )
     max_columns = 1017  # InnoDB's limit
+    loose_string_keys = True  # PAD SPACE even in utf8mb4_bin; an existing table's collation may ignore case
     types = TYPES
 
     def _server_default(self, column: Column) -> sa.ColumnElement[Any] | None:

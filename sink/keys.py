@@ -1,0 +1,144 @@
+"""Primary keys as the target database compares them, where Python's equality is finer.
+
+A batch folds the rows of one key into one unit by Python's equality (`batch._unit_key`), and
+applies each segment's deletes before its writes. Where the database takes two keys Python keeps
+apart for one row (1 and "1" cast to a bigint column, 'a' and 'a ' under MariaDB's PAD SPACE,
+{"id": 1} and {"id": 1, "b": 2} for a table keyed by `id`), two such units in one segment would
+apply out of record order: a tombstone could run before the write it follows and leave the row.
+`KeyEquality.meet` finds batches where that may happen; `segments` then keeps those keys apart,
+in record order. A key of the column's own class (an int for an integer column) is compared as
+Python compares it, so the usual batch costs a few C-level passes and nothing more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .model import INTEGER_KINDS, Kind, TableSpec
+
+# The classes whose Python equality is the database's, per column kind (by exact class: a bool is
+# no int here, a datetime no date). Strings only where the database compares them byte for byte.
+_EXACT: dict[Kind, frozenset[type]] = {
+    **{kind: frozenset({int}) for kind in INTEGER_KINDS},
+    Kind.FLOAT32: frozenset({float}),
+    Kind.FLOAT64: frozenset({float}),
+    Kind.BOOLEAN: frozenset({bool}),
+    Kind.STRING: frozenset({str}),
+    Kind.BYTES: frozenset({bytes}),
+    Kind.DECIMAL: frozenset({Decimal}),
+    Kind.DATE: frozenset({dt.date}),
+    Kind.TIME: frozenset({dt.time}),
+    Kind.TIMESTAMP: frozenset({dt.datetime}),
+    Kind.LOCAL_TIMESTAMP: frozenset({dt.datetime}),
+    Kind.UUID: frozenset({uuid.UUID}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEquality:
+    """A table's primary key: its `columns` and, per column, the value classes the database
+    compares as Python does (`exact`; empty: none)."""
+
+    columns: tuple[str, ...]
+    exact: tuple[frozenset[type], ...]
+
+    def meet(self, keys: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether two of `keys` (rows' keys, none empty) that Python finds different may be one
+        row in the database."""
+        if not self.columns or not keys or self._plain(keys):
+            return False
+        distinct = distinct_keys(keys)
+        return len({self.loose(key) for key in distinct}) < len(distinct)
+
+    def _plain(self, keys: Sequence[Mapping[str, Any]]) -> bool:
+        """Every key holds exactly the table's key columns, each value of an exact class."""
+        if set(map(len, keys)) != {len(self.columns)}:
+            return False
+        try:
+            if len(self.columns) == 1:  # the usual key: one pass over its values' classes
+                return set(map(type, map(operator.itemgetter(self.columns[0]), keys))) <= self.exact[0]
+            values = list(map(operator.itemgetter(*self.columns), keys))
+        except KeyError:  # as many fields, other names
+            return False
+        columns = list(zip(*values, strict=True))
+        return all(set(map(type, column)) <= exact for column, exact in zip(columns, self.exact, strict=True))
+
+    def loose(self, key: Mapping[str, Any]) -> tuple[Any, ...]:
+        """A form of `key` that two keys share wherever the database may find them equal (coarser
+        than the database: sharing it only keeps two keys apart, never makes them one)."""
+        return tuple(_loose(key.get(column)) for column in self.columns)
+
+
+def key_equality(table: TableSpec, loose_strings: bool = False) -> KeyEquality:
+    """`table`'s key; `loose_strings`: its database may find two different strings one key
+    (MariaDB/MySQL: PAD SPACE, and case- or accent-insensitive collations of existing tables)."""
+    exact = []
+    for name in table.primary_key:
+        column = table.column(name)
+        kind = column.type.kind if column is not None else None
+        classes = _EXACT.get(kind, frozenset()) if kind is not None else frozenset()
+        exact.append(classes - {str} if loose_strings else classes)
+    return KeyEquality(table.primary_key, tuple(exact))
+
+
+def distinct_keys(keys: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One key of each value (by Python's equality, fields in any order)."""
+    seen: dict[frozenset[Any], Mapping[str, Any]] = {}
+    for key in keys:
+        seen.setdefault(frozenset(map(_hashable_item, key.items())), key)
+    return list(seen.values())
+
+
+def _hashable_item(item: tuple[str, Any]) -> tuple[str, Any]:
+    return item[0], hashable(item[1])
+
+
+def hashable(value: Any) -> Any:
+    """An array or object key value as a hashable value equal where they are equal (the database
+    judges the row: a record error, or a row)."""
+    if isinstance(value, list):
+        return (list, tuple(map(hashable, value)))
+    if isinstance(value, dict):
+        return (dict, frozenset((name, hashable(item)) for name, item in value.items()))
+    return value
+
+
+def _loose(value: Any) -> Any:
+    """One value's coarse form: numbers by value whatever their class or spelling ("01", " 1.0",
+    1.0 and True meet 1, as a cast to a numeric column makes them), text trimmed and case-folded
+    (padding, case-insensitive collations), UUIDs by their hex digits in any spelling."""
+    if isinstance(value, (bool, int, float, Decimal)):
+        return _number(value)
+    if isinstance(value, str):
+        text = value.strip().casefold()
+        try:
+            return _number(Decimal(text))
+        except (InvalidOperation, ValueError):
+            pass
+        try:
+            return uuid.UUID(text).hex
+        except ValueError:
+            return text
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return hashable(value)
+
+
+def _number(value: bool | int | float | Decimal) -> Any:
+    if isinstance(value, int):  # bool included
+        return int(value)
+    try:
+        as_float = float(value)
+        if as_float.is_integer():
+            return int(value)
+    except (OverflowError, ValueError):  # infinities and NaN
+        return str(value).casefold()
+    return as_float
