@@ -23,7 +23,7 @@ import inspect
 import io
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,21 +247,55 @@ def _outcome(read: Callable[[io.BytesIO], Any], body: bytes) -> tuple[str, Any, 
 _READ: Read = _fastavro_read()
 
 
-def _nested_read(stream: io.BytesIO, parsed: Any, named: dict[str, dict[str, Any]], _: None, options: Any) -> Any:
-    """`_READ`, for a schema with a recursive type, once fastavro's pure-Python reader has read the
-    body: a body nests such a type as deep as its bytes say (a schema whose type contains itself
-    outside any union, array or map: always), and the compiled reader recurses in C without a
-    limit, so a few kilobytes of union index 1 kill the process (SIGSEGV) where the Python reader
-    stops at the recursion limit (RecursionError, a record error). The value is the compiled
-    reader's, as for every other schema."""
+def _probed_read(stream: io.BytesIO, parsed: Any, named: dict[str, dict[str, Any]], _: None, options: Any) -> Any:
+    """`_READ`, once fastavro's pure-Python reader has read the body through `_ProbeDecoder`, for
+    the schemas whose bodies the compiled reader cannot be trusted with:
+    - a recursive type: a body nests it as deep as its bytes say (a schema whose type contains
+      itself outside any union, array or map: always), and the compiled reader recurses in C
+      without a limit, so a few kilobytes of union index 1 kill the process (SIGSEGV) where the
+      Python reader stops at the recursion limit (RecursionError, a record error);
+    - an array whose items may take no bytes (null, an empty record): a count of a few bytes stands
+      for billions of items, which the compiled reader builds for minutes and gigabytes (an
+      out-of-memory kill at every restart); the probe refuses such a body early (`_ProbeDecoder`).
+    The value is the compiled reader's, as for every other schema."""
     start = stream.tell()
-    probe = _ProbeDecoder(stream)  # type: ignore[no-untyped-call]
+    probe = _ProbeDecoder(stream)
     _read_py.read_data(probe, parsed, named, None, options)  # type: ignore[no-untyped-call]
     stream.seek(start)
     return _READ(stream, parsed, named, None, options)
 
 
+# Array and map items a body may hold beyond its own length in bytes: only items that take no bytes
+# get past it (every other item takes one at least), and a body of a few bytes could otherwise
+# stand for billions of them. 100,000 of them take the probe about a tenth of a second.
+ITEMS_WITHOUT_BYTES_MAX = 100_000
+
+
+class _TooManyItems(Exception):
+    """A body's arrays hold more items than its bytes and ITEMS_WITHOUT_BYTES_MAX."""
+
+
 class _ProbeDecoder(BinaryDecoder):
+    def __init__(self, fo: io.BytesIO) -> None:
+        super().__init__(fo)  # type: ignore[no-untyped-call]
+        self._items_left = len(fo.getbuffer()) - fo.tell() + ITEMS_WITHOUT_BYTES_MAX
+
+    def _iter_array_or_map(self) -> Iterator[None]:
+        """fastavro's block loop (`BinaryDecoder._iter_array_or_map`), counting the items."""
+        while self._block_count != 0:
+            if self._block_count < 0:
+                self._block_count = -self._block_count
+                self.read_long()  # the block's size in bytes, unused
+            self._items_left -= self._block_count
+            if self._items_left < 0:
+                raise _TooManyItems
+            for _ in range(self._block_count):
+                yield
+            self._block_count = self.read_long()
+
+    iter_array = _iter_array_or_map
+    iter_map = _iter_array_or_map
+
     def read_long(self) -> int:
         """A long as the compiled reader reads it, so the probe takes the same path through the
         body: 64 bits, each 7-bit group shifted by its offset mod 64, any number of bytes (the
@@ -287,7 +321,7 @@ class Compiled:
     shape: Shape
     convert: Convert | None  # None: fastavro's value is final
     named: dict[str, dict[str, Any]]  # its named types, as fastavro's reader is given them
-    read: Read | None = None  # None: _READ; a recursive schema's: _nested_read
+    read: Read | None = None  # None: _READ; `_probed_read` for the schemas it names
 
 
 class AvroDecoder:
@@ -310,6 +344,11 @@ class AvroDecoder:
             value = (compiled.read or _READ)(stream, compiled.parsed, compiled.named, None, READ_OPTIONS)
         except RecursionError:
             raise _too_deep(schema_id) from None
+        except _TooManyItems:
+            raise DecodeError(
+                f"Avro: body holds more array items than its {len(data) - start} byte(s) can carry, beyond "
+                f"{ITEMS_WITHOUT_BYTES_MAX:,} that take no bytes (writer {describe_ref(schema_id)})"
+            ) from None
         except EOFError:
             raise DecodeError(
                 f"Avro: truncated body: the {len(data) - start} byte(s) after the header end before a complete "
@@ -347,7 +386,8 @@ class AvroDecoder:
         compiler = _Compiler(named, where)
         shape = compiler.shape(parsed)
         marked_parsed = marked.parse(text)
-        read = _nested_read if _recursive(parsed, named, set(), set()) else None
+        probed = _recursive(parsed, named, set(), set()) or _free_items(parsed, named, set())
+        read = _probed_read if probed else None
         if marked.usable:
             try:
                 convert = _Compiler(marked.named, where, True).converter(marked_parsed, "")
@@ -415,6 +455,47 @@ def _recursive(schema: Any, named: dict[str, Any], visiting: set[str], done: set
         visiting.discard(name)
         done.add(name)
     return found
+
+
+def _free_items(schema: Any, named: dict[str, Any], seen: set[str]) -> bool:
+    """Whether `schema` holds an array whose items may take no bytes (`_takes_no_bytes`)."""
+    if isinstance(schema, str):
+        if schema in seen or schema not in named:
+            return False
+        seen.add(schema)
+        schema = named[schema]
+    if isinstance(schema, list):
+        return any(_free_items(b, named, seen) for b in schema)
+    if not isinstance(schema, dict):
+        return False
+    if isinstance(schema.get("name"), str):
+        seen.add(schema["name"])
+    if schema.get("type") == "array" and _takes_no_bytes(schema.get("items"), named, set()):
+        return True
+    children = [f.get("type") for f in schema.get("fields") or [] if isinstance(f, dict)]
+    children += [schema.get("items"), schema.get("values")]
+    return any(_free_items(c, named, seen) for c in children if c is not None)
+
+
+def _takes_no_bytes(schema: Any, named: dict[str, Any], visiting: set[str]) -> bool:
+    """Whether a value of `schema` may be encoded in no bytes: null, a fixed of size 0, a record
+    whose every field takes none. (A union, enum, string, number, array or map takes one at least.)"""
+    if isinstance(schema, str):
+        if schema == "null":
+            return True
+        if schema in visiting or schema not in named:
+            return False
+        return _takes_no_bytes(named[schema], named, {*visiting, schema})
+    if not isinstance(schema, dict):
+        return False
+    kind = schema.get("type")
+    if kind in ("record", "error"):
+        name = schema.get("name")
+        inner = {*visiting, name} if isinstance(name, str) else visiting
+        return all(_takes_no_bytes(f.get("type"), named, inner) for f in schema.get("fields") or [])
+    if kind == "fixed":
+        return schema.get("size") == 0
+    return isinstance(kind, (str, dict)) and _takes_no_bytes(kind, named, visiting)
 
 
 def _parse(text: str, named: dict[str, Any], where: str) -> Any:

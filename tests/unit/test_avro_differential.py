@@ -629,7 +629,7 @@ def test_a_recursive_schema_reads_over_long_varints_as_the_compiled_reader() -> 
         outcomes.add(subject.check(index + inner + b"\x00" + overlong))
         subject.check(b"\x00" + overlong + overlong)
     assert outcomes == {"value"}
-    assert subject.decoder._compiled[1].read is avro._nested_read
+    assert subject.decoder._compiled[1].read is avro._probed_read
     plain = Subject(SHARED)
     plain.check(Generator(0).body(SHARED))
     assert plain.decoder._compiled[1].read is None, "a schema without a recursive type: the compiled reader alone"
@@ -641,3 +641,68 @@ def test_a_long_run_of_continuation_bytes_is_read_in_linear_time() -> None:
     start = time.perf_counter()
     assert subject.check(b"\x00\x00" + b"\xff" * 1_000_000 + b"\x01") == "value"
     assert time.perf_counter() - start < 5
+
+
+def _decode(schema: Any, body: bytes) -> Any:
+    return AvroDecoder(FakeRegistry({1: ("AVRO", json.dumps(schema), [])})).decode(header(1) + body).data
+
+
+EMPTY = {"type": "record", "name": "Empty", "fields": []}
+NOTHING = {"type": "record", "name": "Nothing", "fields": [{"name": "n", "type": "null"}, {"name": "e", "type": EMPTY}]}
+
+
+@pytest.mark.parametrize(
+    "items",
+    [EMPTY, NOTHING, {"type": "fixed", "name": "Zero", "size": 0}, {"type": "array", "items": EMPTY}],
+    ids=["empty record", "record of such fields", "fixed(0)", "arrays of empty records"],
+)
+def test_a_huge_count_of_items_that_take_no_bytes_is_a_decode_error_in_little_time(items: Any) -> None:
+    """A count of a few bytes stood for 10**12 empty records, which the compiled reader built (10**8
+    nulls: 2.7 s and 780 MB; more: an out-of-memory kill at every restart). An array of nulls is no
+    column (refused with its schema), but an empty record, a record of nulls or a fixed(0) is.
+    Refused past the bytes the body has plus ITEMS_WITHOUT_BYTES_MAX, before the compiled reader runs."""
+    schema = {"type": "record", "name": "R", "fields": [{"name": "a", "type": {"type": "array", "items": items}}]}
+    inner = zigzag(1) + zigzag(10**12) + zigzag(0) if isinstance(items, dict) and items.get("type") == "array" else b""
+    bodies = [
+        zigzag(10**12) + inner + zigzag(0),
+        zigzag(-(10**12)) + zigzag(0) + inner + zigzag(0),  # a block with its size
+        (zigzag(60_000) + inner) * 2 + zigzag(0),  # blocks that pass one by one
+    ]
+    for body in bodies:
+        start = time.perf_counter()
+        with pytest.raises(DecodeError, match="more array items than its"):
+            _decode(schema, body)
+        assert time.perf_counter() - start < 5
+
+
+def test_items_that_take_no_bytes_up_to_the_bound_read_as_fastavro_reads_them() -> None:
+    schema = {"type": "record", "name": "R", "fields": [{"name": "a", "type": {"type": "array", "items": EMPTY}}]}
+    assert _decode(schema, zigzag(3) + zigzag(0)) == {"a": [{}] * 3}
+    body = zigzag(avro.ITEMS_WITHOUT_BYTES_MAX) + zigzag(0)
+    assert len(_decode(schema, body)["a"]) == avro.ITEMS_WITHOUT_BYTES_MAX
+    with pytest.raises(DecodeError, match="more array items than its"):
+        _decode(schema, zigzag(avro.ITEMS_WITHOUT_BYTES_MAX + 5) + zigzag(0))  # 4 bytes could carry 4 items
+
+
+@pytest.mark.parametrize(
+    ("field", "probed"),
+    [
+        ({"type": "array", "items": EMPTY}, True),
+        ({"type": "map", "values": {"type": "array", "items": EMPTY}}, True),
+        (["null", {"type": "array", "items": {"type": "fixed", "name": "Z", "size": 0}}], True),
+        ({"type": "array", "items": ["null", "long"]}, False),  # a union takes its index
+        ({"type": "array", "items": {"type": "enum", "name": "One", "symbols": ["A"]}}, False),
+        ({"type": "map", "values": "null"}, False),  # each entry takes its key
+        ({"type": "array", "items": {"type": "fixed", "name": "F", "size": 1}}, False),
+        ({"type": "array", "items": "long"}, False),
+    ],
+)
+def test_only_schemas_with_arrays_of_items_that_take_no_bytes_are_probed(field: Any, probed: bool) -> None:
+    decoder = AvroDecoder(
+        FakeRegistry(
+            {1: ("AVRO", json.dumps({"type": "record", "name": "R", "fields": [{"name": "a", "type": field}]}), [])}
+        )
+    )
+    with pytest.raises(DecodeError):
+        decoder.decode(header(1))  # compiles the schema; an empty body is truncated
+    assert (decoder._compiled[1].read is avro._probed_read) is probed
