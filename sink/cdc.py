@@ -253,8 +253,9 @@ class ChangeFields:
     `fields` are Debezium's names: `op`, `ts_ms` (the envelope's), `source.<field>` and
     `transaction.<field>`, or a bare source field (`table`, `lsn`); each becomes the column
     `<prefix><name with . as _>` (`source.ts_ms` -> `__source_ts_ms`), nullable, typed from the
-    envelope's schema. With `soft_delete`, a delete becomes an upsert of the `before` row (or of
-    the key alone) with `<prefix>deleted` = true, and every upsert sets it to false. The new shapes
+    envelope's schema. With `soft_delete`, a delete becomes an upsert of the `before` row's
+    non-null fields (or of the key alone) with `<prefix>deleted` = true, and every upsert sets it
+    to false. The new shapes
     are worked out once per envelope schema; per record, a dict copy and a few lookups."""
 
     def __init__(self, fields: tuple[str, ...], prefix: str = "__", soft_delete: bool = False) -> None:
@@ -276,7 +277,12 @@ class ChangeFields:
         if change is Change.DELETE and deleted is None:
             return change, record  # a hard delete needs the key only
         value = record.value
-        row = dict(value.data) if value.data.__class__ is dict else {}
+        data = value.data if value.data.__class__ is dict else {}
+        # A soft delete writes what `before` knows. Under PostgreSQL's default REPLICA IDENTITY,
+        # Debezium's `before` holds the key and nulls: written whole, they erased the row's last
+        # values. A null field is left out (the column keeps what the last change wrote there,
+        # which a full before-image's null repeats).
+        row = {k: v for k, v in data.items() if v is not None} if change is Change.DELETE else dict(data)
         row.pop(DELETED_FIELD, None)  # ExtractNewRecordState's flag: a flattened delete in soft mode
         if envelope is not None:
             data = envelope.data

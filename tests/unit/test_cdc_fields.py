@@ -221,6 +221,16 @@ def test_soft_delete_upserts_the_before_row_flagged(fmt: str) -> None:
         assert not deleted.inferred
 
 
+def test_a_soft_delete_leaves_out_the_nulls_of_a_key_only_before() -> None:
+    """PostgreSQL's default REPLICA IDENTITY: `before` holds the key and nulls. Written whole, the
+    soft delete erased the row's last values; its null fields are left out (the columns keep them)."""
+    preparer = _preparer(_rules(cdc_soft_delete=True, delete_enabled=True), "json")
+    event = {"op": "d", "before": {"id": 3, "first_name": None, "email": None}, "after": None, "source": {}}
+    row = preparer.prepare(RawRecord(Coord(TOPIC, 0, 0), json.dumps({"id": 3}).encode(), json.dumps(event).encode()))
+    assert isinstance(row, Row) and row.op is Op.UPSERT
+    assert dict(row.values) == {"id": 3, "__deleted": True}
+
+
 def test_soft_delete_of_a_flattened_rewrite_record() -> None:
     preparer = _preparer(_rules(cdc_soft_delete=True), "json")
     key = json.dumps({"id": 3}).encode()
