@@ -63,12 +63,24 @@ def _bytes(ct: ColumnType) -> SaType:
 # never looks narrower than that type (a VARBINARY(768) key for bytes(1000) would, and be altered
 # to itself on every batch).
 def _key_string(ct: ColumnType) -> SaType:
-    # utf8mb4_bin: Kafka keys are exact, but the default collations compare without regard to case
-    # and accents, so 'A' and 'a' would be one row (and a batch's units, keyed as Python compares,
-    # would disagree with the database about which records meet). A binary collation still pads
-    # with spaces on both servers ('a' and 'a ' meet): their NO PAD binary collations are named
-    # differently on MySQL and MariaDB.
-    return mysql.VARCHAR(min(ct.length or KEY_LENGTH, VARCHAR_MAX), charset="utf8mb4", collation="utf8mb4_bin")
+    return KeyString(min(ct.length or KEY_LENGTH, VARCHAR_MAX))
+
+
+class KeyString(mysql.VARCHAR):
+    """A string key column: utf8mb4 in a binary collation, without padding where the server has one.
+    Kafka keys are exact, but the default collations compare without regard to case and accents,
+    so 'A' and 'a' would be one row; and utf8mb4_bin still pads with spaces, so 'a' and 'a ' were
+    one row too (the second record's upsert overwrote the first's). MariaDB's utf8mb4_nopad_bin
+    compares bytes; MySQL has no such collation before 8.0 (its utf8mb4_0900_bin is untested
+    here), so it keeps utf8mb4_bin. Reads back as a VARCHAR of its length."""
+
+    inherit_cache = True
+
+
+@compiles(KeyString, "mysql")
+def _key_string_ddl(element: KeyString, compiler: Any, **kw: Any) -> str:
+    collation = "utf8mb4_nopad_bin" if getattr(compiler.dialect, "is_mariadb", False) else "utf8mb4_bin"
+    return f"VARCHAR({element.length}) CHARACTER SET utf8mb4 COLLATE {collation}"
 
 
 def _key_bytes(ct: ColumnType) -> SaType:
@@ -223,7 +235,7 @@ class MysqlDialect(Dialect):
         reserved_schemas=frozenset({"information_schema", "mysql", "performance_schema", "sys"}),
     )
     max_columns = 1017  # InnoDB's limit
-    loose_string_keys = True  # PAD SPACE even in utf8mb4_bin; an existing table's collation may ignore case
+    loose_string_keys = True  # MySQL's utf8mb4_bin pads; an existing table's collation may pad or ignore case
     types = TYPES
 
     def _server_default(self, column: Column) -> sa.ColumnElement[Any] | None:

@@ -184,6 +184,15 @@ def test_mysql_key_columns_are_bounded() -> None:
     assert sql(types.column_type(ct(Kind.STRING))) == "LONGTEXT"
 
 
+def test_mariadb_string_keys_are_not_padded() -> None:
+    """utf8mb4_bin pads with spaces ('a' and 'a ' one row); MariaDB has a binary NO PAD collation."""
+    types, dialect = offline("mysql").types, mysql.dialect()
+    dialect.is_mariadb = True
+    key = types.key_type(ct(Kind.STRING))
+    assert str(key.compile(dialect=dialect)) == "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+    assert types.neutral_type(key) == ct(Kind.STRING, length=255)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", [Kind.STRING, Kind.BYTES])
 def test_a_key_column_differs_only_where_the_column_would_be_unbounded(backend: str, kind: Kind) -> None:
