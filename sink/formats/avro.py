@@ -433,43 +433,46 @@ def _too_deep(schema_id: SchemaRef) -> DecodeError:
     )
 
 
-def _recursive(schema: Any, named: dict[str, Any], visiting: set[str], done: set[str]) -> bool:
-    """Whether a named type of `schema` contains itself (a body may then nest without bound)."""
-    if isinstance(schema, str):
-        if schema in visiting:
-            return True
-        if schema in done or schema not in named:
-            return False
-        schema = named[schema]
+# The walks below follow a schema as fastavro's reader does: a name to the type `named` holds for it
+# when the body is read, which need not be the type defined under that name inline (a reference
+# parsed later may define the name again: fastavro lets it, and then reads the later type there,
+# the inline one where it stands). So they tell types apart by identity, never by name: by name, a
+# walk that had met the inline type skipped the later one (unprobed: SIGSEGV, billions of items).
+
+
+def _resolve(schema: Any, named: dict[str, Any]) -> Any:
+    """A name as fastavro's reader resolves it (the type `named` holds now); other schemas as they are."""
+    return named.get(schema, schema) if isinstance(schema, str) else schema
+
+
+def _recursive(schema: Any, named: dict[str, Any], visiting: set[int], done: set[int]) -> bool:
+    """Whether a type of `schema` contains itself (a body may then nest without bound)."""
+    schema = _resolve(schema, named)
     if isinstance(schema, list):
         return any(_recursive(b, named, visiting, done) for b in schema)
     if not isinstance(schema, dict):
         return False
-    name = schema.get("name") if isinstance(schema.get("name"), str) else None
-    if name:
-        visiting.add(name)
+    if id(schema) in visiting:
+        return True
+    if id(schema) in done:
+        return False
+    visiting.add(id(schema))
     children = [f.get("type") for f in schema.get("fields") or [] if isinstance(f, dict)]
     children += [schema.get("items"), schema.get("values")]
     found = any(_recursive(c, named, visiting, done) for c in children if c is not None)
-    if name:
-        visiting.discard(name)
-        done.add(name)
+    visiting.discard(id(schema))
+    done.add(id(schema))
     return found
 
 
-def _free_items(schema: Any, named: dict[str, Any], seen: set[str]) -> bool:
+def _free_items(schema: Any, named: dict[str, Any], seen: set[int]) -> bool:
     """Whether `schema` holds an array whose items may take no bytes (`_takes_no_bytes`)."""
-    if isinstance(schema, str):
-        if schema in seen or schema not in named:
-            return False
-        seen.add(schema)
-        schema = named[schema]
+    schema = _resolve(schema, named)
     if isinstance(schema, list):
         return any(_free_items(b, named, seen) for b in schema)
-    if not isinstance(schema, dict):
+    if not isinstance(schema, dict) or id(schema) in seen:
         return False
-    if isinstance(schema.get("name"), str):
-        seen.add(schema["name"])
+    seen.add(id(schema))
     if schema.get("type") == "array" and _takes_no_bytes(schema.get("items"), named, set()):
         return True
     children = [f.get("type") for f in schema.get("fields") or [] if isinstance(f, dict)]
@@ -477,21 +480,18 @@ def _free_items(schema: Any, named: dict[str, Any], seen: set[str]) -> bool:
     return any(_free_items(c, named, seen) for c in children if c is not None)
 
 
-def _takes_no_bytes(schema: Any, named: dict[str, Any], visiting: set[str]) -> bool:
+def _takes_no_bytes(schema: Any, named: dict[str, Any], visiting: set[int]) -> bool:
     """Whether a value of `schema` may be encoded in no bytes: null, a fixed of size 0, a record
-    whose every field takes none. (A union, enum, string, number, array or map takes one at least.)"""
-    if isinstance(schema, str):
-        if schema == "null":
-            return True
-        if schema in visiting or schema not in named:
-            return False
-        return _takes_no_bytes(named[schema], named, {*visiting, schema})
-    if not isinstance(schema, dict):
+    whose every field takes none. (A union, enum, string, number, array or map takes one at least;
+    a record containing itself has no value, and is probed as recursive.)"""
+    if schema == "null":
+        return True
+    schema = _resolve(schema, named)
+    if not isinstance(schema, dict) or id(schema) in visiting:
         return False
     kind = schema.get("type")
     if kind in ("record", "error"):
-        name = schema.get("name")
-        inner = {*visiting, name} if isinstance(name, str) else visiting
+        inner = {*visiting, id(schema)}
         return all(_takes_no_bytes(f.get("type"), named, inner) for f in schema.get("fields") or [])
     if kind == "fixed":
         return schema.get("size") == 0
