@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+import struct
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from .model import INTEGER_KINDS, Kind, TableSpec
 # no int here, a datetime no date). Strings only where the database compares them byte for byte.
 _EXACT: dict[Kind, frozenset[type]] = {
     **{kind: frozenset({int}) for kind in INTEGER_KINDS},
-    Kind.FLOAT32: frozenset({float}),
+    # Not FLOAT32: a REAL/FLOAT column rounds to single precision (0.1 and 0.10000000149011612 are one row).
     Kind.FLOAT64: frozenset({float}),
     Kind.BOOLEAN: frozenset({bool}),
     Kind.STRING: frozenset({str}),
@@ -111,12 +112,19 @@ def hashable(value: Any) -> Any:
 
 def _loose(value: Any) -> Any:
     """One value's coarse form: numbers by value whatever their class or spelling ("01", " 1.0",
-    1.0 and True meet 1, as a cast to a numeric column makes them), text trimmed and case-folded
-    (padding, case-insensitive collations), UUIDs by their hex digits in any spelling."""
+    1.0 and True meet 1, as a cast to a numeric column makes them; fractions at single precision,
+    as a REAL column keeps them), "true" and "false" as 1 and 0 (PostgreSQL writes a boolean so into
+    a text column), text trimmed and case-folded (padding, case-insensitive collations), bytes as
+    the text they spell (MariaDB compares a string column with them), UUIDs by their hex digits in
+    any spelling."""
     if isinstance(value, (bool, int, float, Decimal)):
         return _number(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("utf-8", "surrogateescape")
     if isinstance(value, str):
         text = value.strip().casefold()
+        if text in _BOOLEAN_WORDS:
+            return _BOOLEAN_WORDS[text]
         try:
             return _number(Decimal(text))
         except (InvalidOperation, ValueError):
@@ -127,9 +135,11 @@ def _loose(value: Any) -> Any:
             return text
     if isinstance(value, uuid.UUID):
         return value.hex
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
     return hashable(value)
+
+
+_BOOLEAN_WORDS = {"true": 1, "false": 0}
+_SINGLE = struct.Struct("f")
 
 
 def _number(value: bool | int | float | Decimal) -> Any:
@@ -139,6 +149,8 @@ def _number(value: bool | int | float | Decimal) -> Any:
         as_float = float(value)
         if as_float.is_integer():
             return int(value)
-    except (OverflowError, ValueError):  # infinities and NaN
+        if as_float != as_float:  # NaN: PostgreSQL finds every NaN one value (float and numeric alike)
+            return "nan"
+        return _SINGLE.unpack(_SINGLE.pack(as_float))[0]
+    except (OverflowError, ValueError):  # infinities, signalling NaN; past single precision's range
         return str(value).casefold()
-    return as_float
