@@ -3,6 +3,7 @@ classified by code (SQLSTATE, MySQL errno, SQLite error name) in `dberrors`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -112,6 +113,7 @@ class SqlTransaction:
     def apply(self, spec: TableSpec, plan: Plan, mode: str) -> dict[int, str]:
         table = self.store.sa_table(spec)
         key = spec.primary_key
+        plan = self._exact_keys(spec, plan)
         if plan.version is not None:
             return self._apply_versioned(spec, table, plan)
         report = self.store.report_operations and mode == "upsert"
@@ -128,6 +130,16 @@ class SqlTransaction:
             for index, inserted in zip(write.units, flags, strict=True):
                 operations[index] = "insert" if inserted else "update"
         return operations
+
+    def _exact_keys(self, spec: TableSpec, plan: Plan) -> Plan:
+        """The plan with its key values as the database compares them exactly (`Dialect.exact_keys`)."""
+        exact = self.dialect.exact_keys
+        deletes = exact(spec, plan.deletes)
+        writes = [(write, exact(spec, write.rows)) for write in plan.writes]
+        if deletes is plan.deletes and all(rows is write.rows for write, rows in writes):
+            return plan
+        changed = [dataclasses.replace(write, rows=list(rows)) for write, rows in writes]
+        return dataclasses.replace(plan, deletes=list(deletes), writes=changed)
 
     def _delete(self, table: sa.Table, key: Sequence[str], keys: list[Mapping[str, Any]]) -> None:
         shape = (table, "delete", ())

@@ -14,7 +14,7 @@ it backwards.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -155,6 +155,11 @@ class Dialect:
         if not values:  # every column is in the key: the row exists or not, nothing to change
             values = {key[0]: table.c[key[0]]}
         return sa.update(table).where(_key_condition(table, key)).values(values)
+
+    def exact_keys(self, spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+        """`rows` (deletes' keys, writes' rows) with their key values as the database compares them
+        with `spec`'s key columns exactly; `rows` itself when nothing changes (here: always)."""
+        return rows
 
     def truncate(self, table: sa.Table) -> Statement:
         """Every row of the table, inside the transaction: DELETE, not TRUNCATE (which MariaDB and

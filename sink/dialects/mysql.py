@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
-from collections.abc import Sequence
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,8 +20,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from ..errors import RecordRejected
 from ..identifiers import IdentifierRules
-from ..model import Column, ColumnType, Kind, TableSpec
+from ..model import INTEGER_KINDS, Column, ColumnType, Kind, TableSpec
 from ..schema import Evolution
 from . import ddl
 from .base import Dialect, Statement, write_condition
@@ -64,6 +67,39 @@ def _bytes(ct: ColumnType) -> SaType:
 # to itself on every batch).
 def _key_string(ct: ColumnType) -> SaType:
     return KeyString(min(ct.length or KEY_LENGTH, VARCHAR_MAX))
+
+
+_NUMERIC_KINDS = frozenset({*INTEGER_KINDS, Kind.FLOAT32, Kind.FLOAT64, Kind.DECIMAL})
+_TEXT_SAFE: frozenset[type] = frozenset({str, bytes, type(None)})
+_NUMBER_SAFE: frozenset[type] = frozenset({int, bool, float, decimal.Decimal, type(None)})
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # what the server reads whole as a number
+KeyFix = Callable[[str, Any], Any]
+
+
+def _exact_row(row: Mapping[str, Any], fixes: list[tuple[str, KeyFix, frozenset[type]]]) -> Mapping[str, Any]:
+    changed = {name: fix(name, row.get(name)) for name, fix, safe in fixes if row.get(name).__class__ not in safe}
+    return {**row, **changed} if changed else row
+
+
+def _number_as_text(name: str, value: Any) -> Any:
+    if isinstance(value, bool):
+        return str(int(value))  # as the driver sends it: 1 or 0
+    return str(value) if isinstance(value, (int, float, decimal.Decimal)) else value
+
+
+def _text_as_number(name: str, value: Any) -> Any:
+    if not isinstance(value, (str, bytes, bytearray)):
+        return value
+    text = (value.decode("utf-8", "replace") if not isinstance(value, str) else value).strip()
+    if not _NUMBER_TEXT.fullmatch(text):
+        raise RecordRejected(
+            f"key column {name!r} is numeric and the record's key value is no number: MariaDB/MySQL "
+            "would compare it by its numeric prefix and find another row",
+            code="key value is no number",
+            column=name,
+        )
+    number = decimal.Decimal(text)
+    return int(number) if number == number.to_integral_value() else number
 
 
 class KeyString(mysql.VARCHAR):
@@ -237,6 +273,30 @@ class MysqlDialect(Dialect):
     max_columns = 1017  # InnoDB's limit
     loose_string_keys = True  # MySQL's utf8mb4_bin pads; an existing table's collation may pad or ignore case
     types = TYPES
+
+    def exact_keys(self, spec: TableSpec, rows: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+        """MariaDB/MySQL compare a string column with a number as numbers, and a numeric column with
+        a string by the string's numeric prefix: `DELETE … WHERE k = 0` deleted every string key
+        without one ('alice', 'bob'), `WHERE id = 'abc'` row 0 and `'1_0'` row 1, as did UPDATE and
+        the version probes. So a number for a string key goes as its text (what an INSERT stores),
+        a string for a numeric key as the number it spells, or is the record's error when it
+        spells none. The usual rows (keys of the column's own classes) pass with a C-level check
+        per key column."""
+        fixes: list[tuple[str, KeyFix, frozenset[type]]] = []
+        for name in spec.primary_key:
+            column = spec.column(name)
+            kind = column.type.kind if column is not None else None
+            if kind is Kind.STRING:
+                fix, safe = _number_as_text, _TEXT_SAFE
+            elif kind in _NUMERIC_KINDS:
+                fix, safe = _text_as_number, _NUMBER_SAFE
+            else:
+                continue
+            if not set(map(type, map(operator.methodcaller("get", name), rows))) <= safe:
+                fixes.append((name, fix, safe))
+        if not fixes:
+            return rows
+        return [_exact_row(row, fixes) for row in rows]
 
     def _server_default(self, column: Column) -> sa.ColumnElement[Any] | None:
         default = super()._server_default(column)

@@ -232,3 +232,30 @@ def test_keys_one_in_a_case_insensitive_table_the_user_made(mariadb_url: str, un
         drop_table(url, name)
         drop_table(url, single)
         engine.dispose()
+
+
+def test_mariadb_compares_no_key_across_classes(mariadb_url: str, unique_name: str) -> None:
+    """MariaDB compares a string column with a number as numbers and a numeric column with a string
+    by its numeric prefix: a tombstone keyed 0 deleted every string key without a numeric prefix
+    ('alice', 'bob'), one keyed 'abc' row 0 and '1_0' row 1. A number for a string key now goes as
+    its text; a string for a numeric key as its number, or is the record's error."""
+    url, texts, numbers = mariadb_url, unique_name, unique_name + "_n"
+    engine = sa.create_engine(url)
+    store = SqlStore(engine)
+    try:
+        by_text = Sink(store, texts)
+        by_text.batch(("alice", {"note": "a"}), ("bob", {"note": "b"}), ("0", {"note": "zero"}))
+        outcomes = by_text.batch(("carol", {"note": "c"}), (0, None))  # opened by a string key: one spec
+        assert [o.status for o in outcomes] == [Status.WRITTEN, Status.DELETED]
+        assert [r["id"] for r in fetch_rows(url, texts, order_by="id")] == ["alice", "bob", "carol"]
+
+        by_number = Sink(store, numbers)
+        by_number.batch(*((i, {"note": str(i)}) for i in (0, 1, 10, 11)))
+        outcomes = by_number.batch((2, {"note": "2"}), ("abc", None), ("1_0", None), (" 10 ", None), ("1.1e1", None))
+        assert [o.status for o in outcomes] == [Status.WRITTEN, Status.FAILED, Status.FAILED] + [Status.DELETED] * 2
+        assert all("no number" in str(o.error) for o in outcomes[1:3]), outcomes
+        assert [r["id"] for r in fetch_rows(url, numbers, order_by="id")] == [0, 1, 2]
+    finally:
+        drop_table(url, texts)
+        drop_table(url, numbers)
+        engine.dispose()
