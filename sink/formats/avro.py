@@ -499,10 +499,19 @@ def _takes_no_bytes(schema: Any, named: dict[str, Any], visiting: set[int]) -> b
 
 
 def _parse(text: str, named: dict[str, Any], where: str) -> Any:
+    """`text` parsed into `named`, the types of the references parsed before it. A name defined
+    again, differently, is refused, as the Avro specification and Java's parser refuse it: fastavro
+    lets a later parse replace the type (its reader then follows the name to the later type where
+    the earlier one is written inline, and the sink's converter, keyed by name, did not)."""
+    before = dict(named)
     try:
-        return parse_schema(json.loads(text), named)
+        parsed = parse_schema(json.loads(text), named)
     except Exception as exc:  # fastavro raises SchemaParseException, UnknownType, ValueError, KeyError...
         raise DecodeError(f"{where} cannot be parsed: {type(exc).__name__}: {exc}") from None
+    for name, earlier in before.items():
+        if named[name] is not earlier and named[name] != earlier:
+            raise DecodeError(f"{where} defines the type {name!r} again, differently (Avro allows one definition)")
+    return parsed
 
 
 class _MarkedSchemas:
