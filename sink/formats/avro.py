@@ -145,16 +145,17 @@ def _bounded_decimal(read: LogicalRead) -> LogicalRead:
     """fastavro's decimal reader, refusing first an unscaled value with more bits than its
     precision's digits take: fastavro makes a Decimal of any length, quadratic in it (100 KB of a
     bytes decimal took 1 s, 400 KB 32 s, a megabyte four minutes before decimal.Overflow), where
-    it then rounds the value to the precision anyway. Registered in fastavro's own table of
-    logical readers (its documented way to read a logical type otherwise), which its compiled
-    and pure-Python readers both consult."""
+    it then rounds the value to the precision anyway (and past `logical.MAX_DECIMAL_DIGITS`
+    whatever the precision). Registered in fastavro's own table of logical readers (its
+    documented way to read a logical type otherwise), which its compiled and pure-Python readers
+    both consult."""
 
     def read_decimal(data: bytes, writer_schema: Any = None, reader_schema: Any = None) -> Any:
         precision = writer_schema.get("precision") if isinstance(writer_schema, dict) else None
-        if isinstance(precision, int) and precision > 0:
-            bits = int.from_bytes(data, "big", signed=True).bit_length()
-            if bits > math.ceil(precision * LOG2_10):
-                raise ValueError(f"a decimal of {bits} bits, more than {precision} digits hold")
+        bits = int.from_bytes(data, "big", signed=True).bit_length()
+        if isinstance(precision, int) and 0 < precision < logical.MAX_DECIMAL_DIGITS:
+            logical.check_decimal_bits(bits, math.ceil(precision * LOG2_10), precision)
+        logical.check_decimal_bits(bits)
         return read(data, writer_schema, reader_schema)
 
     read_decimal.bounded = True  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -338,6 +339,27 @@ def test_debezium_variable_scale_decimal() -> None:
     value, column = _decode_one(field, {"scale": 3, "value": _unscaled(1234567)})
     assert value == Decimal("1234.567") and str(value) == "1234.567"
     assert column.type.kind is Kind.DECIMAL and column.type.scale is None
+
+
+@pytest.mark.parametrize("variable", [False, True], ids=["Connect Decimal", "Debezium VariableScaleDecimal"])
+def test_a_decimal_of_more_than_a_thousand_digits_is_a_decode_error_in_little_time(variable: bool) -> None:
+    """A Decimal of a long integer costs time quadratic in its length: a few hundred kilobytes of
+    base64 in one record stalled the sink for seconds to minutes (200 KB of bytes: 6 s)."""
+    huge = base64.b64encode(b"\x7f" * 1_000_000).decode()
+    if variable:
+        fields = [_field("scale", "int32", optional=False), _field("value", "bytes", optional=False)]
+        field, wire = _field("v", "struct", "io.debezium.data.VariableScaleDecimal", fields=fields), {"scale": 0}
+        wire["value"] = huge
+    else:
+        field, wire = _field("v", "bytes", DECIMAL, parameters={"scale": "2"}), huge  # type: ignore[assignment]
+    start = time.perf_counter()
+    with pytest.raises(DecodeError, match=r"is not a valid .*Decimal: ValueError"):
+        _decode_one(field, wire)
+    assert time.perf_counter() - start < 5
+    largest = 10**1000 - 1  # a thousand digits: read
+    raw = base64.b64encode(largest.to_bytes(416, "big", signed=True)).decode()
+    value, _ = _decode_one(_field("v", "bytes", DECIMAL, parameters={"scale": "0"}), raw)
+    assert value == Decimal(largest)
 
 
 def test_debezium_named_struct_is_one_column_not_flattened() -> None:
