@@ -26,14 +26,17 @@ from ..schema import Evolution
 from . import pgcopy
 from .dberrors import classified, classify, ddl_classified, driver_refusals
 from .executemany import (
+    ARRAY_VALUES,
     DOCUMENTS,
     Binder,
     DriverStatement,
+    array_columns,
     compile_for_driver,
     execute_many,
     holds_documents,
     nested_value_refused,
     rows_binder,
+    single_value_refused,
 )
 from .pgcopy import stage_and_merge
 from .reflection import reflect_table
@@ -317,12 +320,17 @@ def _key_binds(key: Sequence[str]) -> dict[str, str]:
 def _refuse_documents_for_scalars(table: sa.Table, names: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
     """A dict or list for a column that is not JSON (or a native array) is that row's error. Drivers
     fail on it in their own ways (sqlite3 and PyMySQL with a ProgrammingError or TypeError that also
-    means "our bug"), so it is refused here, where it is unambiguous."""
+    means "our bug"), so it is refused here, where it is unambiguous. So is a single value for a
+    native array column, which SQLAlchemy's ARRAY processor would iterate ('abc' as {a,b,c})."""
     scalar = {n for n in names if not holds_documents(table.c[n].type)}
+    arrays = array_columns(table, names)
     for row in rows:
         for name in scalar:
             if row.get(name).__class__ in DOCUMENTS:
                 raise nested_value_refused(name)
+        for name in arrays:
+            if row.get(name).__class__ not in ARRAY_VALUES:
+                raise single_value_refused(name)
 
 
 class SqlStore:
@@ -382,7 +390,8 @@ class SqlStore:
         binder = self._rows_binders.get(shape)
         if binder is None:
             scalar = {c.name for c in table.columns if not holds_documents(c.type)}
-            binder = rows_binder(statement, self.dialect.bind, self.dialect.bind_classes, scalar)
+            arrays = array_columns(table, table.c.keys())
+            binder = rows_binder(statement, self.dialect.bind, self.dialect.bind_classes, scalar, arrays)
             self._rows_binders[shape] = binder
         return binder
 

@@ -60,13 +60,19 @@ def compile_for_driver(
 
 
 def row_binder(
-    statement: DriverStatement, bind: Process, bind_classes: Collection[type], scalar_columns: Collection[str]
+    statement: DriverStatement,
+    bind: Process,
+    bind_classes: Collection[type],
+    scalar_columns: Collection[str],
+    array_columns: Collection[str] = (),
 ) -> Callable[[Mapping[str, Any]], Parameters]:
     """A function from a row's values to the statement's parameters: the dialect's `bind` for the
     classes it adapts, then SQLAlchemy's processor. A dict or list for a column that is not JSON is
-    the row's error (drivers fail on it in ways that also mean "our bug")."""
+    the row's error (drivers fail on it in ways that also mean "our bug"); so is a single value for
+    a native array column (`array_columns`), which SQLAlchemy's ARRAY processor would iterate:
+    'abc' was stored as {a,b,c}, '' as {}."""
     positions = [
-        (column, processor, column in scalar_columns)
+        (column, processor, column in scalar_columns, column in array_columns)
         for column, processor in zip(statement.columns, statement.processors, strict=True)
     ]
 
@@ -74,13 +80,15 @@ def row_binder(
 
     def parameters(values: Mapping[str, Any]) -> Parameters:
         out = []
-        for column, processor, scalar in positions:
+        for column, processor, scalar, array in positions:
             value = values.get(column)
             kind = value.__class__
             if kind in bind_classes:
                 value = bind(value)
             elif scalar and kind in DOCUMENTS:
                 raise nested_value_refused(column)
+            elif array and kind not in ARRAY_VALUES:
+                raise single_value_refused(column)
             out.append(value if processor is None else processor(value))
         return tuple(out) if names is None else dict(zip(names, out, strict=True))
 
@@ -88,31 +96,38 @@ def row_binder(
 
 
 class _Refused(Exception):
-    """A dict or list in a column that is not JSON: the row-wise binder names its row's column."""
+    """A dict or list in a column that is not JSON, or a single value in an array column: the
+    row-wise binder names its row's column."""
 
 
 def rows_binder(
-    statement: DriverStatement, bind: Process, bind_classes: Collection[type], scalar_columns: Collection[str]
+    statement: DriverStatement,
+    bind: Process,
+    bind_classes: Collection[type],
+    scalar_columns: Collection[str],
+    array_columns: Collection[str] = (),
 ) -> Binder:
     """`row_binder` for a whole list of rows, built column by column: the classes present in a
     column decide once whether any value needs `bind` or is a refused document, and `bind` and the
     processors run by `map`. The row-wise loop's work per value cost about 5 us of a 10-column row
     (MariaDB, SQLite). A refused document or a failing value makes the row-wise binder run over the
     rows instead, so the error is the first failing row's, as before (the writer then isolates it)."""
-    one_row = row_binder(statement, bind, bind_classes, scalar_columns)
+    one_row = row_binder(statement, bind, bind_classes, scalar_columns, array_columns)
     columns, names = statement.columns, statement.names
     bound = frozenset(bind_classes)
     refused = frozenset(DOCUMENTS) - bound
     plan = [
-        (processor, refused if column in scalar_columns else frozenset())
+        (processor, refused if column in scalar_columns else frozenset(), column in array_columns)
         for column, processor in zip(columns, statement.processors, strict=True)
     ]
     picks = [itemgetter(column) for column in columns]
     gets = [methodcaller("get", column) for column in columns]
 
-    def column_parameters(values: Sequence[Any], processor: Process | None, refuses: frozenset[type]) -> Sequence[Any]:
+    def column_parameters(
+        values: Sequence[Any], processor: Process | None, refuses: frozenset[type], array: bool
+    ) -> Sequence[Any]:
         classes = set(map(type, values))
-        if not refuses.isdisjoint(classes):
+        if not refuses.isdisjoint(classes) or (array and not classes <= ARRAY_VALUES):
             raise _Refused
         if classes <= bound:
             values = list(map(bind, values))
@@ -145,6 +160,18 @@ def execute_many(connection: Connection, statement: DriverStatement, parameters:
         connection.exec_driver_sql(statement.sql, parameters)
 
 
+ARRAY_VALUES = frozenset({list, tuple, type(None)})  # what a native array column takes
+
+
+def single_value_refused(column: str) -> RecordRejected:
+    """The row's error for a value that is no array (a str, a number…) bound for a native array column."""
+    return RecordRejected(
+        f"a single value (not an array) for array column {column!r}",
+        code="single value for an array column",
+        column=column,
+    )
+
+
 def nested_value_refused(column: str) -> RecordRejected:
     """The row's error for a dict or list bound for a column that is not JSON."""
     return RecordRejected(
@@ -157,3 +184,8 @@ def nested_value_refused(column: str) -> RecordRejected:
 def holds_documents(column_type: sa.types.TypeEngine[Any]) -> bool:
     base = getattr(column_type, "impl_instance", column_type)  # a TypeDecorator's own type (JsonText)
     return isinstance(base, sa.JSON | sa.ARRAY)
+
+
+def array_columns(table: sa.Table, names: Sequence[str]) -> set[str]:
+    """Those of `names` that are native array columns (PostgreSQL's ARRAY)."""
+    return {n for n in names if isinstance(getattr(table.c[n].type, "impl_instance", table.c[n].type), sa.ARRAY)}

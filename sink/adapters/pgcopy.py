@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from ..dialects.postgres import PostgresDialect
 from ..model import Kind, TableSpec
-from .executemany import DOCUMENTS, nested_value_refused
+from .executemany import ARRAY_VALUES, DOCUMENTS, nested_value_refused, single_value_refused
 from .pgbinary import binary_safe
 
 Adapt = Callable[[Any], Any]
@@ -68,6 +68,22 @@ def scalar_columns(spec: TableSpec, names: Sequence[str]) -> list[tuple[int, str
         for i, name in enumerate(names)
         if (c := spec.column(name)) is not None and c.type.kind not in (Kind.JSON, Kind.ARRAY)
     ]
+
+
+def array_columns(spec: TableSpec, names: Sequence[str]) -> list[tuple[int, str]]:
+    """The positions and names in `names` of the spec's native array columns."""
+    return [
+        (i, name) for i, name in enumerate(names) if (c := spec.column(name)) is not None and c.type.kind is Kind.ARRAY
+    ]
+
+
+def refuse_single_values(rows: Sequence[Row], columns: Sequence[tuple[int, str]]) -> None:
+    """A value that is no array for an array column is that row's error, as on the executemany path
+    (where SQLAlchemy's ARRAY processor iterated a str: 'abc' was {a,b,c}). Text COPY would pass a
+    str on for the server to parse as an array literal ('{p,q}' an array, 'abc' refused)."""
+    for i, name in columns:
+        if not set(map(type, map(operator.itemgetter(i), rows))) <= ARRAY_VALUES:
+            raise single_value_refused(name)
 
 
 def refuse_documents(rows: Sequence[Row], columns: Sequence[tuple[int, str]]) -> None:
@@ -214,9 +230,9 @@ def staged(
     `rows`, streamed by COPY in chunks."""
     stage = dialect.stage(spec, names, ordinal=ordinal)
     types = ready_stage(connection, dialect, stage, table)
-    texts, scalars = text_columns(spec, names), scalar_columns(spec, names)
+    texts, scalars, arrays = text_columns(spec, names), scalar_columns(spec, names), array_columns(spec, names)
     for chunk in chunks(rows, COPY_CHUNK_ROWS):
-        copy_rows(connection, dialect, stage, types, chunk, texts, scalars)
+        copy_rows(connection, dialect, stage, types, chunk, texts, scalars, arrays)
     return stage
 
 
@@ -262,6 +278,7 @@ def copy_rows(
     rows: Sequence[Row],
     texts: Sequence[int] = (),
     scalars: Sequence[tuple[int, str]] = (),
+    arrays: Sequence[tuple[int, str]] = (),
 ) -> None:
     """Stream rows through one COPY on the transaction's own driver connection: binary where that
     lands the same as text, else text (a dict or list for one of the `scalars` columns refused,
@@ -275,6 +292,7 @@ def copy_rows(
         with raw.cursor() as cursor:
             if not binary:
                 refuse_documents(rows, scalars)
+                refuse_single_values(rows, arrays)
                 cast = dialect.text_cast()
                 rows = spelled_out(rows, texts, lambda values: [t for (t,) in cursor.execute(cast, [values])])
             with cursor.copy(statement) as copy:

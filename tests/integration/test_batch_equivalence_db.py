@@ -259,3 +259,32 @@ def test_mariadb_compares_no_key_across_classes(mariadb_url: str, unique_name: s
         drop_table(url, texts)
         drop_table(url, numbers)
         engine.dispose()
+
+
+@pytest.mark.parametrize("bulk", [None, 1], ids=["executemany", "copy"])
+def test_a_single_value_for_an_array_column_is_the_records_error(
+    pg_url: str, unique_name: str, bulk: int | None
+) -> None:
+    """SQLAlchemy's ARRAY processor iterated a str bound for a text[] column: the row-by-row path
+    stored 'abc' as {a,b,c}, '' as {} and '{p,q}' as its five characters, where COPY refused the
+    first two (malformed array literal) and parsed the third. Both paths now refuse all three."""
+    engine = sa.create_engine(pg_url)
+    store = SqlStore(engine)
+    store.dialect.bulk_min_rows = bulk  # type: ignore[misc]
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE TABLE "{unique_name}" (id bigint PRIMARY KEY, note text[], n int[])')
+        sink = Sink(store, unique_name)
+        outcomes = sink.batch(
+            (2, {"note": ""}),
+            (3, {"note": "abc"}),
+            (4, {"note": "{p,q}"}),
+            (5, {"n": 7}),
+            (6, {"note": ["z"], "n": [1]}),
+        )
+        assert [o.status for o in outcomes] == [Status.FAILED] * 4 + [Status.WRITTEN]
+        assert all("single value (not an array)" in str(o.error) for o in outcomes[:4]), outcomes
+        assert fetch_rows(pg_url, unique_name, order_by="id") == [{"id": 6, "note": ["z"], "n": [1]}]
+    finally:
+        drop_table(pg_url, unique_name)
+        engine.dispose()
