@@ -73,6 +73,8 @@ class KeyEquality:
     def loose(self, key: Mapping[str, Any]) -> tuple[Any, ...]:
         """A form of `key` that two keys share wherever the database may find them equal (coarser
         than the database: sharing it only keeps two keys apart, never makes them one)."""
+        if len(self.columns) == 1:
+            return (_loose(key.get(self.columns[0])),)
         return tuple(_loose(key.get(column)) for column in self.columns)
 
 
@@ -92,7 +94,10 @@ def distinct_keys(keys: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """One key of each value (by Python's equality, fields in any order)."""
     seen: dict[frozenset[Any], Mapping[str, Any]] = {}
     for key in keys:
-        seen.setdefault(frozenset(map(_hashable_item, key.items())), key)
+        try:
+            seen.setdefault(frozenset(key.items()), key)
+        except TypeError:  # an array or object value
+            seen.setdefault(frozenset(map(_hashable_item, key.items())), key)
     return list(seen.values())
 
 
@@ -125,20 +130,27 @@ def _loose(value: Any) -> Any:
         text = value.strip().casefold()
         if text in _BOOLEAN_WORDS:
             return _BOOLEAN_WORDS[text]
-        try:
-            return _number(Decimal(text))
-        except (InvalidOperation, ValueError):
-            pass
-        try:
-            return uuid.UUID(text).hex
-        except ValueError:
-            return text
+        first = text[:1]  # Decimal's spellings only (a raised error costs microseconds): digits of any script
+        if first in _NUMBER_START or first.isdecimal() or text.lstrip("+-")[:3] in _NUMBER_WORDS:
+            try:
+                return _number(Decimal(text))
+            except (InvalidOperation, ValueError):
+                pass
+        if _UUID_LENGTHS[0] <= len(text) <= _UUID_LENGTHS[1]:
+            try:
+                return uuid.UUID(text).hex
+            except ValueError:
+                pass
+        return text
     if isinstance(value, uuid.UUID):
         return value.hex
     return hashable(value)
 
 
 _BOOLEAN_WORDS = {"true": 1, "false": 0}
+_NUMBER_START = frozenset("+-.")
+_NUMBER_WORDS = frozenset({"nan", "sna", "inf"})  # Decimal's NaN, sNaN, Infinity (a prefix: "nan12" is one too)
+_UUID_LENGTHS = (32, 45)  # hex digits alone .. "urn:uuid:" and dashes
 _SINGLE = struct.Struct("f")
 
 
