@@ -48,14 +48,29 @@ class KeyEquality:
 
     columns: tuple[str, ...]
     exact: tuple[frozenset[type], ...]
+    folded_text: bool = False  # a one-column string key the database compares padded or by case
 
     def meet(self, keys: Sequence[Mapping[str, Any]]) -> bool:
         """Whether two of `keys` (rows' keys, none empty) that Python finds different may be one
         row in the database."""
         if not self.columns or not keys or self._plain(keys):
             return False
+        if self.folded_text:  # MariaDB/MySQL string keys, all str: C-level passes (every batch there)
+            texts = self._texts(keys)
+            if texts is not None:
+                return len(set(map(str.casefold, map(str.rstrip, texts)))) < len(set(texts))
         distinct = distinct_keys(keys)
         return len({self.loose(key) for key in distinct}) < len(distinct)
+
+    def _texts(self, keys: Sequence[Mapping[str, Any]]) -> list[str] | None:
+        """The one key column's values when every key holds only it, as a str; else None."""
+        if set(map(len, keys)) != {1}:
+            return None
+        try:
+            texts = list(map(operator.itemgetter(self.columns[0]), keys))
+        except KeyError:
+            return None
+        return texts if set(map(type, texts)) == {str} else None
 
     def _plain(self, keys: Sequence[Mapping[str, Any]]) -> bool:
         """Every key holds exactly the table's key columns, each value of an exact class."""
@@ -82,12 +97,15 @@ def key_equality(table: TableSpec, loose_strings: bool = False) -> KeyEquality:
     """`table`'s key; `loose_strings`: its database may find two different strings one key
     (MariaDB/MySQL: PAD SPACE, and case- or accent-insensitive collations of existing tables)."""
     exact = []
+    kinds = []
     for name in table.primary_key:
         column = table.column(name)
         kind = column.type.kind if column is not None else None
         classes = _EXACT.get(kind, frozenset()) if kind is not None else frozenset()
         exact.append(classes - {str} if loose_strings else classes)
-    return KeyEquality(table.primary_key, tuple(exact))
+        kinds.append(kind)
+    folded_text = loose_strings and kinds == [Kind.STRING]
+    return KeyEquality(table.primary_key, tuple(exact), folded_text)
 
 
 def distinct_keys(keys: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

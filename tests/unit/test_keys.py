@@ -58,6 +58,9 @@ def test_a_number_spelled_otherwise_meets_it(keys: list[dict[str, Any]], meet: b
 
 def test_loose_strings_meet_by_padding_and_case() -> None:
     mariadb = key_equality(NAMED, loose_strings=True)
+    assert mariadb.folded_text and not key_equality(NAMED).folded_text and not key_equality(TABLE, True).folded_text
+    assert mariadb.meet([{"name": "a"}, {"name": "1"}, {"name": 1}]) is True  # 1 goes as '1': one row
+    assert mariadb.meet([{"name": "a"}, {"name": "b"}, {"name": 2}]) is False
     assert mariadb.meet([{"name": "a"}, {"name": "a "}])
     assert mariadb.meet([{"name": "a"}, {"name": "A"}])
     assert not mariadb.meet([{"name": "a"}, {"name": "b"}])
