@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -72,7 +73,12 @@ def _key_string(ct: ColumnType) -> SaType:
 _NUMERIC_KINDS = frozenset({*INTEGER_KINDS, Kind.FLOAT32, Kind.FLOAT64, Kind.DECIMAL})
 _TEXT_SAFE: frozenset[type] = frozenset({str, bytes, type(None)})
 _NUMBER_SAFE: frozenset[type] = frozenset({int, bool, float, decimal.Decimal, type(None)})
-_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # what the server reads whole as a number
+# What the server reads whole as a number: ASCII digits only (Python's \d, strip() and Decimal also
+# take Arabic-Indic or full-width digits and NBSP, which MariaDB refuses to INSERT and compares as 0).
+_NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+_SPACES = " \t\n\r\f\v"  # the spaces the server skips around a number
+_INTEGER_DIGITS = 20  # 18446744073709551615: no integer column holds more
+_EXACT_DIGITS = 65  # DECIMAL's most; a larger integral number stays a Decimal (int() of 1E+99999999 takes days)
 KeyFix = Callable[[str, Any], Any]
 
 
@@ -82,15 +88,59 @@ def _exact_row(row: Mapping[str, Any], fixes: list[tuple[str, KeyFix, frozenset[
 
 
 def _number_as_text(name: str, value: Any) -> Any:
+    """The text an INSERT of the number stores in a string column: PyMySQL sends a bool as 1 or 0,
+    an int and a Decimal as their str (a literal with an exponent, as a float, is a double), a float
+    as a double literal, which the server writes as `_double_text` (1.0 as '1', 1e16 as '1e16'). A
+    NaN or infinity stays as it is (the statement fails on it, as before)."""
     if isinstance(value, bool):
-        return str(int(value))  # as the driver sends it: 1 or 0
-    return str(value) if isinstance(value, (int, float, decimal.Decimal)) else value
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _double_text(value) if math.isfinite(value) else value
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return value
+        text = str(value)
+        if "E" in text:  # a double literal to the server
+            double = float(value)
+            return _double_text(double) if math.isfinite(double) else value
+        return text.lstrip("-") if value.is_zero() else text  # '-0' and '-0.0' are 0 and 0.0
+    return value
 
 
-def _text_as_number(name: str, value: Any) -> Any:
+def _double_text(value: float) -> str:
+    """A finite double as MariaDB writes it into a string column of 34 characters or more (which
+    the full form always fits; a narrower one rounds it to fit): the shortest digits that read back
+    as the value (Python's repr), fixed-point unless the point lies more than 14 places before the
+    first digit, or more than 15 after it and past the last one (1e15, 1.5e15, 1e-15 is
+    0.000000000000001). Checked against 12,000 values on MariaDB 10.11."""
+    if value == 0:
+        return "0"
+    sign, digits_, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    digits = "".join(map(str, digits_))
+    point = len(digits) + exponent  # digits before the decimal point (negative: zeros after it)
+    if point >= -14 and (point <= 15 or point < len(digits)):
+        if point <= 0:
+            body = "0." + "0" * -point + digits
+        elif point >= len(digits):
+            body = digits + "0" * (point - len(digits))
+        else:
+            body = digits[:point] + "." + digits[point:]
+    else:
+        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "") + f"e{point - 1}"
+    return "-" + body if sign else body
+
+
+def _text_as_number(name: str, value: Any, integer: bool = False) -> Any:
+    """The number a key text spells for a numeric column (`integer`: an integer column), or the
+    record's error: no plain ASCII number, or (`integer`) a fraction, which an INSERT would round
+    to another row that a tombstone of the same key would not find, or more digits than any
+    integer column holds."""
     if not isinstance(value, (str, bytes, bytearray)):
         return value
-    text = (value.decode("utf-8", "replace") if not isinstance(value, str) else value).strip()
+    text = (value.decode("utf-8", "replace") if not isinstance(value, str) else value).strip(_SPACES)
     if not _NUMBER_TEXT.fullmatch(text):
         raise RecordRejected(
             f"key column {name!r} is numeric and the record's key value is no number: MariaDB/MySQL "
@@ -99,7 +149,20 @@ def _text_as_number(name: str, value: Any) -> Any:
             column=name,
         )
     number = decimal.Decimal(text)
-    return int(number) if number == number.to_integral_value() else number
+    if number.is_zero():  # '0e999', '-0.0': no exponent to weigh
+        return 0
+    integral = number == number.to_integral_value()
+    if integer and (not integral or number.adjusted() >= _INTEGER_DIGITS):
+        raise RecordRejected(
+            f"key column {name!r} is an integer and the record's key value is none it holds: "
+            "MariaDB/MySQL would round or refuse it when written and find no row when deleting",
+            code="key value is no integer",
+            column=name,
+        )
+    return int(number) if integral and number.adjusted() < _EXACT_DIGITS else number
+
+
+_integer_text_as_number: KeyFix = functools.partial(_text_as_number, integer=True)
 
 
 class KeyString(mysql.VARCHAR):
@@ -283,11 +346,14 @@ class MysqlDialect(Dialect):
         spells none. The usual rows (keys of the column's own classes) pass with a C-level check
         per key column."""
         fixes: list[tuple[str, KeyFix, frozenset[type]]] = []
+        fix: KeyFix
         for name in spec.primary_key:
             column = spec.column(name)
             kind = column.type.kind if column is not None else None
             if kind is Kind.STRING:
                 fix, safe = _number_as_text, _TEXT_SAFE
+            elif kind in INTEGER_KINDS:
+                fix, safe = _integer_text_as_number, _NUMBER_SAFE
             elif kind in _NUMERIC_KINDS:
                 fix, safe = _text_as_number, _NUMBER_SAFE
             else:
