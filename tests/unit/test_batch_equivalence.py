@@ -330,6 +330,15 @@ def test_random_batches_of_keys_spelled_as_other_classes_end_as_records_applied_
             keys = rng.choice((1, 2, 4))
             rows = [spelled(random_row(rng, spec, keys, versioned=False)) for _ in range(rng.randrange(1, 12))]
             check(spec, random_state(rng, spec, keys, False), rows, mode, None)
+    for _ in range(600):  # under a version field, and stopping at the first rejected record
+        spec = TABLE if rng.random() < 0.7 else TABLE2
+        keys = rng.choice((1, 2, 4))
+        rows = [spelled(random_row(rng, spec, keys, versioned=True)) for _ in range(rng.randrange(1, 10))]
+        check(spec, random_state(rng, spec, keys, True), rows, "upsert", VERSION)
+        rows = [spelled(random_row(rng, spec, keys, False, reject=0.1)) for _ in range(rng.randrange(1, 12))]
+        state = random_state(rng, spec, keys, False)
+        if not masked(spec, state, rows, "upsert"):
+            check(spec, state, rows, "upsert", None, stop=True)
 
 
 # ------------------------------------------------------------------------------ targeted cases
