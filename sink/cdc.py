@@ -255,8 +255,8 @@ class ChangeFields:
     `<prefix><name with . as _>` (`source.ts_ms` -> `__source_ts_ms`), nullable, typed from the
     envelope's schema. With `soft_delete`, a delete becomes an upsert of the `before` row's
     non-null fields (or of the key alone) with `<prefix>deleted` = true, and every upsert sets it
-    to false. The new shapes
-    are worked out once per envelope schema; per record, a dict copy and a few lookups."""
+    to false. The new shapes are worked out once per envelope schema; per record, a dict copy and
+    a few lookups."""
 
     def __init__(self, fields: tuple[str, ...], prefix: str = "__", soft_delete: bool = False) -> None:
         self.paths: list[tuple[str, str | None, str]] = []  # (column, block or None, field)
