@@ -53,12 +53,14 @@ class KeyEquality:
     def meet(self, keys: Sequence[Mapping[str, Any]]) -> bool:
         """Whether two of `keys` (rows' keys, none empty) that Python finds different may be one
         row in the database."""
-        if not self.columns or not keys or self._plain(keys):
+        if not self.columns or not keys:
             return False
         if self.folded_text:  # MariaDB/MySQL string keys, all str: C-level passes (every batch there)
-            texts = self._texts(keys)
+            texts = self._texts(keys)  # (no class is exact for such a column: `_plain` never holds)
             if texts is not None:
                 return len(set(map(str.casefold, map(str.rstrip, texts)))) < len(set(texts))
+        elif self._plain(keys):
+            return False
         distinct = distinct_keys(keys)
         return len({self.loose(key) for key in distinct}) < len(distinct)
 
