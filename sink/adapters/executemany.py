@@ -181,11 +181,14 @@ def nested_value_refused(column: str) -> RecordRejected:
     )
 
 
+def _base_type(column_type: sa.types.TypeEngine[Any]) -> sa.types.TypeEngine[Any]:
+    return getattr(column_type, "impl_instance", column_type)  # a TypeDecorator's own type (JsonText)
+
+
 def holds_documents(column_type: sa.types.TypeEngine[Any]) -> bool:
-    base = getattr(column_type, "impl_instance", column_type)  # a TypeDecorator's own type (JsonText)
-    return isinstance(base, sa.JSON | sa.ARRAY)
+    return isinstance(_base_type(column_type), sa.JSON | sa.ARRAY)
 
 
 def array_columns(table: sa.Table, names: Sequence[str]) -> set[str]:
     """Those of `names` that are native array columns (PostgreSQL's ARRAY)."""
-    return {n for n in names if isinstance(getattr(table.c[n].type, "impl_instance", table.c[n].type), sa.ARRAY)}
+    return {n for n in names if isinstance(_base_type(table.c[n].type), sa.ARRAY)}
