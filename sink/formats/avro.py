@@ -152,10 +152,11 @@ def _bounded_decimal(read: LogicalRead) -> LogicalRead:
 
     def read_decimal(data: bytes, writer_schema: Any = None, reader_schema: Any = None) -> Any:
         precision = writer_schema.get("precision") if isinstance(writer_schema, dict) else None
-        bits = int.from_bytes(data, "big", signed=True).bit_length()
-        if isinstance(precision, int) and 0 < precision < logical.MAX_DECIMAL_DIGITS:
-            logical.check_decimal_bits(bits, math.ceil(precision * LOG2_10), precision)
-        logical.check_decimal_bits(bits)
+        limit, digits = logical.MAX_DECIMAL_BITS, logical.MAX_DECIMAL_DIGITS
+        if isinstance(precision, int) and 0 < precision < digits:
+            limit, digits = math.ceil(precision * LOG2_10), precision
+        if len(data) * 8 > limit:  # else it holds fewer bits: no integer made twice for the usual value
+            logical.check_decimal_bits(int.from_bytes(data, "big", signed=True).bit_length(), limit, digits)
         return read(data, writer_schema, reader_schema)
 
     read_decimal.bounded = True  # type: ignore[attr-defined]
@@ -489,9 +490,7 @@ def _recursive(schema: Any, named: dict[str, Any], visiting: set[int], done: set
     if id(schema) in done:
         return False
     visiting.add(id(schema))
-    children = [f.get("type") for f in schema.get("fields") or [] if isinstance(f, dict)]
-    children += [schema.get("items"), schema.get("values")]
-    found = any(_recursive(c, named, visiting, done) for c in children if c is not None)
+    found = any(_recursive(c, named, visiting, done) for c in _children(schema))
     visiting.discard(id(schema))
     done.add(id(schema))
     return found
@@ -507,9 +506,13 @@ def _free_items(schema: Any, named: dict[str, Any], seen: set[int]) -> bool:
     seen.add(id(schema))
     if schema.get("type") == "array" and _takes_no_bytes(schema.get("items"), named, set()):
         return True
+    return any(_free_items(c, named, seen) for c in _children(schema))
+
+
+def _children(schema: dict[str, Any]) -> list[Any]:
+    """The types a record, array or map schema holds: its fields', its items', its values'."""
     children = [f.get("type") for f in schema.get("fields") or [] if isinstance(f, dict)]
-    children += [schema.get("items"), schema.get("values")]
-    return any(_free_items(c, named, seen) for c in children if c is not None)
+    return [c for c in (*children, schema.get("items"), schema.get("values")) if c is not None]
 
 
 def _takes_no_bytes(schema: Any, named: dict[str, Any], visiting: set[int]) -> bool:
