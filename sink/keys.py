@@ -110,6 +110,34 @@ def key_equality(table: TableSpec, loose_strings: bool = False) -> KeyEquality:
     return KeyEquality(table.primary_key, tuple(exact), folded_text)
 
 
+def whole_numbers_as_ints(table: TableSpec, keys: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]] | None:
+    """`keys` with a float or Decimal of a whole value for an integer column as that int (5.0 as
+    5); None when one is no whole number of bigint's range (2.5, NaN), which names no row of such a
+    column. Bound as a parameter the database compares 5.0 with a bigint column as 5, but
+    PostgreSQL's COPY input for bigint refuses '5.0': a delete by that key must find its row
+    either way. Values of other classes are left to the database."""
+    integers = {c.name for c in table.columns if c.type.kind in INTEGER_KINDS}
+    converted: list[Mapping[str, Any]] = []
+    for key in keys:
+        if not any(type(key.get(name)) in (float, Decimal) for name in integers):
+            converted.append(key)
+            continue
+        whole = {name: _whole(value) if name in integers else value for name, value in key.items()}
+        if any(type(whole.get(name)) in (float, Decimal) for name in integers):
+            return None
+        converted.append(whole)
+    return converted
+
+
+def _whole(value: Any) -> Any:
+    """A float or Decimal of a whole value within bigint's range as an int; anything else as it is."""
+    if type(value) is float and value.is_integer() and -(2**63) <= value < 2**63:
+        return int(value)
+    if type(value) is Decimal and value.is_finite() and -(2**63) <= value < 2**63:  # (never a huge int)
+        return int(value) if value == value.to_integral_value() else value
+    return value
+
+
 def distinct_keys(keys: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """One key of each value (by Python's equality, fields in any order)."""
     seen: dict[frozenset[Any], Mapping[str, Any]] = {}

@@ -13,8 +13,8 @@ it written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import NoReturn, TypeGuard
 
 from .batch import Unit, WriteUnit, segments, unit_rows
@@ -28,7 +28,7 @@ from .errors import (
 )
 from .formats import schema_id_headers
 from .identifiers import IdentifierRules
-from .keys import key_equality
+from .keys import key_equality, whole_numbers_as_ints
 from .model import (
     Batch,
     Decoded,
@@ -190,8 +190,11 @@ class Writer:
         try:
             spec = self.ensure_table(batch.spec, inferred=batch.inferred)
         except SchemaEvolutionRefused as refusal:
-            self._write_around(batch, refusal, committed, checkpoint, hook, refused_before)
-            return
+            despite = self._despite_deletes(batch)
+            if despite is None:
+                self._write_around(batch, refusal, committed, checkpoint, hook, refused_before)
+                return
+            spec, batch = despite
         insert_mode = self.rules.insert_mode == "insert"
         version = self.rules.version_field
         if version is not None and spec.column(version) is None:
@@ -216,6 +219,29 @@ class Writer:
             for segment in parts:
                 if not self._write_isolated(txs, spec, segment, checkpoint):
                     break  # stopped at a rejected row: the rest stays unwritten and unsettled
+
+    def _despite_deletes(self, batch: Batch) -> tuple[TableSpec, Batch] | None:
+        """When the change the table refused was asked by the deletes alone (a key type inferred
+        from a tombstone: 1.0 or "1" for a bigint column), the table ready for the batch's writes
+        and the batch with the deletes' whole-number keys as ints. Deletes write no column, so the
+        table need not take that type; the database compares their keys with its own. None when a
+        delete names a column the table lacks or a key no row can have (2.5 for a bigint column),
+        or when the writes need the refused change themselves."""
+        existing = self.store.table(batch.spec.name, batch.spec.schema)
+        deletes = [row for row in batch.rows if row.op is Op.DELETE]
+        if existing is None or not deletes or not _keyed_by_columns_of(existing, deletes):
+            return None
+        keys = whole_numbers_as_ints(existing, [row.key for row in deletes])
+        if keys is None:
+            return None
+        writes = [row for row in batch.rows if row.op is not Op.DELETE]
+        try:
+            table = self.ensure_table(subbatch(batch, writes).spec, inferred=batch.inferred) if writes else existing
+        except SchemaEvolutionRefused:
+            return None
+        rekeyed = dict(zip(map(id, deletes), keys, strict=True))
+        rows = tuple(row._replace(key=rekeyed[id(row)]) if id(row) in rekeyed else row for row in batch.rows)
+        return table, replace(batch, rows=rows)
 
     def _truncate(self, batch: Batch, committed: OnCommit, hook: CommitHook | None) -> None:
         """Empty the table (nothing to do when it does not exist): one transaction, its outcome
@@ -454,6 +480,11 @@ class Writer:
 
 OUT_OF_SHARED_MEMORY = "53200"
 WHOLE_REST_TRIES = 3
+
+
+def _keyed_by_columns_of(table: TableSpec, rows: Sequence[Row]) -> bool:
+    """Whether every row names its key by columns `table` has (so a delete finds its row there)."""
+    return all(row.key and all(table.column(name) is not None for name in row.key) for row in rows)
 
 
 def _carry_on() -> None:

@@ -20,7 +20,7 @@ from sink.model import Coord, RawRecord, Row, Status
 from sink.pipeline import Preparer, Writer, WriteRules
 from sink.transforms import MappingRules, RowMapper
 from tests.integration.conftest import TargetDb
-from tests.support.db import fetch_rows
+from tests.support.db import fetch_rows, table_columns
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +145,42 @@ def test_schemaless_keys_are_told_apart_by_column_whatever_their_order(db: Targe
         assert found == {(1, 2): "last", (2, 1): "second"}, "one key in two orders: its last write"
     finally:
         store.close()
+
+
+def test_a_tombstone_whose_key_is_spelled_as_text_deletes_the_row_in_a_batch_of_its_own(
+    url: str, name: str, store: SqlStore
+) -> None:
+    """A schemaless tombstone keyed "1" alone in its batch: the batch's spec, inferred from that key,
+    has a text key column where the table has a bigint one. Deletes change no column, so they are
+    written against the table as it is (the database finds row 1 by casting), never as a type change
+    the table refuses: that dead-lettered the tombstone and left the row."""
+    rules = MappingRules(table_name_format=name, pk_mode="record_key", delete_enabled=True)
+    preparer = Preparer(JsonDecoder(), JsonDecoder(), RowMapper(rules))
+    writer = Writer(store, WriteRules("upsert", auto_create=True, auto_evolve=True))
+    offsets = iter(range(100))
+
+    def write(*records: tuple[dict[str, Any] | str, dict[str, str] | None]) -> list[tuple[Status, str]]:
+        batcher = Batcher(10_000, 60_000, lambda: 0.0)
+        for key, value in records:
+            encoded = None if value is None else json.dumps(value).encode()
+            text = key if isinstance(key, str) else json.dumps(key)
+            row = preparer.prepare(RawRecord(Coord("t", 0, next(offsets)), text.encode(), encoded))
+            assert isinstance(row, Row)
+            assert batcher.add(row) == []
+        (batch,) = batcher.drain()
+        return [(o.status, str(o.error or "")) for o in sorted(writer.write(batch), key=lambda o: o.raw.coord.offset)]
+
+    assert write(({"id": 1}, {"note": "one"}), ({"id": 2}, {"note": "two"})) == [(Status.WRITTEN, "")] * 2
+    assert write(({"id": "1"}, None)) == [(Status.DELETED, "")]
+    assert write(({"id": " 2"}, None), ({"id": "3"}, None)) == [(Status.DELETED, "")] * 2
+    assert write(({"id": 5}, {"note": "five"}), ({"id": 6}, {"note": "six"})) == [(Status.WRITTEN, "")] * 2
+    assert write(({"id": 5.0}, None)) == [(Status.DELETED, "")]
+    assert write(('{"id": 6.000}', None)) == [(Status.DELETED, "")]
+    assert write(({"id": 7}, {"note": "seven"}), ({"id": 8}, {"note": "eight"})) == [(Status.WRITTEN, "")] * 2
+    assert write(({"id": 7.0}, None), ({"id": 9}, {"note": "nine"}), ({"id": "8"}, None)) == [
+        (Status.DELETED, ""),
+        (Status.WRITTEN, ""),
+        (Status.DELETED, ""),
+    ], "a tombstone opening a batch of writes"
+    assert [row["id"] for row in fetch_rows(url, name, order_by="id")] == [9]
+    assert str(table_columns(url, name)["id"]["type"]).upper() in ("BIGINT", "INTEGER"), "the key keeps its type"

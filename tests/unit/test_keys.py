@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sink.batch import segments, unit_rows
-from sink.keys import KeyEquality, key_equality
+from sink.keys import KeyEquality, key_equality, whole_numbers_as_ints
 from sink.model import Column, ColumnType, Coord, Kind, Op, RawRecord, Row, TableSpec
 
 INT = ColumnType(Kind.INT64)
@@ -108,3 +108,30 @@ def test_segments_fold_keys_that_do_not_meet_as_before() -> None:
     rows = (row({"id": 1}, 0), row({"id": "2"}, 1), row({"id": 1}, 2))
     parts = list(segments(rows, False, keys=key_equality(TABLE)))
     assert len(parts) == 1 and len(parts[0]) == 2
+
+
+def test_whole_numbers_become_ints_for_integer_key_columns_only() -> None:
+    spec = TableSpec(
+        "t",
+        (Column("id", ColumnType(Kind.INT64)), Column("score", ColumnType(Kind.FLOAT64))),
+        ("id", "score"),
+    )
+    keys: list[dict[str, Any]] = [
+        {"id": 5.0, "score": 5.0},
+        {"id": Decimal("6.000"), "score": 1.5},
+        {"id": "7", "score": 0.0},
+        {"id": 8, "score": 0.5},
+    ]
+    converted = whole_numbers_as_ints(spec, keys)
+    assert converted is not None
+    assert [(type(k["id"]), k["id"]) for k in converted] == [(int, 5), (int, 6), (str, "7"), (int, 8)]
+    assert type(converted[0]["score"]) is float, "a float column keeps its float"
+    assert converted[2] is keys[2] and converted[3] is keys[3], "keys without a float or Decimal: the same objects"
+
+
+@pytest.mark.parametrize(
+    "value", [2.5, Decimal("2.5"), Decimal("1e99999999"), float("inf"), Decimal("NaN"), 2.0**63, -(2.0**64)]
+)
+def test_a_key_no_bigint_holds_names_no_row(value: Any) -> None:
+    spec = TableSpec("t", (Column("id", ColumnType(Kind.INT64)),), ("id",))
+    assert whole_numbers_as_ints(spec, [{"id": 1}, {"id": value}]) is None
