@@ -287,11 +287,30 @@ def _same(sent: Any, stored: Any) -> bool:
             stored = stored.decode("utf-8", "replace")
         if stored == sent:
             return True
+        if isinstance(stored, int | float | decimal.Decimal) and not isinstance(stored, bool):
+            number = _cast_number(sent)  # a numeric column an earlier record made
+            if number is None or not math.isfinite(stored):
+                return False
+            if isinstance(stored, float):
+                return math.isclose(float(number), stored, rel_tol=1e-9, abs_tol=1e-300)
+            return number == stored
         try:
             return isinstance(stored, str) and json.loads(stored) == sent
         except ValueError:
             return False
     return True
+
+
+def _cast_number(text: str) -> decimal.Decimal | None:
+    """The number the database makes of `text` for a numeric column, or None. Inferred columns
+    only add columns and leave a type clash to the database (docs/types.md): a string into a
+    numeric column an earlier record made is cast ("0" into a double column is 0.0), and only a
+    string that is no number is that record's error."""
+    try:
+        number = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        return None
+    return number if number.is_finite() else None
 
 
 def _exempt(value: Any) -> bool:
