@@ -69,7 +69,7 @@ class Options:
     def regex(self, option: str) -> re.Pattern[str]:
         text = self.required(option, "a regular expression")
         try:
-            return re.compile(text)
+            return re.compile(java_named_groups(text))
         except re.error as exc:
             raise self.error(option, f"not a valid regular expression ({exc})") from None
 
@@ -80,6 +80,15 @@ class Options:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+_JAVA_NAMED_GROUP = re.compile(r"(?<!\\)((?:\\\\)*)\(\?<([A-Za-z][A-Za-z0-9]*)>")
+
+
+def java_named_groups(pattern: str) -> str:
+    """java.util.regex's named group `(?<name>...)` as Python's `(?P<name>...)` (Connect users write
+    the Java form; lookbehinds `(?<=`, `(?<!` and an escaped `\\(` are left alone)."""
+    return _JAVA_NAMED_GROUP.sub(r"\1(?P<\2>", pattern)
 
 
 def struct_columns(shape: Shape) -> tuple[Column, ...] | None:

@@ -69,7 +69,26 @@ def _to_string(value: Any) -> str:
     # Connect casts primitives only: a Struct, Map or Array is a DataException (not a Python repr).
     if isinstance(value, dict | list):
         raise MappingError(f"cast: a {'struct or map' if isinstance(value, dict) else 'array'} casts to no string")
+    if isinstance(value, dt.datetime | dt.time):
+        return _connect_time_text(value)
     return to_string(value)
+
+
+def _connect_time_text(value: dt.datetime | dt.time) -> str:
+    """Connect's castToString of a Timestamp / Time: `Values.dateFormatFor`, ISO 8601 in UTC with
+    milliseconds and a `Z` ("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'", "HH:mm:ss.SSS'Z'"); microseconds Connect
+    cannot hold are kept (six digits) rather than cut. A Date is "yyyy-MM-dd", as `to_string` writes it."""
+    zone = "Z"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        else:
+            zone = ""  # a local date-time (no instant): no zone to claim
+        text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    else:
+        text = value.strftime("%H:%M:%S")
+    fraction = f"{value.microsecond:06d}"
+    return f"{text}.{fraction[:3] if fraction.endswith('000') else fraction}{zone}"
 
 
 CASTS: dict[str, tuple[ColumnType, Callable[[Any], Any]]] = {

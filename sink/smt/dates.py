@@ -28,7 +28,13 @@ _DATE_LETTERS: dict[str, Callable[[int], Callable[[dt.datetime], str]]] = {
     "h": lambda n: lambda d: f"{(d.hour % 12) or 12:0{n}d}",
     "m": lambda n: lambda d: f"{d.minute:0{n}d}",
     "s": lambda n: lambda d: f"{d.second:0{n}d}",
-    "S": lambda n: lambda d: f"{d.microsecond:06d}"[:n] if n <= 6 else f"{d.microsecond:06d}".ljust(n, "0"),
+    # `S` is the millisecond count, at least n digits (`S` of .123 s is "123", never "1"); more than three
+    # letters give the sub-millisecond digits too (Java would pad the milliseconds: "SSSSSS" "000123").
+    "S": lambda n: (
+        (lambda d: f"{d.microsecond // 1000:0{n}d}")
+        if n <= 3
+        else (lambda d: f"{d.microsecond:06d}"[:n] if n <= 6 else f"{d.microsecond:06d}".ljust(n, "0"))
+    ),
     "a": lambda n: lambda d: "AM" if d.hour < 12 else "PM",
     "E": lambda n: lambda d: d.strftime("%a" if n <= 3 else "%A"),
     "D": lambda n: lambda d: f"{d.timetuple().tm_yday:0{n}d}",
@@ -78,22 +84,22 @@ def date_pattern(o: Options, option: str, default: str | None) -> Callable[[dt.d
 def strptime_format(pattern: str) -> str:
     """A SimpleDateFormat pattern as a strptime format (the letters `strptime` can read)."""
     table = {
-        "yyyy": "%Y",
         "yy": "%y",
-        "MM": "%m",
         "MMM": "%b",
-        "dd": "%d",
-        "HH": "%H",
-        "hh": "%I",
-        "mm": "%M",
-        "ss": "%S",
+        "MMMM": "%B",
         "SSS": "%f",
         "SSSSSS": "%f",
         "a": "%p",
+        "E": "%a",
+        "EE": "%a",
+        "EEE": "%a",
+        "EEEE": "%A",
         "XXX": "%z",
         "Z": "%z",
         "X": "%z",
     }
+    # A number letter of any count: SimpleDateFormat parses one digit or more (`M/d/yyyy` reads 3/7/2024).
+    numbers = {"y": "%Y", "M": "%m", "d": "%d", "D": "%j", "H": "%H", "h": "%I", "m": "%M", "s": "%S"}
     out, i = [], 0
     while i < len(pattern):
         c = pattern[i]
@@ -105,7 +111,8 @@ def strptime_format(pattern: str) -> str:
             j = i
             while j < len(pattern) and pattern[j] == c:
                 j += 1
-            out.append(table.get(pattern[i:j], pattern[i:j]))
+            letters = pattern[i:j]
+            out.append(table.get(letters) or numbers.get(c, letters))
             i = j
         else:
             out.append("%%" if c == "%" else c)

@@ -32,12 +32,13 @@ class ReplaceField:
     """org.apache.kafka.connect.transforms.ReplaceField$Value: include, exclude, renames."""
 
     def __init__(self, o: Options) -> None:
-        self.include = frozenset(o.names("include"))
-        self.exclude = frozenset(o.names("exclude"))
+        # Connect's deprecated `whitelist` / `blacklist` (KIP-629) still work; the new names win.
+        self.include = frozenset(o.names("include") or o.names("whitelist"))
+        self.exclude = frozenset(o.names("exclude") or o.names("blacklist"))
         self.renames = o.pairs("renames")
         if not (self.include or self.exclude or self.renames):
             raise o.error("include", "give at least one of INCLUDE, EXCLUDE, RENAMES")
-        o.check_unknown(("include", "exclude", "renames"))
+        o.check_unknown(("include", "exclude", "renames", "whitelist", "blacklist"))
 
     def keep(self, name: str) -> bool:
         return (not self.include or name in self.include) and name not in self.exclude
@@ -96,10 +97,10 @@ class InsertField:
         columns = struct_columns(value)
         new_value: Shape = None
         if columns is not None:
-            added = {name for _, name, _ in fields}
-            kept = tuple(c for c in columns if c.name not in added)
+            # A name the struct already has is refused, as Connect's SchemaBuilder refuses a duplicate
+            # field (the record fails), rather than overwriting the record's own value.
             extra = tuple(Column(name, self.KINDS[what], nullable) for what, name, nullable in fields)
-            new_value = same_kind(columns, kept + extra, nested_shapes(value))
+            new_value = same_kind(columns, unique_columns(columns + extra, "insert_field"), nested_shapes(value))
 
         def step(raw: RawRecord, topic: str, k: Any, v: Any) -> tuple[str, Any, Any]:
             if v is None:
