@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from . import deadletter, report
-from .errors import DeadLetterUnavailable, FatalError, RecordError, RecordStop
+from .errors import ConfigError, DeadLetterUnavailable, FatalError, RecordError, RecordStop
 from .flood import FloodLimit
 from .logs import fields
 from .metrics import Counters, Stats
@@ -136,6 +136,12 @@ class OutcomeRouter:
         assert isinstance(error, RecordError)
         if self.rules.tolerance == "none":
             raise RecordStop(outcome.coord, error, self._reason(error))
+        if outcome.coord.topic == self.rules.dlq_topic:  # as Connect refuses it: it would loop for ever
+            raise ConfigError(
+                f"SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME: {outcome.coord.topic!r} is also consumed by the sink "
+                f"(SINK_TOPICS/SINK_TOPICS_REGEX): record {outcome.coord} would be dead-lettered into the topic it "
+                "was read from, again and again"
+            )
         self.flood.bad(outcome.coord)
         if self.rules.dlq_topic:
             self._log(outcome.raw, error, always=False)

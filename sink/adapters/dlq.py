@@ -163,7 +163,11 @@ class Republisher:
 
             return done
 
+        refused: Exception | None = None
         for index, (topic, partition, key, value, headers) in enumerate(records):
+            if refused is not None:  # the cursor stays before a refused record: what follows would go twice
+                results[index] = RuntimeError(f"not sent: an earlier record of the batch was refused ({refused})")
+                continue
             kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers, "on_delivery": on_delivery(index)}
             if partition is not None:
                 kwargs["partition"] = partition
@@ -174,7 +178,7 @@ class Republisher:
                 except BufferError:
                     self._producer.poll(0.1)
                 except (KafkaException, TypeError, ValueError) as exc:
-                    results[index] = exc
+                    results[index] = refused = exc
                     break
             self._producer.poll(0)
         deadline = time.monotonic() + self._timeout_s
