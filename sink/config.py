@@ -46,6 +46,11 @@ DEFAULT_SECRETS_DIR = Path("/run/secrets")
 # oauth_client_secret; PyMySQL's passwd; any driver's token): masked wherever the URL is shown.
 _SECRET_QUERY = re.compile(r"pass|pwd|secret|token|credential", re.IGNORECASE)
 _MASK = "MASKEDSECRET"
+# Never quote the URL: its pieces may be pieces of the password.
+_REGISTRY_URL_HINT = (
+    "not a valid URL; URL-encode '/', '?', '#', '@' and ':' in the user name and password "
+    "(%2F, %3F, %23, %40, %3A), e.g. http://user:pa%2Fss@registry:8081"
+)
 
 Format = Literal["avro", "protobuf", "json_schema", "connect_json", "json", "string"]
 REGISTRY_FORMATS = ("avro", "protobuf", "json_schema")
@@ -239,9 +244,18 @@ class Settings(BaseSettings):
         if not value:
             return None  # `SINK_SCHEMA_REGISTRY_URL=` in an env file: not set
         for url in value.split(","):
-            parts = urlsplit(url.strip())
+            try:
+                parts = urlsplit(url.strip())
+            except ValueError:  # its message may quote the netloc, password and all (NFKC check)
+                raise ValueError(_REGISTRY_URL_HINT) from None
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("not an http:// or https:// URL (several: comma-separated), e.g. http://registry:8081")
+            try:
+                parts.port  # noqa: B018 - raises for a port that is not a number; its message quotes it
+            except ValueError:
+                raise ValueError(_REGISTRY_URL_HINT) from None
+            if "@" in url.strip()[len(parts.scheme) + 3 + len(parts.netloc) :]:
+                raise ValueError(_REGISTRY_URL_HINT)  # an unencoded '/', '?' or '#' ended the userinfo early
         return value
 
     @field_validator("database_url")
@@ -254,10 +268,13 @@ class Settings(BaseSettings):
                 "not a database URL; use postgresql+psycopg://..., mysql+pymysql://... or sqlite:///file.db "
                 "(URL-encode '@', ':' and '/' in the password)"
             ) from None
+        if "@" in (url.host or ""):  # SQLAlchemy ends the password at the first '@': the rest is in the host
+            raise ValueError("the host contains '@'; URL-encode '@' in the user name and password as %40")
         if url.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite"):
             raise ValueError(f"unsupported database {url.get_backend_name()!r}; use postgresql, mysql or sqlite")
         _driver_installed(url)
         _sqlite_directory_exists(url)
+        _pymysql_can_send_password(url)
         return value
 
     @model_validator(mode="after")
@@ -303,6 +320,22 @@ def _driver_installed(url: URL) -> None:
             f"database driver {url.get_driver_name()!r} is not installed; use postgresql+psycopg://..., "
             "mysql+pymysql://... or sqlite:///file.db"
         ) from None
+
+
+def _pymysql_can_send_password(url: URL) -> None:
+    """PyMySQL encodes the password as Latin-1; its UnicodeEncodeError would quote a character of
+    the password and its position (a traceback from `sink run`, a FAIL line from `sink check`)."""
+    if url.get_driver_name() != "pymysql":
+        return
+    for password in (url.password, url.query.get("password"), url.query.get("passwd")):
+        if not isinstance(password, str):
+            continue
+        try:
+            password.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "the password has a character outside Latin-1, which the PyMySQL driver cannot send"
+            ) from None
 
 
 def _sqlite_directory_exists(url: URL) -> None:

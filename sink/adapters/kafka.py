@@ -106,15 +106,26 @@ def _build(client: Any, config: Mapping[str, Any], overrides: Mapping[str, str],
                 client({**base, name: value, "logger": _PROBE_LOG})
             except KafkaException as exc:
                 raise ConfigError(_refused(prefix, name, value, exc)) from None
-        raise ConfigError(f"{prefix}*: librdkafka refused the combination ({_no_values(whole)})") from None
+        reason = _no_values(whole)
+        if any(_quotes(reason, str(value)) for value in overrides.values()):
+            reason = "its reason quotes a value"
+        raise ConfigError(f"{prefix}*: librdkafka refused the combination ({reason})") from None
 
 
 def _refused(prefix: str, name: str, value: str, exc: KafkaException) -> str:
     variable = prefix + name.upper().replace(".", "_")
     reason = _no_values(exc)
-    if value and str(value) in reason:  # a form that quotes the value after all: say less
+    if _quotes(reason, str(value)):  # a form that quotes the value after all: say less
         reason = "librdkafka refused the value"
     return f"{variable}: {reason}"
+
+
+def _quotes(reason: str, value: str) -> bool:
+    """Whether librdkafka's reason quotes the value or one element of it (a list property's
+    refusal names the element it refused: `Unsupported partition.assignment.strategy: x`)."""
+    lowered = reason.lower()
+    parts = [value, *re.split(r"[\s,;]+", value)]
+    return any(len(part) >= 3 and part.lower() in lowered for part in parts if part)
 
 
 def _no_values(exc: KafkaException) -> str:

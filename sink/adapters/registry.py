@@ -59,7 +59,7 @@ def client_config(url: str, props: Mapping[str, str] | None = None) -> dict[str,
             try:
                 conf[key] = float(value) if key in ("timeout", "cache.latest.ttl.sec") else int(value)
             except ValueError:
-                raise ConfigError(f"{_variable(key)}: must be a number (got {value!r})") from None
+                raise ConfigError(f"{_variable(key)}: must be a number") from None  # never the value: a secret
         elif key == "ssl.ca.location" and str(value).lower() == "false":
             conf[key] = False  # do not verify the registry's certificate
         else:
@@ -72,7 +72,7 @@ def client_config(url: str, props: Mapping[str, str] | None = None) -> dict[str,
         raise ConfigError("SINK_SCHEMA_REGISTRY_URL: basic.auth.credentials.source=URL needs user:password@ in the URL")
     if source not in ("", "USER_INFO", "URL"):
         raise ConfigError(
-            f"{_variable('basic.auth.credentials.source')}: USER_INFO or URL (got {source!r}); "
+            f"{_variable('basic.auth.credentials.source')}: USER_INFO or URL (not quoted: it may be a credential); "
             "SASL_INHERIT is not supported, give basic.auth.user.info instead"
         )
     return conf
