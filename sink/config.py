@@ -408,8 +408,28 @@ def _contradictions(s: Settings) -> list[str]:
         problems.append("SINK_PREDICATES: set, but no SINK_TRANSFORMS uses a predicate")
     if s.uses_registry and not s.schema_registry_url:
         problems.append("SINK_SCHEMA_REGISTRY_URL: required when a format is avro, protobuf or json_schema")
+    problems += _topics_read_back(s)
     # A SINK_TABLE_NAME_FORMAT without ${topic} is allowed on purpose: many topics into one table.
     return problems[:1]
+
+
+def _topics_read_back(s: Settings) -> list[str]:
+    """A topic the sink writes to must not be one it reads: each record it wrote there would be read
+    and written again, for ever (Connect refuses a dead-letter topic among a connector's topics)."""
+    subscribed = "SINK_TOPICS_REGEX" if s.topics_regex else "SINK_TOPICS"
+    pattern = None if not s.topics_regex else re.compile(s.topics_regex.removeprefix("^"))
+    problems = []
+    for variable, topic in (
+        ("SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME", s.errors_deadletterqueue_topic_name),
+        ("SINK_REPORTER_RESULT_TOPIC_NAME", s.reporter_result_topic_name),
+        ("SINK_REPORTER_ERROR_TOPIC_NAME", s.reporter_error_topic_name),
+    ):
+        if topic and (topic in s.topics or (pattern is not None and pattern.match(topic))):
+            problems.append(
+                f"{variable}: {topic!r} is a topic the sink reads ({subscribed}): what it writes there "
+                "would be read and written again, for ever; give a topic outside its subscription"
+            )
+    return problems
 
 
 def _version_problems(s: Settings) -> list[str]:

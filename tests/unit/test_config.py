@@ -187,12 +187,39 @@ def test_missing_required_variable(missing: str) -> None:
         ({"SINK_PK_MODE": "kafka", "SINK_PK_FIELDS": "t,p"}, "SINK_PK_FIELDS", "three"),
         ({"SINK_VALUE_FORMAT": "avro"}, "SINK_SCHEMA_REGISTRY_URL", "avro"),
         ({"SINK_KEY_FORMAT": "protobuf"}, "SINK_SCHEMA_REGISTRY_URL", "protobuf"),
+        ({"SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME": "orders"}, "SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME", "for ever"),
+        (
+            {"SINK_TOPICS": "", "SINK_TOPICS_REGEX": "^ord.*", "SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME": "orders-dlq"},
+            "SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME",
+            "SINK_TOPICS_REGEX",
+        ),
+        ({"SINK_REPORTER_RESULT_TOPIC_NAME": "orders"}, "SINK_REPORTER_RESULT_TOPIC_NAME", "SINK_TOPICS"),
+        (
+            {"SINK_TOPICS": "", "SINK_TOPICS_REGEX": "orders", "SINK_REPORTER_ERROR_TOPIC_NAME": "orders.errors"},
+            "SINK_REPORTER_ERROR_TOPIC_NAME",
+            "SINK_TOPICS_REGEX",
+        ),
     ],
 )
 def test_contradiction_is_one_line_naming_the_variable(extra: dict[str, str], variable: str, hint: str) -> None:
     message = _error({**BASE, **extra})
     assert message.startswith(f"{variable}: "), message
     assert hint in message
+
+
+def test_output_topics_outside_the_subscription_are_fine() -> None:
+    """The prefix anchor of a regex subscription (librdkafka's `^`) is all: `orders` does not take `dlq.orders`."""
+    settings = load_settings(
+        (),
+        environ={
+            **BASE,
+            "SINK_TOPICS": "",
+            "SINK_TOPICS_REGEX": "^orders.*",
+            "SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME": "dlq.orders",
+            "SINK_REPORTER_RESULT_TOPIC_NAME": "results",
+        },
+    )
+    assert settings.errors_deadletterqueue_topic_name == "dlq.orders"
 
 
 def test_several_problems_still_give_one_line() -> None:
