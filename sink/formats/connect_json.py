@@ -37,6 +37,7 @@ INT_BITS = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}
 FLOATS = ("float", "float32", "double", "float64")
 
 Convert = Callable[[Any], Any]
+MISSING = object()  # a struct field the payload does not have (not even as null)
 
 
 class Mismatch(ValueError):
@@ -164,8 +165,11 @@ def converter(schema: Mapping[str, Any], path: str = "") -> Convert:
     kind = schema.get("type")
 
     def checked(value: Any) -> Any:
-        if value is None:
-            if default is not None:
+        if value is None or value is MISSING:
+            # An explicit null of an optional field is null: a producer whose JsonConverter has
+            # replace.null.with.default=false (KIP-581) wrote it for a NULL that a column default
+            # must not replace. An absent field, or a null where null is not allowed, gets the default.
+            if default is not None and (value is MISSING or not optional):
                 return convert(default)
             if optional:
                 return None
@@ -223,7 +227,7 @@ def _struct(schema: Mapping[str, Any], path: str) -> Convert:
 
     def convert(value: Any) -> dict[str, Any]:
         record = _expect(value, (dict,), "an object", where)
-        return {name: conv(record.get(name)) for name, conv in fields}
+        return {name: conv(record.get(name, MISSING)) for name, conv in fields}
 
     return convert
 
