@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Protocol
 
 from .errors import ConfigError, FatalError, ResetRefused, SinkError
@@ -169,15 +173,18 @@ def parse_topic(arg: str) -> tuple[str, tuple[int, ...] | None]:
     return name, partitions
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def parse_datetime(text: str) -> int:
-    """ISO 8601 date-time -> ms since the epoch; without a zone it is UTC (Kafka's tool: local time)."""
+    """ISO 8601 date-time -> ms since the epoch; without a zone it is UTC (as Kafka's Utils.getDateTime)."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ResetRefused(f"--to-datetime {text!r}: not an ISO date-time, e.g. 2026-11-25T10:00:00.000") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return -((_EPOCH - moment) // timedelta(milliseconds=1))  # exact (no float), rounded up: at or after
 
 
 _DURATION = re.compile(
@@ -384,14 +391,18 @@ def reset_offsets(
         notice(f"dry run: group {request.group} not changed{also}; add --execute to apply these offsets")
         return 0
     if changes and table is not None:
-        table.reset(changes)  # first: it is where the next worker starts
-        notice(f"offsets table: positions of {len(changes)} partition(s) of group {request.group} reset")
-        try:
-            port.alter(request.group, changes)
-        except SinkError as exc:
-            raise SinkError(
-                f"the offsets table was reset (the sink starts there) but the group's offsets were not: {exc}"
-            ) from None
+        with _signals_held() as held:  # an interruption must not leave the group behind the table
+            table.reset(changes)  # first: it is where the next worker starts
+            notice(f"offsets table: positions of {len(changes)} partition(s) of group {request.group} reset")
+            try:
+                port.alter(request.group, changes)
+            except SinkError as exc:
+                raise SinkError(
+                    f"the offsets table was reset (the sink starts there) but the group's offsets were not: {exc}; "
+                    "`--to-current --execute` moves the group to the table's positions"
+                ) from None
+        if held:
+            _stderr(f"interrupted (signal {held[0]}): finished moving the offsets table and the group first")
     elif changes:
         port.alter(request.group, changes)
     notice(f"group {request.group}: offsets of {len(changes)} partition(s) reset")
@@ -402,6 +413,34 @@ EXACTLY_ONCE_REFUSAL = (
     "--execute is refused under SINK_DELIVERY_GUARANTEE=exactly_once: the sink starts from the offsets "
     "table (SINK_OFFSETS_TABLE_NAME), not the group; stop the sink and set next_offset in that table instead"
 )
+
+
+@contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM wait (their numbers collected) until the block is done, on the main
+    thread; a second one goes through (a database lock may keep the block waiting)."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        held.append(signum)
+        if len(held) == 1:
+            _stderr("sink: reset-offsets: finishing the offsets table and the group first (again to stop now)")
+            return
+        restore()
+        signal.raise_signal(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        restore()
 
 
 def _stderr(line: str) -> None:
