@@ -120,10 +120,10 @@ def _needs_change(writer: Writer, existing: TableSpec | None, wanted: TableSpec,
 
 def refused_anyway(writer: Writer, batch: Batch, refusal: SchemaEvolutionRefused) -> dict[int, SchemaRefused]:
     """For a batch the table refused twice though no record's shape needs the change (`refusals`
-    judges writes only): the deletes, whose key the batch's spec was made from when one opened
-    it (a schemaless key of another type than the key column: 1.0 or "1" for a bigint), each
-    with the refusal's reason; every record when there is no delete. Without it the writer would
-    try the batch again and again."""
+    judges writes only): the deletes, whose key asked for it (one no row of the key column can
+    have, 2.5 for a bigint, or one naming a column the table lacks; `Writer._despite_deletes`
+    writes the others), each with the refusal's reason; every record when there is no delete.
+    Without it the writer would try the batch again and again."""
     error = _record_error(writer, refusal, writer.store.table(batch.spec.name, batch.spec.schema))
     deletes = [row for row in batch.rows if row.op is Op.DELETE]
     return {id(row): error for row in deletes or batch.rows}
