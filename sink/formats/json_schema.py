@@ -48,15 +48,25 @@ CONNECT_TYPES = {
 
 
 def _timestamp(value: Any) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(str(value))
+    parsed = dt.datetime.fromisoformat(str(value).upper())  # RFC 3339: "t" and "z" may be lower case
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
 
 
 def _time(value: Any) -> dt.time:
-    parsed = dt.time.fromisoformat(str(value))
+    parsed = dt.time.fromisoformat(str(value).upper())  # RFC 3339: "z" may be lower case
     if parsed.tzinfo is None:
         return parsed
     return dt.datetime.combine(dt.date(1970, 1, 1), parsed).astimezone(dt.UTC).time()
+
+
+def _integer(value: Any) -> Any:
+    """An `integer` value: 3.0 is one (JSON Schema: a number with a zero fractional part), 2.5 is
+    not (a database would round it into an integer column)."""
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{value!r} is not an integer")
+        return int(value)
+    return value
 
 
 FORMATS: dict[str, tuple[ColumnType, Convert]] = {
@@ -119,11 +129,14 @@ class JsonSchemaDecoder:
         except (TypeError, ValueError, Unresolvable, CannotDetermineSpecification) as exc:
             raise DecodeError(f"{where} cannot be read: {type(exc).__name__}: {exc}") from None
         compiler = _Compiler(where)
-        top, top_resolver = compiler.resolve(schema, resolver, "")
-        if isinstance(top, Mapping) and _types(top) == ["object"] and "properties" in top:
-            columns, convert = compiler.object(top, top_resolver)
-            return Compiled(columns, convert, True)
-        column_type, _nullable, convert_value = compiler.analyse(schema, resolver, "")
+        try:
+            top, top_resolver = compiler.nullable_object(*compiler.resolve(schema, resolver, ""))
+            if isinstance(top, Mapping) and _types(top) == ["object"] and "properties" in top:
+                columns, convert = compiler.object(top, top_resolver)
+                return Compiled(columns, convert, True)
+            column_type, _nullable, convert_value = compiler.analyse(schema, resolver, "")
+        except RecursionError:  # e.g. X = anyOf[X, null]: $refs that never reach a type
+            raise DecodeError(f"{where}: its anyOf/oneOf $refs refer to themselves without end") from None
         return Compiled(column_type, None if convert_value is None else nullable(convert_value), False)
 
     def _add_references(
@@ -190,6 +203,17 @@ class _Compiler:
                 pass
         return schema, resolver
 
+    def nullable_object(self, schema: Any, resolver: Resolver) -> tuple[Any, Resolver]:
+        """The object of a top-level `oneOf`/`anyOf` [null, object] (how Confluent's JsonSchemaData
+        writes an optional Connect struct), else `schema` as it is."""
+        for combinator in ("oneOf", "anyOf"):
+            if isinstance(schema, Mapping) and "type" not in schema and isinstance(schema.get(combinator), list):
+                branches = [self.resolve(b, resolver, "") for b in schema[combinator]]
+                others = [b for b in branches if not (isinstance(b[0], Mapping) and _types(b[0]) == ["null"])]
+                if len(others) == 1 and len(branches) == 2 and isinstance(others[0][0], Mapping):
+                    return others[0]
+        return schema, resolver
+
     def object(self, schema: Mapping[str, Any], resolver: Resolver) -> tuple[tuple[Column, ...], Convert]:
         required = set(schema.get("required") or ())
         columns, converters = [], []
@@ -239,9 +263,9 @@ class _Compiler:
         if kind in ("integer", "number", "string") and connect_type in CONNECT_TYPES:
             if connect_type == "bytes":
                 return ColumnType(Kind.BYTES), nullable, base64.b64decode
-            return ColumnType(CONNECT_TYPES[connect_type]), nullable, None
+            return ColumnType(CONNECT_TYPES[connect_type]), nullable, _integer if kind == "integer" else None
         if kind in TYPES:
-            return ColumnType(TYPES[kind]), nullable, None
+            return ColumnType(TYPES[kind]), nullable, _integer if kind == "integer" else None
         if kind in ("object", "array"):
             return JSON, nullable, None
         raise self.error(path, f"unsupported JSON Schema type {kind!r}")

@@ -257,7 +257,9 @@ class _Compiler:
         """Converter of one non-message value; None when protobuf's Python value is final."""
         if fd.type == F.TYPE_ENUM:
             assert fd.enum_type is not None  # an enum field always has its type
-            names = {v.number: v.name for v in fd.enum_type.values}
+            names: dict[int, str] = {}
+            for v in fd.enum_type.values:  # aliases: the first-declared name, as protobuf's own
+                names.setdefault(v.number, v.name)
             return lambda v: names.get(v) or str(v)  # open enums: an unknown number stays a number
         if fd.type in (F.TYPE_UINT64, F.TYPE_FIXED64):
             return decimal.Decimal
@@ -293,7 +295,8 @@ class _Compiler:
             if convert is None:
                 return lambda m: list(getattr(m, name))
             return lambda m: [convert(v) for v in getattr(m, name)]
-        if fd.has_presence:
+        if fd.has_presence and not (fd.message_type is None and fd.has_default_value and fd.containing_oneof is None):
+            # an unset field with an explicit default (proto2 `[default = 5]`) reads as that default
             if convert is None:
                 return lambda m: getattr(m, name) if m.HasField(name) else None
             return lambda m: convert(getattr(m, name)) if m.HasField(name) else None
