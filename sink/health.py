@@ -46,7 +46,7 @@ class Health:
         self.retry_reason = ""
         self.is_stopping = False
         # Running totals for /metrics (each changes on an event, never per record):
-        self.retries = 0  # times a retry began (consumption paused for an outage or a long write)
+        self.retries = 0  # times a retry began (consumption paused for an outage; not a long write)
         self.retry_seconds_total = 0.0  # seconds spent in retries that ended
         self.assignments = 0  # rebalances that gave this member partitions it did not hold
         self.revocations = 0  # rebalances that took partitions away
@@ -144,6 +144,7 @@ class Health:
 
 
 LAG_INTERVAL_S = 1.0  # how often the loop asks the consumer for its lag (per poll, never per record)
+PAUSED_LAG_STALE_S = 5.0  # paused this long, the lag from cached watermarks is unknown (absent)
 
 
 class WatchedSource:
@@ -160,6 +161,7 @@ class WatchedSource:
         self._health = health
         self._lag_interval_s = lag_interval_s
         self._lag_at: float | None = None
+        self._paused_at: float | None = None  # paused partitions are not fetched: their cached end of log ages
 
     def subscribe(self, on_assign: Callable[..., None], on_revoke: Callable[..., None], *args: Any, **kw: Any) -> Any:
         health = self._health
@@ -192,6 +194,12 @@ class WatchedSource:
     def _read_lag(self) -> None:
         """The consumer's lag (total, and per partition when the source can tell), for /metrics."""
         health = self._health
+        paused_at = self._paused_at
+        if paused_at is not None and health.clock() - paused_at >= PAUSED_LAG_STALE_S:
+            # The end of the log is known from fetches only, and a paused partition is not fetched:
+            # past a short pause (a long write) the lag is unknown, not the frozen value of before it.
+            health.lag = health.lag_by_partition = None
+            return
         health.lag = _ask(self._source, "lag")
         health.lag_by_partition = _ask(self._source, "lag_by_partition")
 
@@ -203,9 +211,13 @@ class WatchedSource:
 
     def pause(self) -> None:
         self._source.pause()
+        if self._paused_at is None:
+            self._paused_at = self._health.clock()
 
     def resume(self) -> None:
         self._source.resume()
+        self._paused_at = None
+        self._lag_at = None  # read again at the next poll
 
     def lag(self) -> int | None:
         lag: int | None = self._source.lag()

@@ -65,7 +65,7 @@ HELP = {  # the sink's own metrics (docs/metrics.md gives each one's Kafka Conne
     "sink_records_dead_lettered": "Records the dead-letter topic acknowledged.",
     "sink_records_failed": "Failed records only logged (errors.tolerance=all and no dead-letter topic).",
     "sink_offset_commits": "Offset commits that succeeded.",
-    "sink_retries": "Retries begun: consumption paused for an outage (or a long write).",
+    "sink_retries": "Retries begun: consumption paused for an outage (a long write does not count).",
     "sink_retry_time_seconds": "Seconds spent in retries that ended.",
     "sink_rebalances": "Rebalances that assigned partitions to this member.",
     "sink_partitions_revoked": "Rebalances that took partitions from this member.",
