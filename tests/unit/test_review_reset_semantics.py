@@ -6,7 +6,6 @@ the command is interrupted between the two."""
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 from collections.abc import Mapping
 
@@ -71,7 +70,7 @@ class InterruptedTable(FakeTable):
 
     def reset(self, offsets: Mapping[TP, int]) -> None:
         super().reset(offsets)
-        os.kill(os.getpid(), self.signum)
+        signal.raise_signal(self.signum)
 
 
 def test_an_interrupt_after_the_table_was_reset_still_moves_the_group() -> None:
@@ -121,7 +120,7 @@ def test_a_second_interrupt_goes_through() -> None:
     class TwiceInterrupted(InterruptedTable):
         def reset(self, offsets: Mapping[TP, int]) -> None:
             super().reset(offsets)
-            os.kill(os.getpid(), self.signum)  # a database lock held it: the operator insists
+            signal.raise_signal(self.signum)  # a database lock held it: the operator insists
 
     port, table = FakePort(), TwiceInterrupted(signal.SIGINT)
     handler = signal.getsignal(signal.SIGINT)
