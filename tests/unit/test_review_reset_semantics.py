@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import pytest
 
@@ -116,6 +116,18 @@ def test_to_datetime_is_the_exact_millisecond(text: str, ms: int) -> None:
     assert parse_datetime(text) == ms
 
 
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt) for the test: an earlier test of this process
+    may have left `sink run`'s handler installed (the signal handler of `cli.run`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_a_second_interrupt_goes_through() -> None:
     class TwiceInterrupted(InterruptedTable):
         def reset(self, offsets: Mapping[TP, int]) -> None:
