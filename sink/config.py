@@ -254,7 +254,7 @@ class Settings(BaseSettings):
                 parts.port  # noqa: B018 - raises for a port that is not a number; its message quotes it
             except ValueError:
                 raise ValueError(_REGISTRY_URL_HINT) from None
-            if "@" in url.strip()[len(parts.scheme) + 3 + len(parts.netloc) :]:
+            if "@" in parts.path + parts.query + parts.fragment:
                 raise ValueError(_REGISTRY_URL_HINT)  # an unencoded '/', '?' or '#' ended the userinfo early
         return value
 

@@ -239,9 +239,8 @@ class Writer:
             table = self.ensure_table(subbatch(batch, writes).spec, inferred=batch.inferred) if writes else existing
         except SchemaEvolutionRefused:
             return None
-        rekeyed = dict(zip(map(id, deletes), keys, strict=True))
-        rows = tuple(row._replace(key=rekeyed[id(row)]) if id(row) in rekeyed else row for row in batch.rows)
-        return table, replace(batch, rows=rows)
+        rekeyed = {id(row): row._replace(key=key) for row, key in zip(deletes, keys, strict=True) if key is not row.key}
+        return table, replace(batch, rows=tuple(rekeyed.get(id(row), row) for row in batch.rows))
 
     def _truncate(self, batch: Batch, committed: OnCommit, hook: CommitHook | None) -> None:
         """Empty the table (nothing to do when it does not exist): one transaction, its outcome

@@ -172,7 +172,7 @@ def rules_summary(worker: Any) -> dict[str, Any]:
 def mask_url(url: str) -> str:
     """`scheme://user:***@host/...`: the password of a URL's userinfo masked; of each URL of a
     comma-separated list (SINK_SCHEMA_REGISTRY_URL may name several)."""
-    return ",".join(map(_mask_one_url, url.split(","))) if "," in url else _mask_one_url(url)
+    return ",".join(map(_mask_one_url, url.split(",")))
 
 
 def _mask_one_url(url: str) -> str:
