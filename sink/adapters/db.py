@@ -4,7 +4,6 @@ classified by code (SQLSTATE, MySQL errno, SQLite error name) in `dberrors`."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -18,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..dialects import Dialect, PostgresDialect, for_backend
 from ..dialects.offsets import offset_statements
 from ..errors import FatalError, RecordRejected
-from ..jsonvalues import json_default
+from ..jsonvalues import json_text
 from ..model import ColumnType, Kind, TableSpec
 from ..plan import Plan, Write, delete_slot
 from ..ports import Transaction
@@ -51,7 +50,7 @@ MYSQL_SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVIS
 
 
 def json_dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, separators=(",", ":"))
+    return json_text(value)
 
 
 def create_engine(url: str) -> Engine:

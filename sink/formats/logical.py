@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from ..jsonvalues import JsonDocument
 from ..model import ColumnType, Kind
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -97,8 +98,13 @@ def _zoned_time(value: Any) -> dt.time:
     return parsed.timetz()
 
 
-def _json_text(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+def _json_document(value: Any) -> Any:
+    """Debezium's Json: the document's text, checked to be JSON (a malformed one is the record's
+    error) and kept as it is (`JsonDocument`); a value that is already parsed stays as it is."""
+    if not isinstance(value, str):
+        return value
+    json.loads(value)
+    return JsonDocument(value)
 
 
 def _spatial(value: Any) -> dict[str, Any]:
@@ -182,7 +188,7 @@ LOGICAL: dict[str, tuple[Callable[[Mapping[str, Any]], ColumnType], Callable[[An
     "io.debezium.time.ZonedTimestamp": (lambda p: ColumnType(Kind.TIMESTAMP, precision=6), _zoned),
     "io.debezium.time.ZonedTime": (lambda p: ColumnType(Kind.TIME, precision=6), _zoned_time),
     "io.debezium.time.Year": (lambda p: ColumnType(Kind.INT32), int),
-    "io.debezium.data.Json": (lambda p: ColumnType(Kind.JSON), _json_text),
+    "io.debezium.data.Json": (lambda p: ColumnType(Kind.JSON), _json_document),
     "io.debezium.data.Uuid": (lambda p: ColumnType(Kind.UUID), lambda v: uuid.UUID(str(v))),
     "io.debezium.data.Enum": (lambda p: ColumnType(Kind.STRING), str),
     "io.debezium.data.EnumSet": (lambda p: ColumnType(Kind.STRING), str),  # the members, comma-separated

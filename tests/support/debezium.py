@@ -17,10 +17,13 @@ import datetime as dt
 import io
 import json
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import fastavro
+
+from sink.jsonvalues import JsonDocument
 
 PREFIX = "dbserver1"
 EPOCH = dt.datetime(1970, 1, 1)
@@ -280,6 +283,12 @@ def customer(i: int, **changes: Any) -> dict[str, Any]:
     }
     row.update(changes)
     return row
+
+
+def as_source(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's values with each JSON document (`JsonDocument`, Debezium's Json as it arrived)
+    parsed, as the source rows here hold them."""
+    return {k: json.loads(v) if v.__class__ is JsonDocument else v for k, v in values.items()}
 
 
 def _unscaled(value: Decimal) -> tuple[int, bytes]:

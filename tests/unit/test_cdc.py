@@ -17,7 +17,7 @@ from sink.formats.json_plain import JsonDecoder
 from sink.model import Column, ColumnType, Coord, Kind, Op, Outcome, RawRecord, Row, Stage, Status
 from sink.pipeline import Preparer
 from sink.transforms import MappingRules, RowMapper
-from tests.support.debezium import SourceTable, avro_schemas, connect_schemas, customer, standard_history
+from tests.support.debezium import SourceTable, as_source, avro_schemas, connect_schemas, customer, standard_history
 
 CDC = MappingRules(pk_mode="record_key", cdc_format="debezium")
 
@@ -81,7 +81,7 @@ def _replay(results: list[Row | Outcome]) -> dict[Any, dict[str, Any]]:
         if r.op is Op.DELETE:
             table.pop(key, None)
         else:
-            table[key] = dict(r.values)
+            table[key] = as_source(r.values)
     return table
 
 
@@ -121,7 +121,7 @@ def test_debezium_logical_types_become_column_types(fmt: str) -> None:
     }
     assert r.spec.primary_key == ("id",)
     assert r.table == "dbserver1.inventory.customers"
-    assert dict(r.values) == customer(1)  # exact values, not the envelope
+    assert as_source(r.values) == customer(1)  # exact values, not the envelope
     assert not r.inferred
 
 
@@ -155,7 +155,7 @@ def test_the_plan_of_a_schema_is_reused() -> None:
     first, second = _prepare_all(CDC, "connect_json", source)
     assert isinstance(first, Row) and isinstance(second, Row)
     assert first.spec is second.spec
-    assert dict(second.values) == customer(2)
+    assert as_source(second.values) == customer(2)
 
 
 # ------------------------------------------------------------------------------ deletes

@@ -19,6 +19,7 @@ from sink.formats import make_decoder
 from sink.formats.connect_json import ConnectJsonDecoder
 from sink.formats.json_plain import JsonDecoder
 from sink.formats.string import StringDecoder
+from sink.jsonvalues import JsonDocument
 from sink.model import Column, ColumnType, Kind, Stage
 
 UTC = dt.UTC
@@ -311,7 +312,7 @@ def test_connect_decimal_default_precision() -> None:
             uuid.UUID("8c6b0c1e-1d7e-4f45-9a2e-3a0d1f2b3c4d"),
             ColumnType(Kind.UUID),
         ),
-        ("io.debezium.data.Json", "string", '{"a": [1, 2]}', {"a": [1, 2]}, ColumnType(Kind.JSON)),
+        ("io.debezium.data.Json", "string", '{"a": [1, 2]}', JsonDocument('{"a": [1, 2]}'), ColumnType(Kind.JSON)),
         ("io.debezium.data.Enum", "string", "RED", "RED", ColumnType(Kind.STRING)),
     ],
 )

@@ -17,6 +17,7 @@ import pytest
 
 from sink.errors import RegistryUnavailable
 from sink.formats.avro import AvroDecoder
+from sink.jsonvalues import JsonDocument
 from sink.model import Column, ColumnType, Coord, Decoded, Kind, Payload, RawRecord
 from sink.transforms import MappingRules, RowMapper
 from tests.support.fakes import FakeRegistry
@@ -282,7 +283,7 @@ def test_avro_connect_and_debezium_logical_names() -> None:
         "micro_ts": dt.datetime(2023, 11, 14, 22, 13, 20, 123456),
         "nano_ts": dt.datetime(2023, 11, 14, 22, 13, 20, 123456),
         "zoned": dt.datetime(2024, 3, 1, 10, 0, 0, 500000, tzinfo=dt.timezone(dt.timedelta(hours=2))),
-        "doc": {"a": [1, 2]},
+        "doc": JsonDocument('{"a": [1, 2]}'),  # the document as it arrived
         "uid": UID,
         "vdec": Decimal("12.345"),
         "cdec": Decimal("-1.500"),
