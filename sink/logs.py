@@ -43,17 +43,29 @@ REPEAT_INTERVAL_S = 30.0
 # The fields a JSON line carries when the log call knows them (`extra=` names).
 FIELDS = ("topic", "partition", "offset", "table", "stage", "error_class")
 
-_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@")
+# A URL's password runs to the last '@' of the URL (SQLAlchemy takes '/', ',' and '@' in one; an '@'
+# further on only masks more), never into the next URL of a list or past white space.
+_URL_START = r"[A-Za-z][A-Za-z0-9+.-]*://"
+_USERINFO = re.compile(rf"(?P<head>{_URL_START}[^/\s:@,]*):(?:(?!{_URL_START})\S)*@")
+# A secret's name (its key quoted or not: `password=x`, `'sasl.password': 'x'`, `"token": "x"`).
 _SECRET_PARAM = re.compile(
-    r"(?P<head>\b[\w.-]*(?:pass|password|passwd|pwd|secret|token|credentials?|user\.info|api[_.-]?key)\s*[=:]\s*)"
-    r"(?:'[^']*'|\"[^\"]*\"|[^\s&'\",;)]+)",
+    r"(?P<head>\b[\w.-]*(?:pass|password|passwd|passphrase|pwd|secret|token|credentials?|user\.info|api[_.-]?key)"
+    r"['\"]?\s*[=:]\s*)"
+    r"(?:'[^']*'|\"[^\"]*\"|[^\s&'\",;)}]+)",
+    re.IGNORECASE,
+)
+# An HTTP credential: `Authorization: Bearer x`, `authorization=Basic x`, a bare `Bearer x`.
+_AUTHORIZATION = re.compile(
+    r"(?P<head>\b(?:(?:proxy-)?authorization['\"]?\s*[=:]\s*['\"]?(?:[A-Za-z]+\s+)?|bearer\s+))[^\s'\",;)}]+",
     re.IGNORECASE,
 )
 
 
 def mask_secrets(text: str) -> str:
-    """`scheme://user:pass@` -> `scheme://user:***@`; `password=x`, `sasl.password: x` -> `***`."""
+    """`scheme://user:pass@` -> `scheme://user:***@`; `password=x`, `sasl.password: x`,
+    `'sasl.password': 'x'`, `Authorization: Bearer x` -> `***`."""
     text = _USERINFO.sub(r"\g<head>:***@", text)
+    text = _AUTHORIZATION.sub(r"\g<head>***", text)
     return _SECRET_PARAM.sub(r"\g<head>***", text)
 
 

@@ -11,8 +11,6 @@ import json
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from sink.adapters.db import json_dumps
 from sink.formats.connect_json import ConnectJsonDecoder
 from sink.model import Coord, Op, RawRecord, Row
