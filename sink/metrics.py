@@ -5,7 +5,7 @@ nothing for metrics. The worker's thread writes; the HTTP thread reads at scrape
 update is an int addition or one dict item assignment, and a reader copies a dict or a deque in
 one C call (atomic under the GIL), so no lock is needed and a scrape never sees a torn update.
 
-    observe_batch(table, rows, seconds)   a batch of `rows` records was written to `table`
+    observe_batch(table, rows, seconds)   a batch was written to `table`: `rows` records it took
     observe_failure(coord, stage, error_class, reason, dead_lettered)
                                           a record failed (dead-lettered, or only logged)
     skipped(n) / reported(n)              records skipped (no write), reports acknowledged
@@ -76,7 +76,7 @@ def _le(bound: float) -> str:
 
 @dataclass(slots=True)
 class TableStats:
-    rows: int = 0  # records of the batches written to the table (deletes included)
+    rows: int = 0  # records of the batches the table took (deletes included; refused rows are failures)
     batches: int = 0
     seconds: float = 0.0  # time spent writing its batches
 
@@ -135,7 +135,9 @@ class Stats:
     # -------------------------------------------------------------- updates (the worker's thread)
 
     def observe_batch(self, table: str, rows: int, seconds: float) -> None:
-        """A batch of `rows` records was written to `table` in `seconds` (once per batch)."""
+        """A batch was written to `table` in `seconds` (once per batch, over all its transactions
+        and attempts); `rows`: the records of it the database took, as `Counters.rows_written` and
+        `rows_deleted` count them (a row it refused is a failed record, not a row of the table)."""
         stats = self.tables.get(table)
         if stats is None:
             stats = self.tables[table] = TableStats()

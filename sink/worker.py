@@ -10,7 +10,9 @@ flight and batches are written one after another in order, so per-partition orde
 tables; what the writer thread commits is settled on the loop's thread, when the loop collects
 the write (`_collect`), before the next batch is written. Everything that is not the plain path
 (outages, revocation, shutdown, a stop after a failure) first collects the write in flight and
-then writes in the foreground, as if there were no thread.
+then writes in the foreground, as if there were no thread; but the attempts that retry a batch
+after an outage go back to the writer thread while the loop polls (the partitions paused), so
+that one waiting for a table lock does not stop the heartbeats or cost the group membership.
 """
 
 from __future__ import annotations
@@ -151,10 +153,15 @@ class Worker:
         self._stale: set[TopicPartition] = set()
         self._failure: FatalError | None = None  # raised in a rebalance callback, re-raised after poll
         self._backing_off = False
+        self._outage_paused = False  # an outage's retry paused the partitions (and resumes them)
         self._failed = False  # stopping after a failure: nothing more may be written
         self._stop_deadline: float | None = None  # when a stop was asked: the shutdown timeout's end
         self._at: RawRecord | Batch | str = "start-up"  # what the loop is busy with, for error messages
-        self._parts_done: set[Coord] = set()  # records of the batch being written, settled by a committed part
+        # The batch being written, over all its attempts (a hand-back, an outage's retries): the
+        # records its committed parts settled, the rows the database took, the seconds its writes took.
+        self._parts_done: set[Coord] = set()
+        self._taken_rows = 0
+        self._write_seconds = 0.0
         self._last_commit = self._last_stats = clock()
         self._writing: _InFlight | None = None
         self._writer_thread = ThreadPoolExecutor(1, "sink-writer") if rules.write_in_background else None
@@ -361,17 +368,31 @@ class Worker:
         flight collected first); their outcomes are routed as the transactions that settle them commit."""
         self._ready.extend(batches)
         while self._ready:
-            self._parts_done.clear()
-            write(self._ready.popleft())
-            self._written()
+            batch = self._ready.popleft()
+            self._start_batch()
+            write(batch)
+            self._written(batch.table)
 
-    def _written(self) -> None:
+    def _start_batch(self) -> None:
+        """A new batch is about to be written: nothing of it settled, taken or timed yet."""
+        self._parts_done.clear()
+        self._taken_rows = 0
+        self._write_seconds = 0.0
+
+    def _written(self, table: str) -> None:
+        """The batch is written: observed once per table, with the rows the database took over all
+        its parts and attempts (a row it refused is a failed record, not a row of the table)."""
         self._stale.clear()
         self.counters.batches += 1
+        self.stats.observe_batch(table, self._taken_rows, self._write_seconds)
 
     def _write_in_background(self, batch: Batch) -> None:
+        self._start_batch()
+        self._writing = self._submit(batch)
+
+    def _submit(self, batch: Batch) -> _InFlight:
+        """Hand (what is left of) the batch being written to the writer thread."""
         assert self._writer_thread is not None
-        self._parts_done.clear()
         parts: deque[Settled] = deque()
 
         def committed(part: Settled) -> None:
@@ -380,16 +401,17 @@ class Worker:
                 raise _HandBack  # routing it may stop the sink: nothing more is written meanwhile
 
         future = self._writer_thread.submit(self._write, batch, committed, self._positions(batch))
-        self._writing = _InFlight(batch, future, parts)
+        return _InFlight(batch, future, parts)
 
     def _collect(
         self, wait: bool = True, retry: bool = True, keep_polling: bool = False, deadline: float | None = None
     ) -> None:
         """Settle the write in flight (waiting for it, unless `wait` is false and it is not done):
-        what its transactions committed is routed, then its error raised. An outage is retried
-        here in the foreground, like any write, until `deadline` if any (never when `retry` is
-        false: in a rebalance callback). `keep_polling`: a long wait polls with the partitions
-        paused, to stay in the group."""
+        what its transactions committed is routed, then its error raised. The rest after a hand-back
+        is written in the foreground; an outage is retried until `deadline` if any (never when
+        `retry` is false: in a rebalance callback), each attempt on the writer thread while the
+        loop polls (`_write_rest`). `keep_polling`: a long wait polls with the partitions paused,
+        to stay in the group."""
         writing = self._writing
         if writing is None or not (wait or writing.future.done()):
             return
@@ -397,6 +419,25 @@ class Worker:
             self._wait_in_group_for(writing)
             if self._writing is not writing:  # a rebalance callback collected it meanwhile
                 return
+        error = self._settle_in_flight(writing)
+        try:
+            if isinstance(error, _HandBack) and not retry:
+                self._write(writing.batch)  # the rest of it, in the foreground
+            elif isinstance(error, RetriableError | _HandBack) and retry:
+                outage = error if isinstance(error, RetriableError) else None
+                if not self._retrying(lambda: self._write_rest(writing.batch, deadline), deadline, failed=outage):
+                    return  # a rebalance callback collected an attempt: it wrote or put back the rest
+            elif error is not None:
+                raise error
+        except RetriableError:
+            if not retry:  # in a rebalance callback: what is left waits, first in line (the revoke drops
+                self._ready.appendleft(self._remaining(writing.batch))  # only its revoked partitions' rows)
+            raise
+        self._written(writing.batch.table)
+
+    def _settle_in_flight(self, writing: _InFlight) -> BaseException | None:
+        """On the loop's thread, once the write is done: route what its transactions committed and
+        return its error (a partition another worker took becomes a hand-back of the rest)."""
         self._writing = None
         self._at = writing.batch
         error = writing.future.exception()
@@ -405,24 +446,39 @@ class Worker:
         if isinstance(error, Fenced):  # another worker took some partitions: the rest goes on
             self._lose(error.partitions)
             error = _HandBack()
-        try:
-            if isinstance(error, _HandBack) and not retry:
-                self._write(writing.batch)  # the rest of it, in the foreground
-            elif isinstance(error, RetriableError | _HandBack) and retry:
-                outage = error if isinstance(error, RetriableError) else None
-                self._retrying(lambda: self._write(writing.batch), deadline, failed=outage)
-            elif error is not None:
-                raise error
-        except RetriableError:
-            if not retry:  # in a rebalance callback: what is left waits, first in line (the revoke drops
-                self._ready.appendleft(self._remaining(writing.batch))  # only its revoked partitions' rows)
-            raise
-        self._written()
+        return error
+
+    def _write_rest(self, batch: Batch, deadline: float | None) -> bool:
+        """One attempt at what is left of the batch being written. After an outage it goes to the
+        writer thread, so that an attempt waiting for a table lock still lets the loop poll (the
+        heartbeats, the group membership); a hand-back's rest, a shutdown's deadline and a worker
+        without the thread write in the foreground. False: a rebalance callback collected it."""
+        if self._outage_paused and self._writer_thread is not None and deadline is None:
+            return self._write_rest_in_background(batch)
+        self._write(batch)
+        return True
+
+    def _write_rest_in_background(self, batch: Batch) -> bool:
+        rest = self._remaining(batch)  # (taken on the loop's thread, which changes what it reads)
+        if not rest.rows:
+            return True
+        writing = self._writing = self._submit(rest)
+        self._wait_in_group_for(writing)  # (the retry keeps the partitions paused meanwhile)
+        if self._writing is not writing:  # a revocation collected it and ended the batch
+            self._stale.clear()  # (what it guarded the retry against: see `_on_assign`)
+            return False
+        error = self._settle_in_flight(writing)
+        if isinstance(error, _HandBack):
+            self._write(batch)  # the rest of it, in the foreground, as after any hand-back
+        elif error is not None:
+            raise error  # an outage again: `_retrying` backs off and calls again
+        return True
 
     def _wait_in_group_for(self, writing: _InFlight) -> None:
         """Wait for a write; past LONG_WRITE_S (a lock held on the table, a slow merge), go on
         polling with the partitions paused, so the wait never exceeds max.poll.interval.ms and
-        costs the group membership. Records fetched before the pause took effect are held."""
+        costs the group membership (an outage's retry keeps them paused already). Records fetched
+        before the pause took effect are held."""
         if wait([writing.future], timeout=LONG_WRITE_S).done:
             return
         log.info(
@@ -430,12 +486,15 @@ class Worker:
             writing.batch.table,
             extra=fields(table=writing.batch.table),
         )
-        self.source.pause()
+        pause = not self._outage_paused  # an outage's retry paused them already, and resumes them
+        if pause:
+            self.source.pause()
         try:
             while self._writing is writing and not writing.future.done():
                 self._held.extend(self._poll(self.rules.poll_timeout_s))
         finally:
-            self.source.resume()
+            if pause:
+                self.source.resume()
 
     def _write(
         self,
@@ -477,11 +536,13 @@ class Worker:
             raise FatalError(
                 f"the database rejected a whole batch of {batch.table!r} ({_span(batch)}) at commit: {exc.safe_reason}"
             ) from exc
-        self.stats.observe_batch(batch.table, len(batch.rows), self.clock() - started)
+        finally:  # (also on the writer thread: one write at a time, read by the loop once it is done)
+            self._write_seconds += self.clock() - started
 
     def _settle_part(self, outcomes: Settled, remember: bool = True) -> None:
         if remember:  # a retry of this batch skips them
             self._parts_done.update(outcomes.coords())
+        self._taken_rows += _taken(outcomes)
         self.router.settled(outcomes)
 
     def _check_stop_deadline(self) -> None:
@@ -517,7 +578,7 @@ class Worker:
                         log.warning("outage, pausing consumption and retrying: %s", exc)
                         self.source.pause()
                         self.health.retrying(started, why=type(exc).__name__)
-                        paused = True
+                        paused = self._outage_paused = True
                     else:
                         log.info("still unavailable after %.1f s: %s", self.clock() - started, exc)
                     if self._stopping and deadline is None:  # SIGTERM during an outage: wait a bounded time
@@ -527,6 +588,7 @@ class Worker:
                     delay = min(delay * 2, self.rules.retry_delay_max_s)
         finally:
             if paused:
+                self._outage_paused = False
                 self.source.resume()
                 self.health.recovered()
                 log.info("recovered after %.1f s; resumed consumption", self.clock() - started)
@@ -581,11 +643,13 @@ class Worker:
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
         """Partitions revoked or lost earlier are ours again: their records are read and settled
-        anew. Except during a retry (an outage): what the retry holds of them (the batch being
-        written, the record being prepared) was read before they were revoked, and stays dropped
-        until it ends (`_written`, `_drop_if_stale`); they come again from the committed position
-        (the offsets table's under exactly-once), after the retry, since the partitions are paused."""
-        if not self._backing_off:
+        anew. Except during a retry (an outage: its back-offs and its attempts alike, an attempt on
+        the writer thread being waited for while polling): what the retry holds of them (the batch
+        being written, the record being prepared) was read before they were revoked, and stays
+        dropped until it ends (`_written`, `_drop_if_stale`); they come again from the committed
+        position (the offsets table's under exactly-once), after the retry, since the partitions
+        are paused."""
+        if not (self._backing_off or self._outage_paused):
             self._stale.difference_update(partitions)
         self.health.assigned(partitions)
         log.info("assigned %s", _names(partitions))
@@ -686,9 +750,9 @@ class Worker:
         for batch in waiting:
             theirs = _only(batch, lambda row: (row.coord.topic, row.coord.partition) in revoked)
             if theirs.rows:
-                self._parts_done.clear()
+                self._start_batch()
                 self._write(theirs)  # (an outage: the rest of theirs is dropped, the kept rows wait)
-                self._written()
+                self._written(theirs.table)
 
     def _drop(self, revoked: set[TopicPartition]) -> None:
         """Forget every record and row of the revoked partitions that is not settled yet; those of
@@ -730,6 +794,12 @@ def _runtime_tuned(writer_thread: bool) -> Iterator[None]:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
         sys.setswitchinterval(interval)
+
+
+def _taken(part: Settled) -> int:
+    """The rows of a committed part the database took: all but its failed records (refused rows,
+    routed as failures), as `sink_records_written_total` counts them."""
+    return len(part) if not part.failed else sum(1 for _ in part.coords(failed=False))
 
 
 def _only(batch: Batch, keep: Callable[[Row], bool]) -> Batch:

@@ -25,12 +25,6 @@ REFUSED = (2, 5)  # offsets whose qty breaks the table's CHECK (qty >= 0): refus
 RECORDS = 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Worker._write_once feeds Stats.observe_batch only after a clean write: the parts of a batch "
-    "handed back for a refused row are never observed per table (the rest written in the foreground is); "
-    "a fix carries the committed count across the hand-back, so the batch is observed once",
-)
 def test_per_table_counter_counts_only_rows_the_database_took(
     bootstrap_servers: str, pg_url: str, unique_name: str, tmp_path: Path, sink_runner: SinkRunner
 ) -> None:
@@ -202,13 +196,6 @@ class Proxy:
             dst.shutdown(socket.SHUT_WR)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after an outage Worker._collect retries the batch on the loop's thread "
-    "(_retrying(lambda: self._write(batch))), which does not poll: a write that then waits for a lock "
-    "stops the heartbeats and /livez fails; the retry should wait on the writer thread, polling with "
-    "the partitions paused, as _wait_in_group_for does",
-)
 def test_livez_stays_ok_while_the_write_retried_after_an_outage_waits_for_a_lock(
     bootstrap_servers: str, pg_url: str, unique_name: str, tmp_path: Path, sink_runner: SinkRunner
 ) -> None:
