@@ -3,6 +3,7 @@ the start-up checks `sink run` makes before it joins the group (a ConfigError ea
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -14,9 +15,15 @@ from .logs import ClientLog, mask_secrets
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from .adapters.topics import AdminFactory, TopicRefused
     from .ports import SchemaSource
 
+log = logging.getLogger("sink.checks")
+
 BROKER_TIMEOUT_S = 10.0
+DLQ_PARTITIONS = 1  # as Connect creates a dead-letter topic (DeadLetterQueueReporter.DLQ_NUM_DESIRED_PARTITIONS)
+DLQ_TOPIC = "SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME"
+DLQ_REPLICATION = "SINK_ERRORS_DEADLETTERQUEUE_TOPIC_REPLICATION_FACTOR"
 
 # MySQL/MariaDB errnos of a connection the server refused for good: wrong database, user or password.
 MYSQL_REFUSED = {
@@ -73,6 +80,59 @@ def connect_database(s: Settings) -> Engine:
         engine.dispose()
         raise ConfigError(f"SINK_DATABASE_URL: the database refused the connection: {problem}")
     return engine
+
+
+def prepare_dead_letter_topic(s: Settings, client_factory: AdminFactory | None = None) -> None:
+    """Create the dead-letter topic when it is missing, before `sink run` joins the group, as Kafka
+    Connect's sink tasks do: 1 partition, SINK_ERRORS_DEADLETTERQUEUE_TOPIC_REPLICATION_FACTOR
+    replicas; an existing topic is left as it is. A creation the broker refuses (more replicas than
+    brokers, an ACL, a policy, an invalid name) is a ConfigError naming the setting to change; a
+    broker that does not answer leaves the topic unchecked (a warning) and the sink starts, as it
+    waits out a broker outage."""
+    topic = s.errors_deadletterqueue_topic_name
+    if not topic:
+        return
+    from .adapters.topics import TopicAdmin, TopicRefused
+
+    factor = s.errors_deadletterqueue_topic_replication_factor
+    admin = TopicAdmin(s.bootstrap_servers, s.producer_config(), client_factory)
+    try:
+        ensured = admin.ensure(topic, DLQ_PARTITIONS, factor)
+    except TopicRefused as refused:
+        raise ConfigError(_dead_letter_refusal(topic, factor, refused)) from None
+    finally:
+        admin.close()
+    if ensured.outcome == "created":
+        shown = "the broker's default" if factor == -1 else str(factor)
+        log.info("created dead-letter topic %r: %d partition, replication factor %s", topic, DLQ_PARTITIONS, shown)
+    elif ensured.outcome == "unchecked":
+        log.warning(
+            "could not check whether dead-letter topic %r exists (%s); starting without creating it "
+            "(the broker creates it on the first dead letter only with auto.create.topics.enable)",
+            topic,
+            mask_secrets(ensured.why),
+        )
+
+
+def _dead_letter_refusal(topic: str, factor: int, refused: TopicRefused) -> str:
+    said = f"{refused.name}: {refused.reason}"
+    if refused.replication:
+        asked = "the broker's default replication factor (-1)" if factor == -1 else f"replication factor {factor}"
+        if refused.brokers:
+            advice = f"the cluster has {refused.brokers} broker(s): set it to {min(refused.brokers, 3)}"
+        else:
+            advice = "set it to at most the number of brokers"
+        return (
+            f"{DLQ_REPLICATION}: the broker refused to create dead-letter topic {topic!r} with {asked} ({said}); "
+            f"{advice}, or create the topic yourself"
+        )
+    if refused.not_authorized:
+        advice = f"create it yourself ({DLQ_PARTITIONS} partition) or allow the sink's principal to create it"
+    elif refused.invalid_name:
+        advice = "give a valid topic name (letters, digits, '.', '_', '-'; at most 249 characters)"
+    else:
+        advice = f"create it yourself ({DLQ_PARTITIONS} partition) as the cluster allows"
+    return f"{DLQ_TOPIC}: the broker refused to {refused.action} dead-letter topic {topic!r} ({said}); {advice}"
 
 
 def _refusal(orig: Any) -> str | None:
@@ -136,7 +196,24 @@ def _broker(s: Settings) -> str:
     wanted = set(s.topics)
     missing = sorted(wanted - set(metadata.topics))
     found = f"{len(metadata.brokers)} broker(s) at {s.bootstrap_servers}, {len(metadata.topics)} topics"
-    return found + (f"; not there yet: {', '.join(missing)}" if missing else "")
+    found += f"; not there yet: {', '.join(missing)}" if missing else ""
+    return found + _dead_letter_topic_note(s, metadata.topics, len(metadata.brokers))
+
+
+def _dead_letter_topic_note(s: Settings, topics: Any, brokers: int) -> str:
+    """What `sink run` will do about a missing dead-letter topic; a SinkError when the broker
+    would refuse it (more replicas than the cluster has brokers)."""
+    topic, factor = s.errors_deadletterqueue_topic_name, s.errors_deadletterqueue_topic_replication_factor
+    if not topic or topic in topics:
+        return ""
+    if factor > brokers > 0:
+        raise SinkError(
+            f"dead-letter topic {topic!r} is missing and `sink run` would create it with replication factor "
+            f"{factor}, more than the cluster's {brokers} broker(s): set {DLQ_REPLICATION} to {min(brokers, 3)}, "
+            "or create the topic yourself"
+        )
+    shown = "the broker's default" if factor == -1 else str(factor)
+    return f"; dead-letter topic {topic} not there yet (sink run creates it: 1 partition, replication factor {shown})"
 
 
 def _database(s: Settings) -> str:

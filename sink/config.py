@@ -55,6 +55,7 @@ _REGISTRY_URL_HINT = (
 Format = Literal["avro", "protobuf", "json_schema", "connect_json", "json", "string"]
 REGISTRY_FORMATS = ("avro", "protobuf", "json_schema")
 CommaList = Annotated[tuple[str, ...], NoDecode]
+MAX_REPLICATION_FACTOR = 32767  # Kafka's replication factor is an INT16
 # SINK_TABLE_NAME_FORMAT: the topic, and the source block of a Debezium change event.
 TABLE_PLACEHOLDERS = ("topic", "source.db", "source.schema", "source.table")
 
@@ -138,6 +139,10 @@ class Settings(BaseSettings):
     errors_retry_timeout_ms: int = Field(-1, ge=-1)
     errors_retry_delay_max_ms: int = Field(60_000, ge=1)
     errors_deadletterqueue_topic_name: str | None = None
+    # Connect's errors.deadletterqueue.topic.replication.factor: `sink run` creates a missing
+    # dead-letter topic at start with 1 partition and this many replicas. -1, the broker's
+    # default.replication.factor, by default: Connect's 3 stops every single-broker cluster.
+    errors_deadletterqueue_topic_replication_factor: int = -1
     errors_deadletterqueue_context_headers_enable: bool = False
     errors_deadletterqueue_max_ratio: float = Field(1.0, ge=0.0, le=1.0)
     errors_deadletterqueue_ratio_window: int = Field(1000, ge=1)
@@ -204,6 +209,16 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("errors_deadletterqueue_topic_replication_factor")
+    @classmethod
+    def _replication_factor(cls, value: int) -> int:
+        if value == -1 or 1 <= value <= MAX_REPLICATION_FACTOR:
+            return value
+        raise ValueError(
+            f"1 to {MAX_REPLICATION_FACTOR} (how many brokers keep a copy of the dead-letter topic: at most the "
+            "cluster's brokers), or -1 for the broker's default.replication.factor"
+        )
 
     @field_validator("topics_regex")
     @classmethod
