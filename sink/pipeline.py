@@ -26,7 +26,7 @@ from .errors import (
     SchemaEvolutionRefused,
     SinkError,
 )
-from .formats import schema_id_headers
+from .formats import MAGIC_BYTE, schema_id_headers
 from .identifiers import IdentifierRules
 from .keys import key_equality, whole_numbers_as_ints
 from .model import (
@@ -38,6 +38,7 @@ from .model import (
     Payload,
     RawRecord,
     Row,
+    SchemaId,
     Settled,
     Stage,
     Status,
@@ -45,28 +46,61 @@ from .model import (
     make,
 )
 from .plan import delete_slot, write_plan
-from .ports import CommitHook, Decoder, OnCommit, Store
+from .ports import BodyReader, CommitHook, Decoder, OnCommit, Store
 from .refusals import refusals, refused_anyway, refused_outcome, subbatch
 from .schema import Evolution, evolve
 from .transactions import BatchTransactions
 from .transforms import RowMapper
 
 NULL = Payload(None)
+NO_HEADERS = (None, None)  # schema_id_headers of a record whose headers carry no framing
+MAX_LANES = 1024  # (topic, value schema) pairs with a lane, or known to have none; then forgotten
+
+# A lane: what makes the row of a record of one topic and value schema, worked out once
+# (`Preparer._learn`): the body reader, then the row's table, spec, key field, schema id, inferred.
+Lane = tuple[BodyReader, str, TableSpec, str, SchemaId, bool]
 
 
 class Preparer:
-    """Decode and map one raw record. Raises a RecordError (with its Connect stage) for bad input."""
+    """Decode and map one raw record. Raises a RecordError (with its Connect stage) for bad input.
+
+    The usual record (no schema id in its headers, a value framed with magic byte 0, of a schema
+    whose plan needs nothing but the value: see `RowMapper.value_row_template`) takes a *lane*,
+    worked out from the first record of its topic and schema: its key checked, its body read, its
+    row made, in one call and without the intermediate Payloads (a fifth of the CPU of preparing a
+    record, measured in process). A record the lane cannot take as the full path would (a key or
+    body that fails, a key field that is null) goes the full path, which reports it."""
 
     def __init__(self, key_decoder: Decoder, value_decoder: Decoder, mapper: RowMapper) -> None:
         self.key_decoder = key_decoder
         self.value_decoder = value_decoder
         self.mapper = mapper
+        self._body_reader = getattr(value_decoder, "body_reader", None)
+        validator = getattr(key_decoder, "validator", None)
+        self._check_key: Callable[[bytes], object] = validator() if validator else key_decoder.decode
+        self._lanes: dict[tuple[str, bytes], Lane | None] = {}
 
     def prepare(self, raw: RawRecord) -> Row | Outcome:
         """Any exception while decoding or mapping one record is that record's error, at its
         Connect stage, whatever its type (a library's RecursionError, a malformed schema's
         TypeError): one record can never stop the sink. Outages (RetriableError) and operator
         problems (FatalError) pass through."""
+        data = raw.value
+        if self._lanes and data is not None and (not raw.headers or schema_id_headers(raw.headers) == NO_HEADERS):
+            lane = self._lanes.get((raw.coord.topic, data[1:5]))
+            if lane is not None and data[0] == MAGIC_BYTE:
+                read, table, spec, name, schema_id, inferred = lane
+                try:
+                    if raw.key is not None:
+                        self._check_key(raw.key)
+                    values = read(data)
+                except Exception:  # the full path below decodes it again, and says what is wrong
+                    values = None
+                if values.__class__ is dict and (key := values.get(name)) is not None:
+                    return make(Row, (raw, table, Op.UPSERT, {name: key}, values, spec, schema_id, inferred))
+        return self._prepare(raw)
+
+    def _prepare(self, raw: RawRecord) -> Row | Outcome:
         key_header = value_header = None
         if raw.headers:  # newer Confluent serializers may carry the schema id in a header
             key_header, value_header = schema_id_headers(raw.headers)
@@ -89,7 +123,22 @@ class Preparer:
             raise
         except Exception as exc:
             raise MappingError("the record cannot become a row", detail=_describe_exception(exc)) from exc
+        if self._body_reader is not None and value.schema_id is not None and key_header is value_header is None:
+            self._learn(raw, value.schema_id)
         return row
+
+    def _learn(self, raw: RawRecord, schema_id: SchemaId) -> None:
+        """Work out the lane of the record's topic and value schema, once (None: it has none)."""
+        data = raw.value
+        assert data is not None and self._body_reader is not None
+        where = (raw.coord.topic, data[1:5])
+        if where in self._lanes or data[:1] != bytes((MAGIC_BYTE,)):
+            return
+        if len(self._lanes) >= MAX_LANES:
+            self._lanes.clear()
+        template = self.mapper.value_row_template(raw.coord.topic, schema_id)
+        read = self._body_reader(schema_id) if template is not None else None
+        self._lanes[where] = None if template is None or read is None else (read, *template[:3], schema_id, template[3])
 
 
 def _raise_decode_error(exc: Exception, stage: Stage) -> NoReturn:

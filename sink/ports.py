@@ -93,6 +93,20 @@ class Decoder(Protocol):
         ...
 
 
+BodyReader = Callable[[bytes], Any]  # a framed body (magic byte 0 and a schema id) -> its value
+
+
+class ReadsBodies(Protocol):
+    """A registry format that can read the bodies of a schema it has already seen without a Payload
+    (`formats.avro`): the per-record shortcut of `pipeline.Preparer`."""
+
+    def body_reader(self, schema_id: SchemaRef) -> BodyReader | None:
+        """What `decode` does to a body framed with magic byte 0 and this id, the value alone,
+        raising on anything `decode` would report (its caller then decodes it the usual way); None
+        while the schema is not known yet."""
+        ...
+
+
 class SchemaSource(Protocol):
     """Writer schemas by id or GUID (Confluent wire format), implemented by `sink.adapters.registry`.
 

@@ -19,7 +19,21 @@ from .cdc import UNAVAILABLE_VALUE, Change, ChangeFields, ChangeReader, source_b
 from .errors import MappingError
 from .formats import Struct
 from .identifiers import IdentifierRules, check_columns, check_schema, check_table, split_table_name_format
-from .model import CdcFormat, Column, ColumnType, Decoded, Kind, Op, Payload, PkMode, Row, Stage, TableSpec, make
+from .model import (
+    CdcFormat,
+    Column,
+    ColumnType,
+    Decoded,
+    Kind,
+    Op,
+    Payload,
+    PkMode,
+    Row,
+    SchemaId,
+    Stage,
+    TableSpec,
+    make,
+)
 from .schema import infer_columns, infer_type
 
 KAFKA_FIELDS = ("__connect_topic", "__connect_partition", "__connect_offset")
@@ -212,6 +226,19 @@ class RowMapper:
         if row is not None and row.raw is not raw:  # header transforms: the row keeps the record as read
             row = row._replace(raw=raw)
         return row
+
+    def value_row_template(self, topic: str, schema_id: SchemaId) -> tuple[str, TableSpec, str, bool] | None:
+        """For records of `topic` whose value has schema `schema_id`, when their plan needs nothing
+        but the value (no transform or change events, pk_mode record_value with one key field, no
+        field filter): (table, spec, key field, inferred). Such a record's row is `Row(raw, table,
+        Op.UPSERT, {field: value[field]}, value, spec, schema_id, inferred)` when the value is a
+        dict holding that field (not None), as `to_row` makes it; None while no plan is known."""
+        if not (self._plain and self._plans_by_value_schema):
+            return None
+        plan = self._plans.get((topic, schema_id))
+        if plan is None or plan.value_key is None:
+            return None
+        return plan.table, plan.spec, plan.value_key, plan.inferred
 
     def _row(self, record: Decoded, topic: str, table: str | None = None) -> Row | None:
         value = record.value

@@ -409,6 +409,25 @@ class AvroDecoder:
                 raise DecodeError(f"Avro ({describe_ref(schema_id)})", detail=reason) from None
         return make(Payload, (value, compiled.shape, schema_id))
 
+    def body_reader(self, schema_id: SchemaRef) -> Callable[[bytes], Any] | None:
+        """`decode` of a body framed with magic byte 0 and `schema_id`, once that schema is compiled,
+        without the framing's checks or a Payload: the value alone. Anything `decode` would turn
+        into an error raises (whatever it is): the caller then decodes the record with `decode`."""
+        compiled = self._compiled.get(schema_id)
+        if compiled is None:
+            return None
+        read, parsed, named, convert = compiled.read or _READ, compiled.parsed, compiled.named, compiled.convert
+
+        def read_body(data: bytes) -> Any:
+            stream = io.BytesIO(data)
+            stream.seek(HEADER_SIZE)
+            value = read(stream, parsed, named, None, READ_OPTIONS)
+            if stream.tell() != len(data):
+                raise ValueError("bytes left over after the record")
+            return value if convert is None or value is None else convert(value)
+
+        return read_body
+
     def _compile(self, schema_id: SchemaRef) -> Compiled:
         text, references = writer_schema(self._registry, schema_id, "AVRO", "Avro")
         where = f"Avro {describe_ref(schema_id)}"
