@@ -426,3 +426,32 @@ def test_a_time_outside_the_day_is_refused_not_wrapped_round(name: str, value: i
         convert(value)
     assert convert(0) == dt.time(0)
     assert convert(value - 1 if value > 0 else 0).hour == (23 if value > 0 else 0), "the last moment of the day is one"
+
+
+NEAR_S = 2**32  # the window of `_instant`'s float path, in seconds either side of the epoch
+
+
+def _exact_instant(wire: int, micros_per_unit: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=wire * micros_per_unit)
+
+
+@pytest.mark.parametrize("micros_per_unit", [1000, 1])
+def test_the_float_path_is_exact_at_its_edges(micros_per_unit: int) -> None:
+    convert = avro.READERS[("long", "timestamp-millis" if micros_per_unit == 1000 else "timestamp-micros")]
+    per_second = 1_000_000 // micros_per_unit
+    near = NEAR_S * per_second
+    edges = [0, 1, -1, per_second - 1, -per_second + 1, near - 1, -near + 1, near, -near, near + 1, -near - 1]
+    edges += [near - per_second // 2, -near + per_second // 2, near // 3, -near // 7]
+    for wire in edges:
+        got = convert(wire)
+        assert got == _exact_instant(wire, micros_per_unit) and got.tzinfo is UTC, wire
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    micros_per_unit=st.sampled_from([1000, 1]), seconds=st.integers(-NEAR_S, NEAR_S), fraction=st.integers(0, 999_999)
+)
+def test_the_float_path_gives_the_exact_instant(micros_per_unit: int, seconds: int, fraction: int) -> None:
+    convert = avro.READERS[("long", "timestamp-millis" if micros_per_unit == 1000 else "timestamp-micros")]
+    wire = seconds * (1_000_000 // micros_per_unit) + fraction // micros_per_unit
+    assert convert(wire) == _exact_instant(wire, micros_per_unit)
