@@ -53,6 +53,7 @@ from .transactions import BatchTransactions
 from .transforms import RowMapper
 
 NULL = Payload(None)
+UPSERT = Op.UPSERT  # (reading an Enum member off its class is slow in CPython 3.11: once, for the hot path)
 NO_HEADERS = (None, None)  # schema_id_headers of a record whose headers carry no framing
 MAX_LANES = 1024  # (topic, value schema) pairs with a lane, or known to have none; then forgotten
 
@@ -97,7 +98,7 @@ class Preparer:
                 except Exception:  # the full path below decodes it again, and says what is wrong
                     values = None
                 if values.__class__ is dict and (key := values.get(name)) is not None:
-                    return make(Row, (raw, table, Op.UPSERT, {name: key}, values, spec, schema_id, inferred))
+                    return make(Row, (raw, table, UPSERT, {name: key}, values, spec, schema_id, inferred))
         return self._prepare(raw)
 
     def _prepare(self, raw: RawRecord) -> Row | Outcome:

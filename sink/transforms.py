@@ -495,6 +495,9 @@ def _plan_key(record: Decoded, topic: str, pk_mode: str) -> tuple[Any, ...] | No
     return None
 
 
+UPSERT = Op.UPSERT  # (reading an Enum member off its class is slow in CPython 3.11: once, for the hot path)
+
+
 class _RowPlan:
     """A schema's row, worked out once by the full mapping: later records of the schema only have
     their values picked. `row` returns None when a record does not fit (a primary-key value is
@@ -527,7 +530,7 @@ class _RowPlan:
                 return None
             key_values, values = picked
         schema_id = record.value.schema_id
-        return make(Row, (record.raw, self.table, Op.UPSERT, key_values, values, self.spec, schema_id, self.inferred))
+        return make(Row, (record.raw, self.table, UPSERT, key_values, values, self.spec, schema_id, self.inferred))
 
     def _picked(self, record: Decoded, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(key values, values) of a record under this plan; None when a key value is missing."""
