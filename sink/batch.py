@@ -276,27 +276,15 @@ class Batcher:
     def add(self, row: Row) -> list[Batch]:
         """The batches this row closed (most often none)."""
         buffer = self._buffers.get(row.table)
+        closed: list[Batch] = []
         if buffer is not None and row.spec is buffer.spec and not buffer.inferred:
             buffer.rows.append(row)  # the usual row: same table, same schema as the rows before it
-        else:
-            return self._add(row, buffer)
-        return self._after_add(row, buffer, [])
-
-    def _add(self, row: Row, buffer: _Buffer | None) -> list[Batch]:
-        if row.op is Op.TRUNCATE:  # a batch of its own: the rows before it are written first
+        elif row.op is Op.TRUNCATE:  # a batch of its own: the rows before it are written first
             before = [self._close(row.table)] if buffer is not None else []
             return [*before, Batch(row.table, row.spec, (row,), True)]
-        closed = []
-        if buffer is not None and not buffer.accepts(row):
-            closed.append(self._close(row.table))
-            buffer = None
-        if buffer is None:
-            buffer = self._open(row)
-        buffer.add(row)
-        return self._after_add(row, buffer, closed)
-
-    def _after_add(self, row: Row, buffer: _Buffer, closed: list[Batch]) -> list[Batch]:
-        if self.max_bytes is not None:
+        else:
+            buffer, closed = self._placed(row, buffer)
+        if self.max_bytes is not None:  # (inline: this runs once per record)
             raw = row.raw
             size = len(raw.value or b"") + len(raw.key or b"")
             buffer.size += size
@@ -306,6 +294,18 @@ class Batcher:
         if len(buffer.rows) >= self.max_rows:
             closed.append(self._close(row.table))
         return closed
+
+    def _placed(self, row: Row, buffer: _Buffer | None) -> tuple[_Buffer, list[Batch]]:
+        """`row` added to its table's buffer, opened for it when there is none or when the open one
+        does not take it (closed first); that buffer, and what was closed."""
+        closed = []
+        if buffer is not None and not buffer.accepts(row):
+            closed.append(self._close(row.table))
+            buffer = None
+        if buffer is None:
+            buffer = self._open(row)
+        buffer.add(row)
+        return buffer, closed
 
     def due(self) -> list[Batch]:
         deadline = self.clock() - self.max_wait
