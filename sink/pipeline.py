@@ -46,7 +46,7 @@ from .model import (
     make,
 )
 from .plan import delete_slot, write_plan
-from .ports import BodyReader, CommitHook, Decoder, OnCommit, Store
+from .ports import BodyReader, ChecksKeys, CommitHook, Decoder, OnCommit, ReadsBodies, Store
 from .refusals import refusals, refused_anyway, refused_outcome, subbatch
 from .schema import Evolution, evolve
 from .transactions import BatchTransactions
@@ -76,9 +76,8 @@ class Preparer:
         self.key_decoder = key_decoder
         self.value_decoder = value_decoder
         self.mapper = mapper
-        self._body_reader = getattr(value_decoder, "body_reader", None)
-        validator = getattr(key_decoder, "validator", None)
-        self._check_key: Callable[[bytes], object] = validator() if validator else key_decoder.decode
+        self._body_reader = value_decoder.body_reader if isinstance(value_decoder, ReadsBodies) else None
+        self._check_key = key_decoder.validator() if isinstance(key_decoder, ChecksKeys) else key_decoder.decode
         self._lanes: dict[tuple[str, bytes], Lane | None] = {}
 
     def prepare(self, raw: RawRecord) -> Row | Outcome:
@@ -124,11 +123,11 @@ class Preparer:
             raise
         except Exception as exc:
             raise MappingError("the record cannot become a row", detail=_describe_exception(exc)) from exc
-        if self._body_reader is not None and value.schema_id is not None and key_header is value_header is None:
-            self._learn(raw, value.schema_id)
+        if self._body_reader is not None and isinstance(value.schema_id, int) and key_header is value_header is None:
+            self._learn(raw, value.schema_id)  # (an int: a schema id framed with magic byte 0)
         return row
 
-    def _learn(self, raw: RawRecord, schema_id: SchemaId) -> None:
+    def _learn(self, raw: RawRecord, schema_id: int) -> None:
         """Work out the lane of the record's topic and value schema, once (None: it has none)."""
         data = raw.value
         assert data is not None and self._body_reader is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .deadletter import Headers
 from .model import ColumnType, Payload, RawRecord, Settled, TableSpec
@@ -96,6 +96,7 @@ class Decoder(Protocol):
 BodyReader = Callable[[bytes], Any]  # a framed body (magic byte 0 and a schema id) -> its value
 
 
+@runtime_checkable
 class ReadsBodies(Protocol):
     """A registry format that can read the bodies of a schema it has already seen without a Payload
     (`formats.avro`): the per-record shortcut of `pipeline.Preparer`."""
@@ -104,6 +105,16 @@ class ReadsBodies(Protocol):
         """What `decode` does to a body framed with magic byte 0 and this id, the value alone,
         raising on anything `decode` would report (its caller then decodes it the usual way); None
         while the schema is not known yet."""
+        ...
+
+
+@runtime_checkable
+class ChecksKeys(Protocol):
+    """A format that can tell whether bytes decode without decoding them into a Payload
+    (`formats.string`): how `pipeline.Preparer`'s lanes check a key they do not map."""
+
+    def validator(self) -> Callable[[bytes], object]:
+        """A callable that raises exactly when `decode` would."""
         ...
 
 
