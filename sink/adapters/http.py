@@ -75,7 +75,7 @@ HELP = {  # the sink's own metrics (docs/metrics.md gives each one's Kafka Conne
     "sink_records_skipped": "Records that needed no write.",
     "sink_records_stale": "Records not written: the table or the batch held a newer version (upsert version field).",
     "sink_records_reported": "Delivery reports the result and error topics acknowledged.",
-    "sink_table_records_written": "Records of the batches written, per table.",
+    "sink_table_records_written": "Records each table took (refused rows are failures, not counted here).",
     "sink_batch_records": "Records per batch written, per table.",
     "sink_batch_write_seconds": "Seconds to write a batch, per table.",
     "sink_record_errors": "Failed records by topic, stage and error class; action dead_letter or log.",
