@@ -23,13 +23,25 @@ class JsonDocument(str):
     __slots__ = ()
 
 
+_documents_made = False  # whether json_document made any: only then can one sit inside another value
+
+
+def json_document(text: str) -> JsonDocument:
+    """`text` (JSON) as a JsonDocument. Made here, not by the class, so that `json_text` looks for
+    one inside other documents only in a process that has them (the look costs about as much as
+    the encoding)."""
+    global _documents_made
+    _documents_made = True
+    return JsonDocument(text)
+
+
 def json_text(value: Any) -> str:
     """`value` as the JSON text a JSON column holds: a JsonDocument as it arrived; others encoded
     (with `json_default`), a JsonDocument inside them as its parsed value (the encoder would write
     a str subclass as a JSON string)."""
     if value.__class__ is JsonDocument:
         return str(value)
-    if isinstance(value, dict | list) and _holds_document(value):
+    if _documents_made and isinstance(value, dict | list) and _holds_document(value):
         value = _parsed_documents(value)
     return json.dumps(value, default=json_default, separators=(",", ":"))
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from ..jsonvalues import JsonDocument
+from ..jsonvalues import json_document
 from ..model import ColumnType, Kind
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -104,7 +104,7 @@ def _json_document(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     json.loads(value)
-    return JsonDocument(value)
+    return json_document(value)
 
 
 def _spatial(value: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 
 from sink.errors import DecodeError
 from sink.formats.connect_json import ConnectJsonDecoder
-from sink.jsonvalues import JsonDocument, json_text
+from sink.jsonvalues import JsonDocument, json_document, json_text
 
 
 def test_a_document_is_given_as_its_own_text() -> None:
@@ -22,7 +22,7 @@ def test_a_document_is_given_as_its_own_text() -> None:
 
 
 def test_a_document_inside_another_is_its_parsed_value_not_a_string() -> None:
-    nested = {"outer": [JsonDocument('{"a": 1}'), JsonDocument("null")], "n": 2.5}
+    nested = {"outer": [json_document('{"a": 1}'), json_document("null")], "n": 2.5}
     assert json.loads(json_text(nested)) == {"outer": [{"a": 1}, None], "n": 2.5}
 
 
