@@ -103,8 +103,9 @@ def prepare_dead_letter_topic(s: Settings, client_factory: AdminFactory | None =
     finally:
         admin.close()
     if ensured.outcome == "created":
-        shown = "the broker's default" if factor == -1 else str(factor)
-        log.info("created dead-letter topic %r: %d partition, replication factor %s", topic, DLQ_PARTITIONS, shown)
+        log.info(
+            "created dead-letter topic %r: %d partition, replication factor %s", topic, DLQ_PARTITIONS, _shown(factor)
+        )
     elif ensured.outcome == "unchecked":
         log.warning(
             "could not check whether dead-letter topic %r exists (%s); starting without creating it "
@@ -212,8 +213,13 @@ def _dead_letter_topic_note(s: Settings, topics: Any, brokers: int) -> str:
             f"{factor}, more than the cluster's {brokers} broker(s): set {DLQ_REPLICATION} to {min(brokers, 3)}, "
             "or create the topic yourself"
         )
-    shown = "the broker's default" if factor == -1 else str(factor)
-    return f"; dead-letter topic {topic} not there yet (sink run creates it: 1 partition, replication factor {shown})"
+    creates = f"sink run creates it: 1 partition, replication factor {_shown(factor)}"
+    return f"; dead-letter topic {topic} not there yet ({creates})"
+
+
+def _shown(factor: int) -> str:
+    """A dead-letter replication factor as the start-up lines name it (-1: the broker's own)."""
+    return "the broker's default" if factor == -1 else str(factor)
 
 
 def _database(s: Settings) -> str:
