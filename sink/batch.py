@@ -21,6 +21,7 @@ class Unit:
     """All rows of one key in one segment, collapsed to the statements that produce the final state."""
 
     __slots__ = ("delete_first", "deleted", "final", "key", "rows", "stale", "values", "version")
+    fields: None = None  # (as `Row.fields`: the names of a unit's values are not known in advance)
 
     def __init__(self, key: Any, row: Row | None = None) -> None:
         self.key = key

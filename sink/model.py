@@ -196,6 +196,9 @@ class Row(NamedTuple):
     spec: TableSpec
     schema_id: SchemaId = None
     inferred: bool = False  # spec inferred from schemaless data: merge, never alter existing columns
+    # The names `values` holds, in order, when every row of its kind holds exactly these (the rows of
+    # a lane: one record schema): the write plan then groups such rows without comparing them.
+    fields: tuple[str, ...] | None = None
 
     @property
     def coord(self) -> Coord:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NoReturn, TypeGuard
+from typing import NamedTuple, NoReturn, TypeGuard
 
 from .batch import Unit, WriteUnit, segments, unit_rows
 from .errors import (
@@ -57,9 +57,19 @@ UPSERT = Op.UPSERT  # (reading an Enum member off its class is slow in CPython 3
 NO_HEADERS = (None, None)  # schema_id_headers of a record whose headers carry no framing
 MAX_LANES = 1024  # (topic, value schema) pairs with a lane, or known to have none; then forgotten
 
-# A lane: what makes the row of a record of one topic and value schema, worked out once
-# (`Preparer._learn`): the body reader, then the row's table, spec, key field, schema id, inferred.
-Lane = tuple[BodyReader, str, TableSpec, str, SchemaId, bool]
+
+class Lane(NamedTuple):
+    """What makes the row of a record of one topic and value schema, worked out once
+    (`Preparer._learn`): the body reader, then the row's table, spec, key field, schema id, whether
+    the spec is inferred, and the value's field names when the schema fixes them (`Row.fields`)."""
+
+    read: BodyReader
+    table: str
+    spec: TableSpec
+    key_field: str
+    schema_id: SchemaId
+    inferred: bool
+    fields: tuple[str, ...] | None
 
 
 class Preparer:
@@ -76,7 +86,7 @@ class Preparer:
         self.key_decoder = key_decoder
         self.value_decoder = value_decoder
         self.mapper = mapper
-        self._body_reader = value_decoder.body_reader if isinstance(value_decoder, ReadsBodies) else None
+        self._bodies = value_decoder if isinstance(value_decoder, ReadsBodies) else None
         self._check_key = key_decoder.validator() if isinstance(key_decoder, ChecksKeys) else key_decoder.decode
         self._lanes: dict[tuple[str, bytes], Lane | None] = {}
 
@@ -89,7 +99,7 @@ class Preparer:
         if self._lanes and data is not None and (not raw.headers or schema_id_headers(raw.headers) == NO_HEADERS):
             lane = self._lanes.get((raw.coord.topic, data[1:5]))
             if lane is not None and data[0] == MAGIC_BYTE:
-                read, table, spec, name, schema_id, inferred = lane
+                read, table, spec, name, schema_id, inferred, fields = lane
                 try:
                     if raw.key is not None:
                         self._check_key(raw.key)
@@ -97,7 +107,7 @@ class Preparer:
                 except Exception:  # the full path below decodes it again, and says what is wrong
                     values = None
                 if values.__class__ is dict and (key := values.get(name)) is not None:
-                    return make(Row, (raw, table, UPSERT, {name: key}, values, spec, schema_id, inferred))
+                    return make(Row, (raw, table, UPSERT, {name: key}, values, spec, schema_id, inferred, fields))
         return self._prepare(raw)
 
     def _prepare(self, raw: RawRecord) -> Row | Outcome:
@@ -123,22 +133,27 @@ class Preparer:
             raise
         except Exception as exc:
             raise MappingError("the record cannot become a row", detail=_describe_exception(exc)) from exc
-        if self._body_reader is not None and isinstance(value.schema_id, int) and key_header is value_header is None:
+        if self._bodies is not None and isinstance(value.schema_id, int) and key_header is value_header is None:
             self._learn(raw, value.schema_id)  # (an int: a schema id framed with magic byte 0)
         return row
 
     def _learn(self, raw: RawRecord, schema_id: int) -> None:
         """Work out the lane of the record's topic and value schema, once (None: it has none)."""
         data = raw.value
-        assert data is not None and self._body_reader is not None
+        assert data is not None and self._bodies is not None
         where = (raw.coord.topic, data[1:5])
         if where in self._lanes or data[:1] != bytes((MAGIC_BYTE,)):
             return
         if len(self._lanes) >= MAX_LANES:
             self._lanes.clear()
         template = self.mapper.value_row_template(raw.coord.topic, schema_id)
-        read = self._body_reader(schema_id) if template is not None else None
-        self._lanes[where] = None if template is None or read is None else (read, *template[:3], schema_id, template[3])
+        read = self._bodies.body_reader(schema_id) if template is not None else None
+        if template is None or read is None:
+            self._lanes[where] = None
+            return
+        table, spec, key_field, inferred = template
+        fields = self._bodies.body_fields(schema_id)
+        self._lanes[where] = Lane(read, table, spec, key_field, schema_id, inferred, fields)
 
 
 def _raise_decode_error(exc: Exception, stage: Stage) -> NoReturn:

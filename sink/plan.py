@@ -15,6 +15,7 @@ version beside its key, and the adapter reports per unit what the database did (
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,11 @@ def delete_slot(index: int) -> int:
 def write_plan(units: Sequence[WriteUnit], table: TableSpec, version: str | None = None) -> Plan:
     """The statements that write `units` (of one segment) into `table` (as it exists); `version`:
     the version field the statements are conditional on."""
+    shape = _one_shape(units) if version is None else None
+    if shape is not None:  # the usual segment: rows of one lane, all writes
+        named = set(shape)
+        columns = tuple(c for c in table.column_names if c in named or c in table.primary_key)
+        return Plan([], [Write(columns, list(map(_values_of, units)), list(range(len(units))))])
     delete_units: list[int] | None = None
     if version is None:
         deletes = [unit.rows[-1].key for unit in units if isinstance(unit, Unit) and unit.delete_first]
@@ -81,6 +87,22 @@ def write_plan(units: Sequence[WriteUnit], table: TableSpec, version: str | None
         for carried, (rows, indexes) in groups.items()
     ]
     return Plan(deletes, writes, version, delete_units)
+
+
+_values_of = operator.attrgetter("values")
+_fields_of = operator.attrgetter("fields")
+
+
+def _one_shape(units: Sequence[WriteUnit]) -> tuple[str, ...] | None:
+    """The names every unit's values hold, when each unit is a row that says so (`Row.fields`) and
+    all say the same: by C-level passes, where grouping compares each row's names (a Unit, which
+    may merge several rows' values, says nothing)."""
+    if not units:
+        return None
+    fields = units[0].fields
+    if fields is None or list(map(_fields_of, units)).count(fields) != len(units):
+        return None
+    return fields
 
 
 def _versioned_key(unit: WriteUnit, version: str) -> Mapping[str, Any]:

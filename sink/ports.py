@@ -107,6 +107,11 @@ class ReadsBodies(Protocol):
         while the schema is not known yet."""
         ...
 
+    def body_fields(self, schema_id: SchemaRef) -> tuple[str, ...] | None:
+        """The names every value the body reader of this id returns holds, in order, when the
+        schema fixes them (a record); None otherwise."""
+        ...
+
 
 @runtime_checkable
 class ChecksKeys(Protocol):

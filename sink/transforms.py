@@ -529,8 +529,8 @@ class _RowPlan:
             if picked is None:
                 return None
             key_values, values = picked
-        schema_id = record.value.schema_id
-        return make(Row, (record.raw, self.table, UPSERT, key_values, values, self.spec, schema_id, self.inferred))
+        raw, schema_id = record.raw, record.value.schema_id
+        return make(Row, (raw, self.table, UPSERT, key_values, values, self.spec, schema_id, self.inferred, None))
 
     def _picked(self, record: Decoded, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(key values, values) of a record under this plan; None when a key value is missing."""

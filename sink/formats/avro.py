@@ -438,6 +438,16 @@ class AvroDecoder:
 
         return read_body
 
+    def body_fields(self, schema_id: SchemaRef) -> tuple[str, ...] | None:
+        """The names every value `body_reader(schema_id)` returns holds, in order: the fields of a
+        record schema (fastavro's dict always carries each of them). None for any other top level
+        (a union of records, a map: values of one schema with different names) or an unknown id."""
+        compiled = self._compiled.get(schema_id)
+        schema = compiled.parsed if compiled is not None else None
+        if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
+            return None
+        return tuple(field["name"] for field in schema["fields"])
+
     def _compile(self, schema_id: SchemaRef) -> Compiled:
         text, references = writer_schema(self._registry, schema_id, "AVRO", "Avro")
         where = f"Avro {describe_ref(schema_id)}"

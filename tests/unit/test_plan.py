@@ -59,3 +59,40 @@ def test_the_last_write_of_a_key_carries_the_earlier_writes_fields() -> None:
     assert [(w.columns, [dict(r) for r in w.rows]) for w in plan.writes] == [
         (("id", "a", "b"), [{"id": 1, "a": "x", "b": "y"}])
     ]
+
+
+# Rows that say which names their values hold (`Row.fields`, a lane's rows) are grouped without
+# comparing them; the plan is the one the comparison makes.
+
+
+def shaped(offset: int, values: dict[str, Any]) -> Row:
+    return row(offset, values)._replace(fields=tuple(values))
+
+
+def compared(rows: list[Row]) -> Any:
+    """The plan of `rows` as made by comparing their names (no row says what it holds)."""
+    return plan_of(*(r._replace(fields=None) for r in rows))
+
+
+def test_rows_of_one_shape_make_the_plan_the_comparison_makes() -> None:
+    rows = [shaped(i, {"b": f"v{i}", "id": i, "gone": i}) for i in range(5)]
+    plan = plan_of(*rows)
+    assert plan == compared(rows)
+    assert [(w.columns, w.units) for w in plan.writes] == [(("id", "b"), [0, 1, 2, 3, 4])]
+
+
+def test_rows_of_different_shapes_or_one_that_says_nothing_are_compared() -> None:
+    mixed = [shaped(0, {"id": 1, "a": "x"}), shaped(1, {"id": 2, "b": "y"}), shaped(2, {"id": 3, "a": "z"})]
+    assert {w.columns: w.units for w in plan_of(*mixed).writes} == {("id", "a"): [0, 2], ("id", "b"): [1]}
+    silent = [shaped(0, {"id": 1, "a": "x"}), row(1, {"id": 2, "b": "y"})]
+    assert {w.columns: w.units for w in plan_of(*silent).writes} == {("id", "a"): [0], ("id", "b"): [1]}
+
+
+def test_a_key_that_comes_again_is_folded_whatever_its_rows_say() -> None:
+    rows = [shaped(0, {"id": 1, "a": "x"}), shaped(1, {"id": 2, "a": "y"}), shaped(2, {"id": 1, "b": "z"})]
+    plan = plan_of(*rows)
+    assert plan == compared(rows)
+    assert [(w.columns, [dict(r) for r in w.rows]) for w in plan.writes] == [
+        (("id", "a", "b"), [{"id": 1, "a": "x", "b": "z"}]),
+        (("id", "a"), [{"id": 2, "a": "y"}]),
+    ]

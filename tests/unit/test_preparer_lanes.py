@@ -54,7 +54,9 @@ def _outcome(preparer: Preparer, raw: RawRecord, full: bool = False) -> Any:
     except RecordError as error:
         return (type(error).__name__, error.stage, str(error))
     if isinstance(made, Row):
-        return made._replace(spec=made.spec.columns)  # (the spec compared by value)
+        if made.fields is not None:  # a lane's row says which names its values hold: they must
+            assert tuple(made.values) == made.fields
+        return made._replace(spec=made.spec.columns, fields=None)  # (the spec compared by value)
     return made
 
 
@@ -146,3 +148,41 @@ def test_lanes_are_bounded() -> None:
     for i in range(MAX_LANES + 5):
         preparer.prepare(_raw(i, _order(i), topic=f"t{i}"))
     assert 0 < len(preparer._lanes) <= MAX_LANES
+
+
+def test_a_lanes_rows_say_which_names_their_values_hold() -> None:
+    preparer = _preparer()
+    first, second = (preparer.prepare(_raw(i, _order(i))) for i in range(2))
+    assert isinstance(first, Row) and isinstance(second, Row)
+    assert first.fields is None, "the full path says nothing"
+    assert second.fields == ("id", "name", "at") == tuple(second.values)
+
+
+UNION = [OTHER, record({"name": "id", "type": "long"}, {"name": "note", "type": "string"}, name="Note")]
+MAP = {"type": "map", "values": "long"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "fields"),
+    [
+        pytest.param(ORDER, ("id", "name", "at"), id="a record"),
+        pytest.param(UNION, None, id="a union of records: values of one schema hold different names"),
+        pytest.param(MAP, None, id="a map: any names"),
+        pytest.param("long", None, id="no record"),
+    ],
+)
+def test_only_a_record_schema_fixes_the_names_of_its_values(schema: Any, fields: Any) -> None:
+    decoder = AvroDecoder(FakeRegistry({7: ("AVRO", json.dumps(schema), [])}))
+    assert decoder.body_fields(7) is None, "not known before the schema is"
+    value = {"id": 1, "name": "n", "at": 1} if schema is ORDER else ({"id": 1, "qty": 2} if schema is UNION else 5)
+    decoder.decode(avro_bytes(schema, {"a": 1} if schema is MAP else value, schema_id=7))
+    assert decoder.body_fields(7) == fields
+
+
+def test_records_of_a_union_schema_keep_their_own_names_on_the_lane() -> None:
+    registry = FakeRegistry({3: ("AVRO", json.dumps(UNION), [])})
+    preparer = Preparer(StringDecoder(), AvroDecoder(registry), RowMapper(RULES))
+    values = [{"id": 1, "qty": 2}, {"id": 2, "note": "x"}, {"id": 3, "qty": 4}, {"id": 4, "note": "y"}]
+    rows = [preparer.prepare(_raw(i, avro_bytes(UNION, v, schema_id=3))) for i, v in enumerate(values)]
+    assert [dict(r.values) for r in rows if isinstance(r, Row)] == values
+    assert all(isinstance(r, Row) and r.fields is None for r in rows)
