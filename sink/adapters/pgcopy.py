@@ -34,6 +34,25 @@ Row = Sequence[Any]
 # Rows per COPY: what one chunk holds in memory for the binary check; each chunk is judged alone.
 COPY_CHUNK_ROWS = 5000
 
+# Binary COPY's fixed parts (PostgreSQL, COPY, "Binary Format"): the signature, flags 0 and no header
+# extension; the trailer, a field count of -1.
+BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+BINARY_TRAILER = b"\xff\xff"
+COPY_BLOCK_BYTES = 128 * 1024  # binary rows sent per block (psycopg's largest block sent unsplit)
+
+
+def _binary_row_formatter() -> Callable[[Row, Any, bytearray], None] | None:
+    """psycopg's own binary row formatter (C in psycopg[binary]), the one `Copy.write_row` calls;
+    None where this psycopg keeps it elsewhere (rows then go through `write_row`)."""
+    try:
+        from psycopg import _copy_base
+    except ImportError:  # pragma: no cover - a psycopg laid out otherwise
+        return None
+    return getattr(_copy_base, "format_row_binary", None)
+
+
+FORMAT_BINARY_ROW = _binary_row_formatter()
+
 
 def json_adapter(dumps: Callable[[Any], str]) -> Adapt:
     """JSON/JSONB values: psycopg needs the wrapper to dump a dict or list as a document."""
@@ -298,7 +317,29 @@ def copy_rows(
             with cursor.copy(statement) as copy:
                 if binary:
                     copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
+                    write_binary(copy, rows)
+                else:
+                    for row in rows:
+                        copy.write_row(row)
     except psycopg.Error as error:
         raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
+
+
+def write_binary(copy: psycopg.Copy, rows: Iterable[Row]) -> None:
+    """`rows` through a binary COPY whose types are set, as data blocks: psycopg's row formatter
+    over the rows into one buffer, without the two Python calls `Copy.write_row` makes around it per
+    row (a third of the client's CPU for a COPY of the usual rows, measured). The same bytes."""
+    formatter = getattr(copy, "formatter", None)
+    transformer = getattr(formatter, "transformer", None)
+    if FORMAT_BINARY_ROW is None or transformer is None:
+        for row in rows:
+            copy.write_row(row)
+        return
+    block = bytearray(BINARY_HEADER)
+    for row in rows:
+        FORMAT_BINARY_ROW(row, transformer, block)
+        if len(block) >= COPY_BLOCK_BYTES:
+            copy.write(block)
+            block = bytearray()
+    block += BINARY_TRAILER
+    copy.write(block)

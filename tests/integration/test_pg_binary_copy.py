@@ -16,6 +16,7 @@ import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -364,3 +365,60 @@ def test_a_stage_made_again_after_a_rollback_is_read_again(pg_url: str, unique_n
         drop_table(pg_url, unique_name)
 
     assert [tuple(r) for r in rows] == [(2, 5)]
+
+
+# ------------------------------------------------------------------------------ data blocks
+
+BLOCK_COLUMNS = (ID, Column("text", ct(Kind.STRING)), Column("n", ct(Kind.INT64)), Column("at", ct(Kind.TIMESTAMP)))
+
+
+def block_rows(count: int) -> list[dict[str, Any]]:
+    """Rows of about 1 KB each: `count` of them span several COPY data blocks."""
+    at = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    return [
+        {"id": i, "text": f"{i:05d} ü\t" + "x" * 1000, "n": -(2**62) + i, "at": at + dt.timedelta(microseconds=i)}
+        for i in range(count)
+    ]
+
+
+class CopyCalls:
+    """Counts psycopg's `Copy.write_row` (a row at a time) and `Copy.write` (a data block) calls."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.rows = self.blocks = 0
+        write_row, write = psycopg.Copy.write_row, psycopg.Copy.write
+
+        def counted_row(copy: psycopg.Copy, row: Sequence[Any]) -> None:
+            self.rows += 1
+            write_row(copy, row)
+
+        def counted_block(copy: psycopg.Copy, data: Any) -> None:
+            self.blocks += 1
+            write(copy, data)
+
+        monkeypatch.setattr(psycopg.Copy, "write_row", counted_row)
+        monkeypatch.setattr(psycopg.Copy, "write", counted_block)
+
+
+def test_a_binary_copy_of_many_blocks_lands_whole_as_by_text(
+    store: SqlStore, formats: CopyFormats, tables: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = CopyCalls(monkeypatch)
+    count = 3 * pgcopy.COPY_BLOCK_BYTES // 1000
+    chosen, outcomes = write_both_ways(store, formats, tables, BLOCK_COLUMNS, [block_rows(count)])
+    assert chosen == [True], "one binary COPY"
+    assert [o.status for o in outcomes] == [Status.WRITTEN] * count
+    assert len(printed(store, tables[0])) == count
+    assert calls.rows == count, "only the text COPY (of the other table) went row by row"
+    assert calls.blocks >= 3, "the binary rows went in several blocks"
+
+
+def test_without_psycopgs_row_formatter_rows_go_one_by_one_and_land_alike(
+    store: SqlStore, formats: CopyFormats, tables: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = CopyCalls(monkeypatch)
+    monkeypatch.setattr(pgcopy, "FORMAT_BINARY_ROW", None)
+    chosen, outcomes = write_both_ways(store, formats, tables, BLOCK_COLUMNS, [block_rows(300)])
+    assert chosen == [True]
+    assert [o.status for o in outcomes] == [Status.WRITTEN] * 300
+    assert (calls.rows, calls.blocks) == (600, 0), "both tables' rows went one by one"
