@@ -185,6 +185,9 @@ class Op(enum.StrEnum):
     TRUNCATE = "truncate"  # every row of the table (a Debezium `t` event, SINK_TRUNCATE_ENABLED)
 
 
+UPSERT = Op.UPSERT  # (reading an Enum member off its class is slow in CPython 3.11: once, for the hot paths)
+
+
 class Row(NamedTuple):
     """One write for one table. `key` holds the primary-key values (empty with pk mode none)."""
 

@@ -30,6 +30,7 @@ from .formats import MAGIC_BYTE, schema_id_headers
 from .identifiers import IdentifierRules
 from .keys import key_equality, whole_numbers_as_ints
 from .model import (
+    UPSERT,
     Batch,
     Decoded,
     InsertMode,
@@ -53,7 +54,6 @@ from .transactions import BatchTransactions
 from .transforms import RowMapper
 
 NULL = Payload(None)
-UPSERT = Op.UPSERT  # (reading an Enum member off its class is slow in CPython 3.11: once, for the hot path)
 NO_HEADERS = (None, None)  # schema_id_headers of a record whose headers carry no framing
 MAX_LANES = 1024  # (topic, value schema) pairs with a lane, or known to have none; then forgotten
 

@@ -20,6 +20,7 @@ from .errors import MappingError
 from .formats import Struct
 from .identifiers import IdentifierRules, check_columns, check_schema, check_table, split_table_name_format
 from .model import (
+    UPSERT,
     CdcFormat,
     Column,
     ColumnType,
@@ -493,9 +494,6 @@ def _plan_key(record: Decoded, topic: str, pk_mode: str) -> tuple[Any, ...] | No
         if key.shape.__class__ is ColumnType:  # a primitive without a registry (string keys)
             return (topic, value.schema_id, None, key.shape, key.data.__class__ is dict)
     return None
-
-
-UPSERT = Op.UPSERT  # (reading an Enum member off its class is slow in CPython 3.11: once, for the hot path)
 
 
 class _RowPlan:
