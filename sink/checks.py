@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
@@ -15,7 +16,7 @@ from .logs import ClientLog, mask_secrets
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from .adapters.topics import AdminFactory, TopicRefused
+    from .adapters.topics import AdminFactory, TopicAdmin, TopicRefused
     from .ports import SchemaSource
 
 log = logging.getLogger("sink.checks")
@@ -24,6 +25,10 @@ BROKER_TIMEOUT_S = 10.0
 DLQ_PARTITIONS = 1  # as Connect creates a dead-letter topic (DeadLetterQueueReporter.DLQ_NUM_DESIRED_PARTITIONS)
 DLQ_TOPIC = "SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME"
 DLQ_REPLICATION = "SINK_ERRORS_DEADLETTERQUEUE_TOPIC_REPLICATION_FACTOR"
+RESULT_TOPIC = "SINK_REPORTER_RESULT_TOPIC_NAME"
+RESULT_REPLICATION = "SINK_REPORTER_RESULT_TOPIC_REPLICATION_FACTOR"
+ERROR_TOPIC = "SINK_REPORTER_ERROR_TOPIC_NAME"
+ERROR_REPLICATION = "SINK_REPORTER_ERROR_TOPIC_REPLICATION_FACTOR"
 
 # MySQL/MariaDB errnos of a connection the server refused for good: wrong database, user or password.
 MYSQL_REFUSED = {
@@ -82,58 +87,109 @@ def connect_database(s: Settings) -> Engine:
     return engine
 
 
-def prepare_dead_letter_topic(s: Settings, client_factory: AdminFactory | None = None) -> None:
-    """Create the dead-letter topic when it is missing, before `sink run` joins the group, as Kafka
-    Connect's sink tasks do: 1 partition, SINK_ERRORS_DEADLETTERQUEUE_TOPIC_REPLICATION_FACTOR
-    replicas; an existing topic is left as it is. A creation the broker refuses (more replicas than
-    brokers, an ACL, a policy, an invalid name) is a ConfigError naming the setting to change; a
-    broker that does not answer leaves the topic unchecked (a warning) and the sink starts, as it
-    waits out a broker outage."""
-    topic = s.errors_deadletterqueue_topic_name
-    if not topic:
-        return
-    from .adapters.topics import TopicAdmin, TopicRefused
+@dataclass(frozen=True, slots=True)
+class OwnTopic:
+    """A topic the sink writes to, created at start when it is missing: what it is (for messages),
+    its name, partitions and replication factor, and the settings that name them."""
 
-    factor = s.errors_deadletterqueue_topic_replication_factor
+    what: str
+    name: str
+    partitions: int
+    factor: int
+    name_setting: str
+    factor_setting: str
+
+
+def own_topics(s: Settings) -> list[OwnTopic]:
+    """The dead-letter, result and error topics configured, each once (one topic may be named twice:
+    it is made as the first names it)."""
+    candidates = [
+        (s.errors_deadletterqueue_topic_name, "dead-letter topic", DLQ_PARTITIONS,
+         s.errors_deadletterqueue_topic_replication_factor, DLQ_TOPIC, DLQ_REPLICATION),
+        (s.reporter_result_topic_name, "result topic", s.reporter_result_topic_partitions,
+         s.reporter_result_topic_replication_factor, RESULT_TOPIC, RESULT_REPLICATION),
+        (s.reporter_error_topic_name, "error topic", s.reporter_error_topic_partitions,
+         s.reporter_error_topic_replication_factor, ERROR_TOPIC, ERROR_REPLICATION),
+    ]  # fmt: skip
+    topics: dict[str, OwnTopic] = {}
+    for name, what, partitions, factor, name_setting, factor_setting in candidates:
+        if name and name not in topics:
+            topics[name] = OwnTopic(what, name, partitions, factor, name_setting, factor_setting)
+    return list(topics.values())
+
+
+def prepare_topics(s: Settings, client_factory: AdminFactory | None = None) -> None:
+    """Create the dead-letter, result and error topics that are missing, before `sink run` joins the
+    group, as Kafka Connect's sink tasks create their dead-letter topic (1 partition,
+    SINK_ERRORS_DEADLETTERQUEUE_TOPIC_REPLICATION_FACTOR replicas) and Confluent's reporter its
+    topics (SINK_REPORTER_{RESULT,ERROR}_TOPIC_PARTITIONS and _REPLICATION_FACTOR); an existing topic
+    is left as it is. A creation the broker refuses (more replicas than brokers, an ACL, a policy, an
+    invalid name) is a ConfigError naming the setting to change; a broker that does not answer
+    leaves the topic unchecked (a warning) and the sink starts, as it waits out a broker outage."""
+    topics = own_topics(s)
+    if not topics:
+        return
+    from .adapters.topics import TopicAdmin
+
     admin = TopicAdmin(s.bootstrap_servers, s.producer_config(), client_factory)
     try:
-        ensured = admin.ensure(topic, DLQ_PARTITIONS, factor)
-    except TopicRefused as refused:
-        raise ConfigError(_dead_letter_refusal(topic, factor, refused)) from None
+        for topic in topics:
+            _prepare_topic(admin, topic)
     finally:
         admin.close()
+
+
+def _prepare_topic(admin: TopicAdmin, topic: OwnTopic) -> None:
+    from .adapters.topics import TopicRefused
+
+    try:
+        ensured = admin.ensure(topic.name, topic.partitions, topic.factor)
+    except TopicRefused as refused:
+        raise ConfigError(_creation_refused(topic, refused)) from None
     if ensured.outcome == "created":
         log.info(
-            "created dead-letter topic %r: %d partition, replication factor %s", topic, DLQ_PARTITIONS, _shown(factor)
+            "created %s %r: %s, replication factor %s",
+            topic.what,
+            topic.name,
+            _partitions(topic.partitions),
+            _shown(topic.factor),
         )
     elif ensured.outcome == "unchecked":
         log.warning(
-            "could not check whether dead-letter topic %r exists (%s); starting without creating it "
-            "(the broker creates it on the first dead letter only with auto.create.topics.enable)",
-            topic,
+            "could not check whether %s %r exists (%s); starting without creating it "
+            "(the broker creates it when the sink first writes to it only with auto.create.topics.enable)",
+            topic.what,
+            topic.name,
             mask_secrets(ensured.why),
         )
 
 
-def _dead_letter_refusal(topic: str, factor: int, refused: TopicRefused) -> str:
+def _creation_refused(topic: OwnTopic, refused: TopicRefused) -> str:
     said = f"{refused.name}: {refused.reason}"
     if refused.replication:
+        factor = topic.factor
         asked = "the broker's default replication factor (-1)" if factor == -1 else f"replication factor {factor}"
         if refused.brokers:
             advice = f"the cluster has {refused.brokers} broker(s): set it to {min(refused.brokers, 3)}"
         else:
             advice = "set it to at most the number of brokers"
         return (
-            f"{DLQ_REPLICATION}: the broker refused to create dead-letter topic {topic!r} with {asked} ({said}); "
-            f"{advice}, or create the topic yourself"
+            f"{topic.factor_setting}: the broker refused to create {topic.what} {topic.name!r} with {asked} "
+            f"({said}); {advice}, or create the topic yourself"
         )
     if refused.not_authorized:
-        advice = f"create it yourself ({DLQ_PARTITIONS} partition) or allow the sink's principal to create it"
+        advice = f"create it yourself ({_partitions(topic.partitions)}) or allow the sink's principal to create it"
     elif refused.invalid_name:
         advice = "give a valid topic name (letters, digits, '.', '_', '-'; at most 249 characters)"
     else:
-        advice = f"create it yourself ({DLQ_PARTITIONS} partition) as the cluster allows"
-    return f"{DLQ_TOPIC}: the broker refused to {refused.action} dead-letter topic {topic!r} ({said}); {advice}"
+        advice = f"create it yourself ({_partitions(topic.partitions)}) as the cluster allows"
+    return (
+        f"{topic.name_setting}: the broker refused to {refused.action} {topic.what} {topic.name!r} ({said}); {advice}"
+    )
+
+
+def _partitions(count: int) -> str:
+    return f"{count} partition" + ("s" if count != 1 else "")
 
 
 def _refusal(orig: Any) -> str | None:
@@ -218,7 +274,7 @@ def _dead_letter_topic_note(s: Settings, topics: Any, brokers: int) -> str:
 
 
 def _shown(factor: int) -> str:
-    """A dead-letter replication factor as the start-up lines name it (-1: the broker's own)."""
+    """A replication factor as the start-up lines name it (-1: the broker's own)."""
     return "the broker's default" if factor == -1 else str(factor)
 
 

@@ -81,15 +81,15 @@ class Checked:
 
 def _preflight(settings: Settings, command: str) -> Checked | None:
     """Configuration problems the settings alone cannot show, found before anything starts; for
-    `sink run`, also the dead-letter topic, created when missing before the group is joined."""
-    from .checks import connect_database, prepare_dead_letter_topic, validate_clients
+    `sink run`, also the dead-letter and report topics, created when missing before the group is joined."""
+    from .checks import connect_database, prepare_topics, validate_clients
 
     registry = validate_clients(settings)
     if command != "run":  # `sink check` reports the database on its own line
         return None
     engine = connect_database(settings)
     try:
-        prepare_dead_letter_topic(settings)
+        prepare_topics(settings)
     except BaseException:
         engine.dispose()  # the connection kept for the worker: no worker now
         raise

@@ -56,6 +56,7 @@ Format = Literal["avro", "protobuf", "json_schema", "connect_json", "json", "str
 REGISTRY_FORMATS = ("avro", "protobuf", "json_schema")
 CommaList = Annotated[tuple[str, ...], NoDecode]
 MAX_REPLICATION_FACTOR = 32767  # Kafka's replication factor is an INT16
+MAX_TOPIC_PARTITIONS = 2**31 - 1  # an INT32 in CreateTopics
 # SINK_TABLE_NAME_FORMAT: the topic, and the source block of a Debezium change event.
 TABLE_PLACEHOLDERS = ("topic", "source.db", "source.schema", "source.table")
 
@@ -151,6 +152,12 @@ class Settings(BaseSettings):
     errors_log_include_messages: bool = False
     reporter_result_topic_name: str | None = None
     reporter_error_topic_name: str | None = None
+    # Confluent's Connect reporter's reporter.{result,error}.topic.{replication.factor,partitions}:
+    # `sink run` creates a missing report topic at start, as it does the dead-letter topic.
+    reporter_result_topic_replication_factor: int = -1
+    reporter_result_topic_partitions: int = Field(1, ge=1, le=MAX_TOPIC_PARTITIONS)
+    reporter_error_topic_replication_factor: int = -1
+    reporter_error_topic_partitions: int = Field(1, ge=1, le=MAX_TOPIC_PARTITIONS)
 
     # exactly_once: positions kept in the target database (SINK_OFFSETS_TABLE_NAME), written in the
     # same transaction as the rows they cover, fenced by an epoch per partition (docs/architecture.md).
@@ -210,13 +217,17 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("errors_deadletterqueue_topic_replication_factor")
+    @field_validator(
+        "errors_deadletterqueue_topic_replication_factor",
+        "reporter_result_topic_replication_factor",
+        "reporter_error_topic_replication_factor",
+    )
     @classmethod
     def _replication_factor(cls, value: int) -> int:
         if value == -1 or 1 <= value <= MAX_REPLICATION_FACTOR:
             return value
         raise ValueError(
-            f"1 to {MAX_REPLICATION_FACTOR} (how many brokers keep a copy of the dead-letter topic: at most the "
+            f"1 to {MAX_REPLICATION_FACTOR} (how many brokers keep a copy of the topic: at most the "
             "cluster's brokers), or -1 for the broker's default.replication.factor"
         )
 

@@ -135,3 +135,51 @@ def test_a_bad_replication_factor_is_one_line_with_exit_2(
     assert sink.stderr.count("\n") == 1 and "Traceback" not in sink.stderr
     assert partitions(bootstrap_servers, f"{unique_name}_dlq") is None, "nothing created"
     assert time.monotonic() - started < 20
+
+
+def test_missing_result_and_error_topics_are_created_at_start_and_take_the_reports(
+    bootstrap_servers: str, unique_name: str, tmp_path: Path, sink_runner: SinkRunner
+) -> None:
+    """As Confluent's reporter creates its topics: with SINK_REPORTER_*_TOPIC_PARTITIONS partitions
+    (3 and 2 here, where the broker's auto-creation would make 4) and the replication factor given."""
+    topic, results, errors = unique_name, f"{unique_name}_results", f"{unique_name}_errors"
+    create_topic(bootstrap_servers, topic)
+    env = write_env(
+        tmp_path / "sink.env",
+        bootstrap_servers,
+        f"sqlite:///{tmp_path / 'sink.db'}",
+        topic,
+        topic,
+        errors_tolerance="all",
+        reporter_result_topic_name=results,
+        reporter_result_topic_partitions=3,
+        reporter_result_topic_replication_factor=1,
+        reporter_error_topic_name=errors,
+        reporter_error_topic_partitions=2,
+    )
+    sink = sink_runner.start(env)
+
+    def created() -> bool:
+        assert sink.process.poll() is None, sink.stderr[-3000:]
+        return partitions(bootstrap_servers, results) is not None and partitions(bootstrap_servers, errors) is not None
+
+    wait_for(created, 30, interval=0.25, message="the sink did not create its report topics at start")
+    assert (partitions(bootstrap_servers, results), partitions(bootstrap_servers, errors)) == (3, 2)
+
+    produce(bootstrap_servers, topic, [{"key": "good", "value": json.dumps({"id": 1})}, BAD])
+    wait_for(
+        lambda: (committed_offsets(bootstrap_servers, topic, topic)[0] or 0) >= 2,
+        60,
+        interval=0.25,
+        message="the sink did not settle both records",
+    )
+    sink.process.send_signal(signal.SIGTERM)
+    assert sink.wait(30) == 0, sink.stderr[-3000:]
+    log = sink.stderr
+    assert f"created result topic '{results}': 3 partitions, replication factor 1" in log, log[-3000:]
+    assert f"created error topic '{errors}': 2 partitions, replication factor the broker's default" in log
+    assert log.index(f"created result topic '{results}'") < log.index(f"assigned {topic}/0"), "before the join"
+    [result] = consume_all(bootstrap_servers, results, expected=1)
+    [error] = consume_all(bootstrap_servers, errors, expected=1)
+    assert result.header("input_record_offset") == b"0" and error.header("input_record_offset") == b"1"
+    assert (partitions(bootstrap_servers, results), partitions(bootstrap_servers, errors)) == (3, 2)

@@ -189,7 +189,7 @@ def test_sink_run_refuses_to_start_naming_the_setting_and_a_value() -> None:
     )
     settings = _settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ, **{VARIABLE: "3"})  # Connect's default
     with pytest.raises(ConfigError) as caught:
-        checks.prepare_dead_letter_topic(settings, cluster.client)
+        checks.prepare_topics(settings, cluster.client)
     message = str(caught.value)
     assert caught.value.exit_code == 2 and "\n" not in message
     assert message.startswith(f"{VARIABLE}: "), message
@@ -203,7 +203,7 @@ def test_sink_run_refuses_to_start_naming_the_setting_and_a_value() -> None:
 def test_another_refusal_names_the_topic_setting(code: int, action: str) -> None:
     cluster = Cluster(create_error=(code, "refused"))
     with pytest.raises(ConfigError) as caught:
-        checks.prepare_dead_letter_topic(_settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ), cluster.client)
+        checks.prepare_topics(_settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ), cluster.client)
     message = str(caught.value)
     assert message.startswith(f"SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME: the broker refused to {action} "), message
     assert caught.value.exit_code == 2 and "\n" not in message
@@ -212,7 +212,7 @@ def test_another_refusal_names_the_topic_setting(code: int, action: str) -> None
 def test_an_invalid_topic_name_is_refused_at_describe() -> None:
     cluster = Cluster(describe_error=(KafkaError.TOPIC_EXCEPTION, "Broker: Invalid topic"))
     with pytest.raises(ConfigError) as caught:
-        checks.prepare_dead_letter_topic(_settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ), cluster.client)
+        checks.prepare_topics(_settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ), cluster.client)
     assert str(caught.value).startswith("SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME: ")
     assert cluster.created == []
 
@@ -223,7 +223,7 @@ def test_a_broker_that_does_not_answer_leaves_the_topic_unchecked(caplog: pytest
     assert ensured.outcome == "unchecked" and "brokers are down" in ensured.why
     settings = _settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ)
     with caplog.at_level(logging.WARNING, logger="sink.checks"):
-        checks.prepare_dead_letter_topic(settings, Cluster(down=True).client)
+        checks.prepare_topics(settings, Cluster(down=True).client)
     assert f"could not check whether dead-letter topic '{DLQ}' exists" in caplog.text
     assert cluster.created == []
 
@@ -235,7 +235,7 @@ def test_a_request_that_timed_out_leaves_the_topic_unchecked() -> None:
 
 def test_no_dead_letter_topic_no_admin_client() -> None:
     cluster = Cluster()
-    checks.prepare_dead_letter_topic(_settings(), cluster.client)
+    checks.prepare_topics(_settings(), cluster.client)
     assert cluster.configs == []
 
 
