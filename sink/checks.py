@@ -254,23 +254,25 @@ def _broker(s: Settings) -> str:
     missing = sorted(wanted - set(metadata.topics))
     found = f"{len(metadata.brokers)} broker(s) at {s.bootstrap_servers}, {len(metadata.topics)} topics"
     found += f"; not there yet: {', '.join(missing)}" if missing else ""
-    return found + _dead_letter_topic_note(s, metadata.topics, len(metadata.brokers))
+    return found + _own_topics_note(s, metadata.topics, len(metadata.brokers))
 
 
-def _dead_letter_topic_note(s: Settings, topics: Any, brokers: int) -> str:
-    """What `sink run` will do about a missing dead-letter topic; a SinkError when the broker
-    would refuse it (more replicas than the cluster has brokers)."""
-    topic, factor = s.errors_deadletterqueue_topic_name, s.errors_deadletterqueue_topic_replication_factor
-    if not topic or topic in topics:
-        return ""
-    if factor > brokers > 0:
-        raise SinkError(
-            f"dead-letter topic {topic!r} is missing and `sink run` would create it with replication factor "
-            f"{factor}, more than the cluster's {brokers} broker(s): set {DLQ_REPLICATION} to {min(brokers, 3)}, "
-            "or create the topic yourself"
-        )
-    creates = f"sink run creates it: 1 partition, replication factor {_shown(factor)}"
-    return f"; dead-letter topic {topic} not there yet ({creates})"
+def _own_topics_note(s: Settings, topics: Any, brokers: int) -> str:
+    """What `sink run` will do about the dead-letter and report topics that are missing; a SinkError
+    when the broker would refuse one (more replicas than the cluster has brokers)."""
+    notes = []
+    for topic in own_topics(s):
+        if topic.name in topics:
+            continue
+        if topic.factor > brokers > 0:
+            raise SinkError(
+                f"{topic.what} {topic.name!r} is missing and `sink run` would create it with replication factor "
+                f"{topic.factor}, more than the cluster's {brokers} broker(s): set {topic.factor_setting} to "
+                f"{min(brokers, 3)}, or create the topic yourself"
+            )
+        creates = f"sink run creates it: {_partitions(topic.partitions)}, replication factor {_shown(topic.factor)}"
+        notes.append(f"; {topic.what} {topic.name} not there yet ({creates})")
+    return "".join(notes)
 
 
 def _shown(factor: int) -> str:

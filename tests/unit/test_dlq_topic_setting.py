@@ -245,9 +245,9 @@ def test_no_dead_letter_topic_no_admin_client() -> None:
 def test_sink_check_fails_a_missing_topic_the_cluster_cannot_replicate() -> None:
     settings = _settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ, **{VARIABLE: "3"})
     with pytest.raises(SinkError, match=f"set {VARIABLE} to 1"):
-        checks._dead_letter_topic_note(settings, {"orders": None}, brokers=1)
-    assert checks._dead_letter_topic_note(settings, {DLQ: None}, brokers=1) == "", "an existing topic is left alone"
+        checks._own_topics_note(settings, {"orders": None}, brokers=1)
+    assert checks._own_topics_note(settings, {DLQ: None}, brokers=1) == "", "an existing topic is left alone"
     fits = _settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ, **{VARIABLE: "1"})
-    assert "sink run creates it: 1 partition, replication factor 1" in checks._dead_letter_topic_note(fits, {}, 1)
+    assert "sink run creates it: 1 partition, replication factor 1" in checks._own_topics_note(fits, {}, 1)
     default = _settings(SINK_ERRORS_DEADLETTERQUEUE_TOPIC_NAME=DLQ)  # -1: whatever the cluster's size
-    assert "replication factor the broker's default" in checks._dead_letter_topic_note(default, {}, 1)
+    assert "replication factor the broker's default" in checks._own_topics_note(default, {}, 1)

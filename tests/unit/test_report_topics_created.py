@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError
 from sink import checks
 from sink.cli import main
 from sink.config import load_settings
-from sink.errors import ConfigError
+from sink.errors import ConfigError, SinkError
 from tests.unit.test_dlq_topic_setting import BASE, Cluster, _no_real_admin_client  # noqa: F401 (autouse fixture)
 
 RESULTS, ERRORS, DLQ = "orders-results", "orders-errors", "orders-dlq"
@@ -104,3 +104,17 @@ def test_a_missing_acl_names_the_topic_setting_and_the_partitions_to_create() ->
     message = str(caught.value)
     assert message.startswith(f"SINK_REPORTER_RESULT_TOPIC_NAME: the broker refused to create result topic '{RESULTS}'")
     assert "create it yourself (4 partitions)" in message, message
+
+
+def test_sink_check_says_which_report_topics_run_would_create_and_fails_one_it_could_not() -> None:
+    settings = _settings(
+        SINK_REPORTER_RESULT_TOPIC_NAME=RESULTS,
+        SINK_REPORTER_RESULT_TOPIC_PARTITIONS="3",
+        SINK_REPORTER_ERROR_TOPIC_NAME=ERRORS,
+    )
+    note = checks._own_topics_note(settings, {ERRORS: None}, brokers=1)
+    creates = "sink run creates it: 3 partitions, replication factor the broker's default"
+    assert note == f"; result topic {RESULTS} not there yet ({creates})"
+    wide = _settings(SINK_REPORTER_ERROR_TOPIC_NAME=ERRORS, SINK_REPORTER_ERROR_TOPIC_REPLICATION_FACTOR="3")
+    with pytest.raises(SinkError, match="set SINK_REPORTER_ERROR_TOPIC_REPLICATION_FACTOR to 1"):
+        checks._own_topics_note(wide, {}, brokers=1)
