@@ -7,6 +7,7 @@ second must fail as it would on its own), so such a batch is written in several 
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -295,6 +296,25 @@ class Batcher:
         if len(buffer.rows) >= self.max_rows:
             closed.append(self._close(row.table))
         return closed
+
+    def room(self, table: str, spec: TableSpec) -> tuple[int, float]:
+        """How many more rows of `spec` the open buffer of `table` takes as `add` would, with
+        nothing but the rows appended (`extend`), and how many more of the records' bytes: the
+        row that closes a batch, opens a buffer or merges an inferred spec goes through `add`.
+        (0, 0) when no open buffer takes them so."""
+        buffer = self._buffers.get(table)
+        if buffer is None or buffer.spec is not spec or buffer.inferred:
+            return 0, 0
+        rows = self.max_rows - len(buffer.rows) - 1  # the row that fills it closes it: `add`'s
+        return rows, math.inf if self.max_bytes is None else self.max_bytes - self._bytes
+
+    def extend(self, table: str, rows: Sequence[Row], size: int) -> None:
+        """Append `rows`, as many as `room` allowed at most, whose records hold `size` bytes."""
+        buffer = self._buffers[table]
+        buffer.rows.extend(rows)
+        if self.max_bytes is not None:
+            buffer.size += size
+            self._bytes += size
 
     def _placed(self, row: Row, buffer: _Buffer | None) -> tuple[_Buffer, list[Batch]]:
         """`row` added to its table's buffer, opened for it when there is none or when the open one

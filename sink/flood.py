@@ -4,6 +4,7 @@ into a stop (DeadLetterFlood) instead of a silent drain of a broken topic into t
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from .errors import DeadLetterFlood
 from .model import Coord
@@ -23,6 +24,13 @@ class FloodLimit:
         self.consecutive = 0
         if self.max_ratio < 1.0:  # once per record: no call at all without a ratio limit
             self._note(coord, False)
+
+    def good_all(self, coords: Iterable[Coord]) -> None:
+        """`good` for each of `coords`, in order."""
+        self.consecutive = 0
+        if self.max_ratio < 1.0:
+            for coord in coords:
+                self._note(coord, False)
 
     def bad(self, coord: Coord) -> None:
         self.consecutive += 1

@@ -54,6 +54,15 @@ class OffsetTracker:
             state = self._partitions[(coord.topic, coord.partition)] = _Partition()
         state.polled.append(coord.offset)
 
+    def track_all(self, coords: Iterable[Coord]) -> None:
+        """`track` each of `coords`, in order, a partition's run at a time (C-level passes)."""
+        partitions = self._partitions
+        for tp, run in groupby(coords, _PARTITION_OF):
+            state = partitions.get(tp)
+            if state is None:
+                state = partitions[tp] = _Partition()
+            state.polled.extend(map(_OFFSET_OF, run))
+
     def tracks(self, coord: Coord) -> bool:
         """Whether the record's partition is still tracked (assigned, not forgotten since)."""
         return (coord.topic, coord.partition) in self._partitions

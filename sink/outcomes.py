@@ -74,6 +74,10 @@ class OutcomeRouter:
         """A record became a row for a batch: good so far, as far as the flood limit goes."""
         self.flood.good(raw.coord)
 
+    def accepted_all(self, coords: Iterable[Coord]) -> None:
+        """`accepted` for each record of `coords`, in order."""
+        self.flood.good_all(coords)
+
     def record_failed(self, raw: RawRecord, error: RecordError) -> None:
         self.settled([Outcome(raw, Status.FAILED, None, None, None, error.stage, error)])
 
