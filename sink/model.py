@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar, overload
 
 # The types made once per record (and per record and stage) are named tuples: immutable like the
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 else:
     make = tuple.__new__
+
+COORD_OF_ROW = attrgetter("raw.coord")  # a Row's record's coordinates, for C-level passes over rows
 
 
 class Coord(NamedTuple):
@@ -273,7 +276,7 @@ class WrittenRows:
         return (Outcome(row.raw, written, table, operation, row.key) for row in self.rows)
 
     def coords(self) -> list[Coord]:
-        return [row.raw.coord for row in self.rows]
+        return list(map(COORD_OF_ROW, self.rows))
 
 
 class Settled(Sequence[Outcome]):

@@ -27,14 +27,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from itertools import islice, repeat
-from operator import attrgetter
 from typing import Protocol, TypeVar
 
 from .batch import Batcher
 from .errors import FatalError, Fenced, RecordError, RecordStop, RetriableError
 from .health import Health
 from .logs import fields
-from .model import Batch, Coord, Outcome, RawRecord, Row, Settled, Status
+from .model import COORD_OF_ROW, Batch, Coord, Outcome, RawRecord, Row, Settled, Status
 from .offsets import BatchPositions, Ledger
 from .outcomes import OutcomeRouter
 from .pipeline import Preparer, Writer
@@ -59,8 +58,6 @@ WRITER_SWITCH_INTERVAL_S = 0.0005
 GC_YOUNG_THRESHOLD = 50_000
 
 T = TypeVar("T")
-
-_COORD_OF_ROW = attrgetter("raw.coord")
 
 
 class TracedWrite(Protocol):
@@ -361,7 +358,7 @@ class Worker:
             return False
         for _ in repeat(None, len(rows)):
             held.popleft()
-        coords = list(map(_COORD_OF_ROW, rows))
+        coords = list(map(COORD_OF_ROW, rows))
         self.tracker.track_all(coords)
         self.counters.records_in += len(rows)
         self.router.accepted_all(coords)
