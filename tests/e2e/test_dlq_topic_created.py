@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.e2e.conftest import SinkRunner, write_env
+from tests.e2e.conftest import SinkProcess, SinkRunner, write_env
 from tests.support.kafka import committed_offsets, consume_all, create_topic, produce, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +53,20 @@ def _env(tmp_path: Path, bootstrap: str, topic: str, dlq: str, replication_facto
 BAD = {"key": b"\x00k\xff", "value": b"\xff\xfe{not json", "headers": [("trace", b"\x00\x01"), ("empty", b"")]}
 
 
+def _settle_good_and_bad_then_stop(bootstrap: str, topic: str, sink: SinkProcess) -> str:
+    """Produce a good record and BAD, wait until the sink committed both, stop it (exit 0): its log."""
+    produce(bootstrap, topic, [{"key": "good", "value": json.dumps({"id": 1})}, BAD])
+    wait_for(
+        lambda: (committed_offsets(bootstrap, topic, topic)[0] or 0) >= 2,
+        60,
+        interval=0.25,
+        message="the sink did not settle both records",
+    )
+    sink.process.send_signal(signal.SIGTERM)
+    assert sink.wait(30) == 0, sink.stderr[-3000:]
+    return sink.stderr
+
+
 def test_a_missing_dead_letter_topic_is_created_at_start_and_takes_the_bad_record(
     bootstrap_servers: str, unique_name: str, tmp_path: Path, sink_runner: SinkRunner
 ) -> None:
@@ -69,16 +83,7 @@ def test_a_missing_dead_letter_topic_is_created_at_start_and_takes_the_bad_recor
     wait_for(created, 30, interval=0.25, message=f"the sink did not create {dlq} at start")
     assert partitions(bootstrap_servers, dlq) == 1, "created as Connect creates it: one partition"
 
-    produce(bootstrap_servers, topic, [{"key": "good", "value": json.dumps({"id": 1})}, BAD])
-    wait_for(
-        lambda: (committed_offsets(bootstrap_servers, topic, topic)[0] or 0) >= 2,
-        60,
-        interval=0.25,
-        message="the sink did not settle both records",
-    )
-    sink.process.send_signal(signal.SIGTERM)
-    assert sink.wait(30) == 0, sink.stderr[-3000:]
-    log = sink.stderr
+    log = _settle_good_and_bad_then_stop(bootstrap_servers, topic, sink)
     created_line = f"created dead-letter topic '{dlq}': 1 partition, replication factor 1"
     assert created_line in log and f"assigned {topic}/0" in log, log[-3000:]
     assert log.index(created_line) < log.index(f"assigned {topic}/0"), "created before the group was joined"
@@ -166,16 +171,7 @@ def test_missing_result_and_error_topics_are_created_at_start_and_take_the_repor
     wait_for(created, 30, interval=0.25, message="the sink did not create its report topics at start")
     assert (partitions(bootstrap_servers, results), partitions(bootstrap_servers, errors)) == (3, 2)
 
-    produce(bootstrap_servers, topic, [{"key": "good", "value": json.dumps({"id": 1})}, BAD])
-    wait_for(
-        lambda: (committed_offsets(bootstrap_servers, topic, topic)[0] or 0) >= 2,
-        60,
-        interval=0.25,
-        message="the sink did not settle both records",
-    )
-    sink.process.send_signal(signal.SIGTERM)
-    assert sink.wait(30) == 0, sink.stderr[-3000:]
-    log = sink.stderr
+    log = _settle_good_and_bad_then_stop(bootstrap_servers, topic, sink)
     assert f"created result topic '{results}': 3 partitions, replication factor 1" in log, log[-3000:]
     assert f"created error topic '{errors}': 2 partitions, replication factor the broker's default" in log
     assert log.index(f"created result topic '{results}'") < log.index(f"assigned {topic}/0"), "before the join"
