@@ -16,7 +16,7 @@ version beside its key, and the adapter reports per unit what the database did (
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +56,7 @@ def write_plan(units: Sequence[WriteUnit], table: TableSpec, version: str | None
     the version field the statements are conditional on."""
     shape = _one_shape(units) if version is None else None
     if shape is not None:  # the usual segment: rows of one lane, all writes
-        named = set(shape)
-        columns = tuple(c for c in table.column_names if c in named or c in table.primary_key)
+        columns = _written_columns(table, set(shape))
         return Plan([], [Write(columns, list(map(_values_of, units)), list(range(len(units))))])
     delete_units: list[int] | None = None
     if version is None:
@@ -66,7 +65,6 @@ def write_plan(units: Sequence[WriteUnit], table: TableSpec, version: str | None
         delete_units = [i for i, unit in enumerate(units) if isinstance(unit, Unit) and unit.delete_first]
         deletes = [_versioned_key(units[i], version) for i in delete_units]
     table_columns = table.column_names
-    key = set(table.primary_key)
     groups: dict[frozenset[str], tuple[list[Mapping[str, Any]], list[int]]] = {}
     last_fields: Any = None
     rows: list[Mapping[str, Any]] = []
@@ -82,11 +80,15 @@ def write_plan(units: Sequence[WriteUnit], table: TableSpec, version: str | None
             last_fields = fields
         rows.append(values)
         indexes.append(index)
-    writes = [
-        Write(tuple(c for c in table_columns if c in carried or c in key), rows, indexes)
-        for carried, (rows, indexes) in groups.items()
-    ]
+    writes = [Write(_written_columns(table, carried), rows, indexes) for carried, (rows, indexes) in groups.items()]
     return Plan(deletes, writes, version, delete_units)
+
+
+def _written_columns(table: TableSpec, carried: Container[str]) -> tuple[str, ...]:
+    """The columns a write of rows carrying `carried` names sets, in the table's order: those
+    carried, and the key."""
+    key = set(table.primary_key)
+    return tuple(c for c in table.column_names if c in carried or c in key)
 
 
 _values_of = operator.attrgetter("values")
