@@ -93,7 +93,7 @@ class Preparer:
         self.mapper = mapper
         self._bodies = value_decoder if isinstance(value_decoder, ReadsBodies) else None
         self._check_key = key_decoder.validator() if isinstance(key_decoder, ChecksKeys) else key_decoder.decode
-        self._lanes: dict[tuple[str, bytes], Lane | None] = {}
+        self._lanes: dict[tuple[str, bytes], Lane | None] = {}  # by topic and frame (`Lane.frame`)
 
     def prepare(self, raw: RawRecord) -> Row | Outcome:
         """Any exception while decoding or mapping one record is that record's error, at its
@@ -111,11 +111,11 @@ class Preparer:
         """The lane of `raw`'s topic and value schema, when the record may take one: no framing
         header, a value framed with magic byte 0 (whether the lane takes it: `lane_rows`)."""
         data = raw.value
-        if not self._lanes or not data or data[0] != MAGIC_BYTE:
+        if not self._lanes or data is None:
             return None
         if raw.headers and schema_id_headers(raw.headers) != NO_HEADERS:
             return None
-        return self._lanes.get((raw.coord.topic, data[1:5]))
+        return self._lanes.get((raw.coord.topic, data[:5]))  # (keys hold magic byte 0: `_learn`)
 
     def lane_rows(self, lane: Lane, raws: Iterable[RawRecord], budget: float = math.inf) -> tuple[list[Row], int]:
         """What `prepare` makes of each of the leading `raws` that `lane` takes: their Rows, up to
@@ -180,7 +180,7 @@ class Preparer:
         """Work out the lane of the record's topic and value schema, once (None: it has none)."""
         data = raw.value
         assert data is not None and self._bodies is not None
-        where = (raw.coord.topic, data[1:5])
+        where = (raw.coord.topic, data[:5])
         if where in self._lanes or data[:1] != bytes((MAGIC_BYTE,)):
             return
         if len(self._lanes) >= MAX_LANES:
@@ -192,7 +192,7 @@ class Preparer:
             return
         table, spec, key_field, inferred = template
         fields = self._bodies.body_fields(schema_id)
-        self._lanes[where] = Lane(read, table, spec, key_field, schema_id, inferred, fields, raw.coord.topic, data[:5])
+        self._lanes[where] = Lane(read, table, spec, key_field, schema_id, inferred, fields, *where)
 
 
 def _raise_decode_error(exc: Exception, stage: Stage) -> NoReturn:
